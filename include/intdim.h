@@ -1,0 +1,370 @@
+/*
+ * libintdim — measure the intrinsic dimension of training a model.
+ *
+ * One public header. C99, usable from C++. Stable part first.
+ *
+ * Conventions (see docs/abi.md):
+ *  - Every function that can fail returns an int status: INTDIM_OK (0) or a negative
+ *    intdim_status. intdim_strerror() names the status; intdim_last_error() gives the
+ *    detailed message of the last failure on the calling thread.
+ *  - Handles are opaque. `*_create` is not thread-safe with respect to the handle it
+ *    builds; functions taking a `const` handle are thread-safe (FFTW's plan/execute).
+ *  - No varargs, no structs by value. Parameters are set by enum with a bounds query
+ *    (zstd style). Enum values are append-only and never renumbered; FFI users who cannot
+ *    see enums or macros look them up with intdim_constant().
+ *  - Sizes are size_t, seeds uint64_t, vectors float32, scalars reported as double.
+ */
+#ifndef INTDIM_H
+#define INTDIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(INTDIM_BUILDING) && defined(__GNUC__)
+#define INTDIM_API __attribute__((visibility("default")))
+#else
+#define INTDIM_API
+#endif
+
+/* ====================================================================================
+ * Version
+ * ==================================================================================== */
+#define INTDIM_VERSION_MAJOR 0
+#define INTDIM_VERSION_MINOR 1
+#define INTDIM_VERSION_PATCH 0
+#define INTDIM_VERSION_NUMBER \
+    (INTDIM_VERSION_MAJOR * 10000 + INTDIM_VERSION_MINOR * 100 + INTDIM_VERSION_PATCH)
+#define INTDIM_VERSION_STRING "0.1.0"
+
+/* The runtime library's version: MAJOR*10000 + MINOR*100 + PATCH. */
+INTDIM_API unsigned intdim_version(void);
+/* The runtime library's version as "MAJOR.MINOR.PATCH" (static storage). */
+INTDIM_API const char *intdim_version_string(void);
+
+/* ====================================================================================
+ * Status codes (append-only)
+ * ==================================================================================== */
+typedef enum {
+    INTDIM_OK = 0,
+    INTDIM_EINVAL = -1,       /* an argument is NULL, zero, out of range, or inconsistent */
+    INTDIM_ENOMEM = -2,       /* an allocation failed */
+    INTDIM_ETOOBIG = -3,      /* the request exceeds a size limit or the memory budget */
+    INTDIM_ECALLBACK = -4,    /* a host callback returned non-zero */
+    INTDIM_ENONFINITE = -5,   /* a callback produced NaN or Inf (loss, gradient or metric) */
+    INTDIM_EIO = -6,          /* open/read/write/fsync/rename failed (errno in the message) */
+    INTDIM_EFORMAT = -7,      /* a file is truncated, corrupt, or not of the expected kind */
+    INTDIM_EMISMATCH = -8,    /* a file is valid but describes another model/projection/search */
+    INTDIM_ESTATE = -9,       /* the call is not valid in the handle's current state */
+    INTDIM_EUNSUPPORTED = -10,/* valid request this build or CPU does not support */
+    INTDIM_EINTERRUPTED = -11,/* a progress callback asked to stop */
+    INTDIM_ENOTFOUND = -12    /* an id (e.g. a trial id) the handle does not know */
+} intdim_status;
+
+/* Static, never-NULL description of a status ("unknown status" for others). */
+INTDIM_API const char *intdim_strerror(int status);
+/* Detailed message of the last failure on this thread ("" if none). Valid until the
+ * next failing call on the same thread. */
+INTDIM_API const char *intdim_last_error(void);
+
+/* Value of a named public constant (enum value or macro), for FFI: e.g.
+ * intdim_constant("INTDIM_PROJ_FASTFOOD", &v). Returns INTDIM_OK or INTDIM_ENOTFOUND. */
+INTDIM_API int intdim_constant(const char *name, int64_t *value);
+
+/* ====================================================================================
+ * Memory
+ * ==================================================================================== */
+typedef void *(*intdim_alloc_fn)(void *user, size_t size);
+typedef void (*intdim_free_fn)(void *user, void *ptr);
+
+/* Route every allocation of the library through (alloc, free, user). Pass NULL, NULL to
+ * restore malloc/free. Global; not thread-safe: call it when no handle exists (memory is
+ * always freed through the hook that allocated it). alloc may return NULL: every public
+ * function then fails with INTDIM_ENOMEM and leaks nothing. */
+INTDIM_API int intdim_set_allocator(intdim_alloc_fn alloc, intdim_free_fn free_fn, void *user);
+
+/* ====================================================================================
+ * Projections:  delta = P(theta_d),  theta = theta0 + delta
+ * ==================================================================================== */
+typedef struct intdim_proj intdim_proj;
+
+typedef enum {
+    INTDIM_PROJ_IDENTITY = 0, /* d == D, P = I: full training through the same code path */
+    INTDIM_PROJ_DENSE = 1,    /* Gaussian, unit-norm columns, CBLAS sgemv */
+    INTDIM_PROJ_SPARSE = 2,   /* very sparse random projection, density 1/sqrt(D) default */
+    INTDIM_PROJ_FASTFOOD = 3  /* H G Pi H B, padded to L = 2^ceil(log2 D), unit-norm columns */
+} intdim_proj_kind;
+
+/* Creation parameters for intdim_proj_create_ex (key/value arrays) and runtime ones for
+ * intdim_proj_set. Values are doubles; integers are exact up to 2^53. */
+typedef enum {
+    INTDIM_PROJ_SPARSE_DENSITY = 0,   /* create: fraction of nonzeros, 0 = 1/sqrt(D). (0, 1] */
+    INTDIM_PROJ_MEMORY_BUDGET = 1,    /* create: max bytes of projection state; default 8 GiB */
+    INTDIM_PROJ_FASTFOOD_PER_GROUP = 2,/* create: 1 = one Fastfood block per group (Aghajanyan);
+                                          blocks are stacked when d > L_group, never truncated */
+    INTDIM_PROJ_SAID = 3,             /* create: 1 = one trainable scale per group (SAID) */
+    INTDIM_PROJ_THREADS = 4,          /* runtime: threads for apply/vjp; 0 = all available */
+    INTDIM_PROJ_KERNEL = 5            /* runtime: transform kernel: 0 auto, 1 portable, 2 AVX2,
+                                          3 AVX-512 (INTDIM_EUNSUPPORTED if the CPU lacks it) */
+} intdim_proj_param;
+
+/* Kernel ids for INTDIM_PROJ_KERNEL. */
+#define INTDIM_KERNEL_AUTO 0
+#define INTDIM_KERNEL_PORTABLE 1
+#define INTDIM_KERNEL_AVX2 2
+#define INTDIM_KERNEL_AVX512 3
+
+/* Plain projection P: R^d -> R^D. d <= D; IDENTITY needs d == D.
+ * Returns INTDIM_EINVAL (NULL out, D == 0, d == 0, d > D, unknown kind), INTDIM_ETOOBIG
+ * (state over the memory budget, or D over 2^40), INTDIM_ENOMEM. *out is NULL on failure.
+ * The projection is a pure function of (kind, D, d, seed, groups, parameters). */
+INTDIM_API int intdim_proj_create(intdim_proj **out, intdim_proj_kind kind, size_t D, size_t d,
+                                  uint64_t seed);
+
+/* SAID: theta_i = theta0_i + lambda_{g(i)} * P(theta_{d-m})_i with m = n_groups contiguous
+ * groups of the given sizes (summing to D). d counts both: P maps d - m coordinates, the last
+ * m entries of theta_d are the scales. Needs 1 <= m < d. */
+INTDIM_API int intdim_proj_create_said(intdim_proj **out, intdim_proj_kind kind, size_t D,
+                                       size_t d, size_t n_groups, const size_t *group_sizes,
+                                       uint64_t seed);
+
+/* General form: groups (n_groups may be 0 with group_sizes NULL) and n_params creation
+ * parameters given as parallel arrays (param_ids[i], param_values[i]). Groups are used by
+ * SAID and by per-group Fastfood. */
+INTDIM_API int intdim_proj_create_ex(intdim_proj **out, intdim_proj_kind kind, size_t D,
+                                     size_t d, uint64_t seed, size_t n_groups,
+                                     const size_t *group_sizes, size_t n_params,
+                                     const int *param_ids, const double *param_values);
+
+INTDIM_API void intdim_proj_destroy(intdim_proj *p); /* NULL is fine */
+
+INTDIM_API size_t intdim_proj_D(const intdim_proj *p);
+INTDIM_API size_t intdim_proj_d(const intdim_proj *p); /* trainable length, SAID scales included */
+INTDIM_API size_t intdim_proj_n_groups(const intdim_proj *p);
+INTDIM_API size_t intdim_proj_n_scales(const intdim_proj *p); /* m for SAID, else 0 */
+INTDIM_API int intdim_proj_kind_of(const intdim_proj *p);
+INTDIM_API uint64_t intdim_proj_seed(const intdim_proj *p);
+/* Bytes of state the handle holds (tables, matrices, workspace). */
+INTDIM_API size_t intdim_proj_bytes(const intdim_proj *p);
+/* Copy the group sizes into sizes[0..n) (n >= n_groups). */
+INTDIM_API int intdim_proj_group_sizes(const intdim_proj *p, size_t *sizes, size_t n);
+
+/* Runtime parameters (THREADS, KERNEL); not thread-safe. get works for creation ones too. */
+INTDIM_API int intdim_proj_set(intdim_proj *p, int param, double value);
+INTDIM_API int intdim_proj_get(const intdim_proj *p, int param, double *value);
+INTDIM_API int intdim_proj_param_bounds(int param, double *lo, double *hi);
+
+/* Initial theta_d: zeros, SAID scales 1 (so training starts at theta0). */
+INTDIM_API int intdim_proj_init_theta(const intdim_proj *p, float *theta_d);
+
+/* delta_D = P(theta_d). Thread-safe on a const handle; deterministic bit for bit from the
+ * seed whatever the thread count or kernel. */
+INTDIM_API int intdim_proj_apply(const intdim_proj *p, const float *theta_d, float *delta_D);
+
+/* g_d = (d delta / d theta_d)^T g_D: the exact adjoint P^T g_D for linear kinds (theta_d
+ * is then ignored and may be NULL); for SAID also the scales' gradients. Thread-safe. */
+INTDIM_API int intdim_proj_vjp(const intdim_proj *p, const float *theta_d, const float *g_D,
+                               float *g_d);
+
+/* ====================================================================================
+ * Host callbacks
+ * ==================================================================================== */
+/* Loss and gradient at theta (the host's own buffer, length D, already holding
+ * theta0 + P(theta_d)). Write dloss/dtheta into grad (length D) and the loss into *loss.
+ * `step` is the optimizer step (0-based): hosts pick their minibatch from it.
+ * Return 0, or non-zero to stop (-> INTDIM_ECALLBACK). */
+typedef int (*intdim_grad_fn)(void *user, uint64_t step, const float *theta, float *grad,
+                              double *loss);
+/* A metric at theta, higher is better (e.g. accuracy). Return 0 or non-zero to stop. */
+typedef int (*intdim_eval_fn)(void *user, const float *theta, double *metric);
+/* Progress during intdim_trainer_run: return non-zero to stop (-> INTDIM_EINTERRUPTED).
+ * metric is NaN when no evaluation happened at this step. */
+typedef int (*intdim_progress_fn)(void *user, uint64_t step, double loss, double metric);
+
+/* ====================================================================================
+ * Subspace trainer: owns theta_d and the optimizer state
+ * ==================================================================================== */
+typedef struct intdim_trainer intdim_trainer;
+
+typedef enum {
+    INTDIM_TRAIN_OPTIMIZER = 0,    /* INTDIM_OPT_* ; default ADAM */
+    INTDIM_TRAIN_LR = 1,           /* peak learning rate; default 1e-3 */
+    INTDIM_TRAIN_MOMENTUM = 2,     /* SGD momentum; default 0 */
+    INTDIM_TRAIN_NESTEROV = 3,     /* 0/1; default 0 */
+    INTDIM_TRAIN_BETA1 = 4,        /* default 0.9 */
+    INTDIM_TRAIN_BETA2 = 5,        /* default 0.999 */
+    INTDIM_TRAIN_EPS = 6,          /* default 1e-8 */
+    INTDIM_TRAIN_WEIGHT_DECAY = 7, /* decoupled for ADAMW, L2 on theta_d for SGD/ADAM; default 0 */
+    INTDIM_TRAIN_SCHEDULE = 8,     /* INTDIM_SCHED_* ; default CONSTANT */
+    INTDIM_TRAIN_WARMUP_STEPS = 9, /* linear warm-up from 0; default 0 */
+    INTDIM_TRAIN_TOTAL_STEPS = 10, /* horizon of LINEAR/COSINE decay; required by them */
+    INTDIM_TRAIN_CLIP_NORM = 11,   /* clip ||g_d||_2 to this; 0 = off (default) */
+    INTDIM_TRAIN_LAMBDA_LR = 12,   /* separate peak lr for SAID scales; 0 = same as LR */
+    INTDIM_TRAIN_NONFINITE = 13,   /* INTDIM_NONFINITE_* ; default STOP */
+    INTDIM_TRAIN_EVAL_EVERY = 14,  /* intdim_trainer_run: evaluate every K steps; 0 = end only */
+    INTDIM_TRAIN_MIN_LR_RATIO = 15 /* decay floor as a fraction of LR; default 0 */
+} intdim_train_param;
+
+#define INTDIM_OPT_SGD 0
+#define INTDIM_OPT_ADAM 1
+#define INTDIM_OPT_ADAMW 2
+#define INTDIM_SCHED_CONSTANT 0
+#define INTDIM_SCHED_LINEAR 1 /* warm-up then linear decay to MIN_LR_RATIO * LR */
+#define INTDIM_SCHED_COSINE 2 /* warm-up then cosine decay to MIN_LR_RATIO * LR */
+#define INTDIM_NONFINITE_STOP 0 /* restore last finite theta_d, return INTDIM_ENONFINITE */
+#define INTDIM_NONFINITE_SKIP 1 /* skip the step (counted), keep training */
+
+/* Flags for intdim_trainer_create. */
+#define INTDIM_TRAINER_BORROW_THETA0 1u /* do not copy theta0: it must outlive the trainer */
+
+/* A trainer for projection p (borrowed: p must outlive the trainer).
+ * theta: the host's parameter buffer (length D); the library writes theta0 + P(theta_d)
+ *   into it before every callback (zero-copy for hosts whose tensors view one buffer).
+ * theta0: the base point (length D); NULL means "the current contents of theta".
+ *   Copied unless flags has INTDIM_TRAINER_BORROW_THETA0.
+ * grad: buffer for the callback's gradient (length D); NULL = the library allocates one.
+ * theta_d starts at intdim_proj_init_theta. */
+INTDIM_API int intdim_trainer_create(intdim_trainer **out, const intdim_proj *p, float *theta,
+                                     const float *theta0, float *grad, unsigned flags,
+                                     intdim_grad_fn grad_fn, void *user);
+INTDIM_API void intdim_trainer_destroy(intdim_trainer *t); /* NULL is fine */
+
+INTDIM_API int intdim_trainer_set(intdim_trainer *t, int param, double value);
+INTDIM_API int intdim_trainer_get(const intdim_trainer *t, int param, double *value);
+INTDIM_API int intdim_trainer_param_bounds(int param, double *lo, double *hi);
+
+/* One optimizer step: write theta, call grad_fn, g_d = vjp, clip, update theta_d.
+ * On INTDIM_ECALLBACK / INTDIM_ENONFINITE(STOP) theta_d, optimizer state and step are
+ * those before the call, and the host buffer holds theta0 + P(theta_d). *loss may be NULL. */
+INTDIM_API int intdim_trainer_step(intdim_trainer *t, double *loss);
+
+/* n_steps steps, evaluating with eval_fn every INTDIM_TRAIN_EVAL_EVERY steps and at the
+ * end (eval_fn may be NULL). *final_metric (may be NULL) gets the last evaluation (NaN if
+ * none). Stops at the first error, with the state of intdim_trainer_step's contract. */
+INTDIM_API int intdim_trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval_fn,
+                                  void *eval_user, intdim_progress_fn progress,
+                                  void *progress_user, double *final_metric);
+
+/* Write theta0 + P(theta_d) into the host buffer, then eval_fn(theta). */
+INTDIM_API int intdim_trainer_evaluate(intdim_trainer *t, intdim_eval_fn eval_fn, void *user,
+                                       double *metric);
+/* Write theta0 + P(theta_d) into the host buffer. */
+INTDIM_API int intdim_trainer_sync(intdim_trainer *t);
+/* theta_d back to its initial value, optimizer state cleared, step 0. Settings kept. */
+INTDIM_API int intdim_trainer_reset(intdim_trainer *t);
+
+INTDIM_API size_t intdim_trainer_d(const intdim_trainer *t);
+INTDIM_API uint64_t intdim_trainer_steps_done(const intdim_trainer *t);
+INTDIM_API int intdim_trainer_get_theta_d(const intdim_trainer *t, float *out, size_t n);
+INTDIM_API int intdim_trainer_set_theta_d(intdim_trainer *t, const float *in, size_t n);
+
+/* Checkpoints (format in docs/checkpoint.md): theta_d, the projection's full description,
+ * optimizer settings, state and step, and a hash of theta0. Written atomically (temporary
+ * file, fsync, rename). load refuses (INTDIM_EFORMAT, INTDIM_EMISMATCH, INTDIM_EIO) a
+ * truncated/corrupt file or one for another projection or theta0, leaving t untouched. */
+INTDIM_API int intdim_trainer_save(const intdim_trainer *t, const char *path);
+INTDIM_API int intdim_trainer_load(intdim_trainer *t, const char *path);
+/* Recreate the projection a checkpoint was trained with (a model = seed + d floats). */
+INTDIM_API int intdim_checkpoint_proj(const char *path, intdim_proj **out);
+
+/* ====================================================================================
+ * d90 search
+ * ==================================================================================== */
+typedef struct intdim_search intdim_search;
+
+typedef enum {
+    INTDIM_SEARCH_STRATEGY = 0,   /* INTDIM_STRATEGY_* ; default GRID */
+    INTDIM_SEARCH_FRACTION = 1,   /* target fraction of the baseline; default 0.9 */
+    INTDIM_SEARCH_BASELINE = 2,   /* given baseline metric; NaN (default) = measure it with
+                                     IDENTITY trials (d = D) using the same trainer */
+    INTDIM_SEARCH_SEEDS = 3,      /* seeds per (d, lr); default 1 */
+    INTDIM_SEARCH_D_MIN = 4,      /* log-spaced d grid: smallest d; default 10 */
+    INTDIM_SEARCH_D_MAX = 5,      /* largest d; default min(10000, D) */
+    INTDIM_SEARCH_N_D = 6,        /* number of log-spaced values (deduplicated); default 20 */
+    INTDIM_SEARCH_KIND = 7,       /* projection kind of the trials; default FASTFOOD */
+    INTDIM_SEARCH_SAID = 8,       /* 0/1: SAID over KIND with the groups set; default 0 */
+    INTDIM_SEARCH_BASE_SEED = 9,  /* seeds are derived from it; default 0 */
+    INTDIM_SEARCH_BOOTSTRAP = 10, /* bootstrap resamples for d90's spread; default 100 */
+    INTDIM_SEARCH_STEPS = 11,     /* optimizer steps per trial (local runner); default 1000 */
+    INTDIM_SEARCH_PARALLEL = 12   /* max trials outstanding from ask; default 1 */
+} intdim_search_param;
+
+#define INTDIM_STRATEGY_GRID 0
+#define INTDIM_STRATEGY_ADAPTIVE 1
+
+/* What intdim_search_ask hands out. */
+#define INTDIM_ASK_TRIAL 0 /* a trial to run: fill in and tell */
+#define INTDIM_ASK_WAIT 1  /* nothing to run until outstanding trials are told */
+#define INTDIM_ASK_DONE 2  /* the search is finished: read the result */
+
+/* A search for a model with D parameters. */
+INTDIM_API int intdim_search_create(intdim_search **out, size_t D);
+INTDIM_API void intdim_search_destroy(intdim_search *s); /* NULL is fine */
+
+INTDIM_API int intdim_search_set(intdim_search *s, int param, double value);
+INTDIM_API int intdim_search_get(const intdim_search *s, int param, double *value);
+INTDIM_API int intdim_search_param_bounds(int param, double *lo, double *hi);
+/* Explicit d values (replaces the log-spaced grid); sorted and deduplicated. */
+INTDIM_API int intdim_search_set_d_list(intdim_search *s, const size_t *ds, size_t n);
+/* Learning rates to try; the best (highest mean eval metric) per d counts. Default {1e-3}. */
+INTDIM_API int intdim_search_set_lrs(intdim_search *s, const double *lrs, size_t n);
+/* Groups for SAID (contiguous, summing to D). */
+INTDIM_API int intdim_search_set_groups(intdim_search *s, size_t n_groups, const size_t *sizes);
+/* Trainer settings applied to every trial (any intdim_train_param but LR). */
+INTDIM_API int intdim_search_set_train_param(intdim_search *s, int train_param, double value);
+
+/* Ask/tell. ask sets *what (INTDIM_ASK_*); for a trial it fills id, d, kind (an
+ * intdim_proj_kind; IDENTITY with d = D for baseline trials), said (0/1), lr and seed.
+ * tell records a finished trial; trial_status is INTDIM_OK or the trial's failure status
+ * (a failed trial counts as metric -inf). Telling an unknown id -> INTDIM_ENOTFOUND, an id
+ * told twice -> INTDIM_ESTATE. */
+INTDIM_API int intdim_search_ask(intdim_search *s, int *what, uint64_t *trial_id, size_t *d,
+                                 int *kind, int *said, double *lr, uint64_t *seed);
+INTDIM_API int intdim_search_tell(intdim_search *s, uint64_t trial_id, double train_metric,
+                                  double eval_metric, uint64_t steps, double seconds,
+                                  int trial_status);
+
+/* Journal: append every told trial to a plain-text file, flushed and fsync'd per row.
+ * An existing journal is validated against the configuration (INTDIM_EMISMATCH /
+ * INTDIM_EFORMAT) and replayed: its trials are not asked again. A torn last line is
+ * dropped with a warning in intdim_last_error(). Call after configuring, before ask. */
+INTDIM_API int intdim_search_open_journal(intdim_search *s, const char *path);
+/* A search rebuilt from a journal's header and rows (for reports). */
+INTDIM_API int intdim_search_from_journal(intdim_search **out, const char *path);
+/* Merge journals of the same search written by separate processes into one. */
+INTDIM_API int intdim_journal_merge(const char *const *inputs, size_t n_inputs,
+                                    const char *output);
+
+/* Progress of a local run: trials finished, total planned (an upper bound for ADAPTIVE),
+ * the trial just finished and an estimate of seconds left. Non-zero stops the run. */
+typedef int (*intdim_search_progress_fn)(void *user, size_t done, size_t total, size_t d,
+                                         double lr, double eval_metric, double seconds_left);
+
+/* Run the search locally: for every asked trial, build the projection, a trainer over the
+ * host buffer theta (theta0 as in intdim_trainer_create), train INTDIM_SEARCH_STEPS steps
+ * with grad_fn, then measure train_fn (may be NULL) and eval_fn, and tell. Resumable with
+ * a journal. Stops with INTDIM_EINTERRUPTED if progress returns non-zero. */
+INTDIM_API int intdim_search_run(intdim_search *s, float *theta, const float *theta0,
+                                 intdim_grad_fn grad_fn, intdim_eval_fn train_fn,
+                                 intdim_eval_fn eval_fn, void *user,
+                                 intdim_search_progress_fn progress, void *progress_user);
+
+/* Results. d90: the smallest d whose mean eval metric (best lr) is strictly greater than
+ * fraction * baseline; *reached = 0 ("not reached", *d90 = 0) if none. lo/hi: bootstrap
+ * 5%..95% over seeds (equal to d90 with one seed; 0 where not reached). Any out pointer
+ * may be NULL. INTDIM_ESTATE if the baseline is unknown yet. */
+INTDIM_API int intdim_search_result(const intdim_search *s, size_t *d90, int *reached,
+                                    double *baseline, size_t *d90_lo, size_t *d90_hi);
+INTDIM_API size_t intdim_search_trials_done(const intdim_search *s);
+/* Table rows: one per d with at least one finished trial, ascending d. */
+INTDIM_API size_t intdim_search_n_points(const intdim_search *s);
+INTDIM_API int intdim_search_point(const intdim_search *s, size_t i, size_t *d, double *best_lr,
+                                   double *mean, double *spread, size_t *n_seeds, int *pass);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* INTDIM_H */

@@ -1,0 +1,71 @@
+/* Internal helpers shared by every file in lib/. Never installed. */
+#ifndef INTDIM_INTERNAL_H
+#define INTDIM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "intdim.h"
+
+#if defined(__GNUC__)
+#define INTDIM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define INTDIM_PRINTF(a, b)
+#endif
+
+/* ---- memory (alloc.c) -------------------------------------------------------------
+ * Every allocation goes through the public hook. Blocks are 64-byte aligned (SIMD) and
+ * sizes are checked for overflow. They return NULL without setting a message: callers
+ * report INTDIM_ENOMEM with what they were allocating. */
+void *intdim__alloc(size_t bytes);
+void *intdim__calloc(size_t count, size_t size); /* zeroed; NULL on overflow */
+void intdim__free(void *ptr);                    /* NULL is fine */
+/* count * size, or SIZE_MAX on overflow. */
+size_t intdim__mul_size(size_t count, size_t size);
+
+/* ---- errors (status.c) ------------------------------------------------------------ */
+/* Record a message for intdim_last_error() on this thread and return status. */
+int intdim__fail(int status, const char *fmt, ...) INTDIM_PRINTF(2, 3);
+/* ENOMEM with a message naming what could not be allocated. */
+int intdim__fail_nomem(const char *what, size_t bytes);
+
+/* ---- counter-based random numbers (rng.c) ------------------------------------------
+ * value = f(seed, stream, index): no state, so any thread can draw any index and the
+ * result never depends on the order or the thread count. */
+uint64_t intdim__rng_u64(uint64_t seed, uint64_t stream, uint64_t index);
+double intdim__rng_uniform(uint64_t seed, uint64_t stream, uint64_t index); /* in (0, 1) */
+float intdim__rng_gauss(uint64_t seed, uint64_t stream, uint64_t index);    /* N(0, 1) */
+float intdim__rng_sign(uint64_t seed, uint64_t stream, uint64_t index);     /* +-1 */
+/* Uniform index in [0, n) without modulo bias (n >= 1). */
+uint64_t intdim__rng_below(uint64_t seed, uint64_t stream, uint64_t index, uint64_t n);
+/* A uniform permutation of 0..n-1 (Fisher-Yates driven by the counter generator). */
+void intdim__rng_permutation_u32(uint32_t *perm, size_t n, uint64_t seed, uint64_t stream);
+
+/* Streams: each random table of a projection draws from its own stream so that tables
+ * are independent and adding one never shifts another. Block b of a kind uses
+ * stream + (b << 8). */
+enum {
+    INTDIM_STREAM_DENSE = 1,
+    INTDIM_STREAM_SPARSE_PATTERN = 2,
+    INTDIM_STREAM_SPARSE_SIGN = 3,
+    INTDIM_STREAM_FF_B = 4,
+    INTDIM_STREAM_FF_PI = 5,
+    INTDIM_STREAM_FF_G = 6,
+    INTDIM_STREAM_SEARCH = 7,
+    INTDIM_STREAM_BOOTSTRAP = 8
+};
+
+/* ---- hashing and checksums (hash.c) ------------------------------------------------ */
+uint32_t intdim__crc32(uint32_t crc, const void *buf, size_t n); /* IEEE, start with 0 */
+uint64_t intdim__hash64(const void *buf, size_t n, uint64_t seed); /* not cryptographic */
+
+/* ---- threads (threads.c) ----------------------------------------------------------- */
+/* Threads to use for a request of `requested` (0 = all available); 1 without OpenMP. */
+int intdim__threads(int requested);
+
+/* ---- misc --------------------------------------------------------------------------- */
+/* Smallest power of two >= n (n >= 1), computed with integers; 0 if it would overflow. */
+uint64_t intdim__next_pow2(uint64_t n);
+unsigned intdim__log2_exact(uint64_t pow2);
+
+#endif
