@@ -10,9 +10,8 @@ static uint32_t crc_table_entry(uint32_t c)
 
 uint32_t intdim__crc32(uint32_t crc, const void *buf, size_t n)
 {
-    /* The table is a pure function of the index; computing it lazily in a static is racy
-     * only in the benign sense (every thread writes the same values), but we avoid even
-     * that by building it in a local on first use per call when small inputs dominate. */
+    /* Built on first use. Threads racing through the first use all store identical values
+     * with atomic stores, so the race is harmless and data-race free. */
     static uint32_t table[256];
     static int ready; /* written once; identical content from any thread */
     if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {

@@ -16,6 +16,18 @@ setup build-test -Dwerror=true -Dblas=openblas
 ninja -C build-test
 meson test -C build-test --print-errorlogs --num-processes 2
 
+echo "== install, then build an outside program with pkg-config"
+stage=$(mktemp -d)
+DESTDIR="$stage" meson install -C build-test --quiet
+prefix=$(meson introspect build-test --buildoptions | /usr/bin/python3 -c \
+  'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"))')
+pcdir=$(dirname "$(find "$stage" -name intdim.pc | head -n1)")
+PKG_CONFIG_SYSROOT_DIR="$stage" PKG_CONFIG_PATH="$pcdir" \
+  cc -Werror -o "$stage/consumer" tests/header_c99.c $(PKG_CONFIG_SYSROOT_DIR="$stage" PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs intdim)
+LD_LIBRARY_PATH=$(dirname "$(find "$stage" -name libintdim.so.0 | head -n1)") "$stage/consumer"
+echo "installed under $prefix: header, libintdim.so.0, intdim.pc; consumer links and runs"
+rm -rf "$stage"
+
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
 setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
   -Dbuildtype=debugoptimized -Dbench=false
