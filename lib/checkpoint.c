@@ -1,2 +1,603 @@
-/* placeholder: implemented in a later commit */
-#include "internal.h"
+/* Checkpoints of a trained subspace (format: docs/checkpoint.md). Little-endian fields,
+ * CRC-32 over everything before it, written to a temporary file in the target directory,
+ * fsync'd and renamed into place, then the directory fsync'd. Loading validates the whole
+ * file (size, magic, version, CRC, values) into the trainer's spare arrays before any of
+ * the trainer changes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "optim.h"
+
+#define CKPT_MAGIC "INTDIMCK"
+#define CKPT_VERSION 1u
+enum {
+    MAGIC_BYTES = 8,
+    N_SETTINGS = 16,     /* intdim_train_param values 0..15, stored in id order */
+    CHUNK = 1u << 16,    /* I/O buffer */
+    /* bytes before the group sizes: magic, version, reserved, kind, said, per_group,
+     * reserved, D, d, seed, density, memory budget, n_groups */
+    FIXED_HEAD = MAGIC_BYTES + 4 * 6 + 8 * 6,
+    /* bytes between the group sizes and the vectors: theta0 hash, n_settings, reserved,
+     * settings, step, updates, skipped */
+    FIXED_MID = 8 + 4 + 4 + 8 * N_SETTINGS + 8 * 3,
+    CRC_BYTES = 4
+};
+
+/* Everything a checkpoint says besides the vectors. */
+typedef struct ckpt_desc {
+    uint32_t kind, said, per_group;
+    uint64_t D, d, seed, n_groups;
+    double density, memory_budget;
+    uint64_t *group_sizes; /* n_groups entries (owned) */
+    uint64_t theta0_hash;
+    double settings[N_SETTINGS];
+    uint64_t step, updates, skipped;
+} ckpt_desc;
+
+static void desc_free(ckpt_desc *c)
+{
+    intdim__free(c->group_sizes);
+    c->group_sizes = NULL;
+}
+
+/* The projection part of a description, read through the public getters. */
+static int describe_proj(const intdim_proj *p, ckpt_desc *c)
+{
+    double said = 0, per_group = 0, density = 0, budget = 0;
+    /* creation parameters that do not apply to a kind read as 0 (or fail: also 0) */
+    (void)intdim_proj_get(p, INTDIM_PROJ_SAID, &said);
+    (void)intdim_proj_get(p, INTDIM_PROJ_FASTFOOD_PER_GROUP, &per_group);
+    (void)intdim_proj_get(p, INTDIM_PROJ_SPARSE_DENSITY, &density);
+    (void)intdim_proj_get(p, INTDIM_PROJ_MEMORY_BUDGET, &budget);
+    c->kind = (uint32_t)intdim_proj_kind_of(p);
+    c->said = said != 0;
+    c->per_group = per_group != 0;
+    c->density = c->kind == INTDIM_PROJ_SPARSE ? density : 0.0;
+    c->memory_budget = budget;
+    c->D = intdim_proj_D(p);
+    c->d = intdim_proj_d(p);
+    c->seed = intdim_proj_seed(p);
+    c->n_groups = intdim_proj_n_groups(p);
+    c->group_sizes = NULL;
+    if (c->n_groups == 0)
+        return INTDIM_OK;
+    size_t *sizes = intdim__calloc(c->n_groups, sizeof(size_t));
+    c->group_sizes = intdim__calloc(c->n_groups, sizeof(uint64_t));
+    int status = INTDIM_OK;
+    if (sizes == NULL || c->group_sizes == NULL)
+        status = intdim__fail_nomem("the group sizes", c->n_groups * sizeof(uint64_t));
+    else
+        status = intdim_proj_group_sizes(p, sizes, c->n_groups);
+    for (size_t g = 0; status == INTDIM_OK && g < c->n_groups; g++)
+        c->group_sizes[g] = sizes[g];
+    intdim__free(sizes);
+    if (status != INTDIM_OK)
+        desc_free(c);
+    return status;
+}
+
+/* ---- writing ----------------------------------------------------------------------- */
+
+typedef struct sink {
+    int fd;
+    const char *path; /* for messages */
+    unsigned char *buf;
+    size_t used;
+    uint32_t crc;
+    int status;
+} sink;
+
+static int write_all(int fd, const unsigned char *p, size_t n, const char *path)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return intdim__fail(INTDIM_EIO, "writing %s: %s", path,
+                                w < 0 ? strerror(errno) : "no progress");
+        p += w;
+        n -= (size_t)w;
+    }
+    return INTDIM_OK;
+}
+
+static void sink_flush(sink *s)
+{
+    if (s->status == INTDIM_OK && s->used > 0)
+        s->status = write_all(s->fd, s->buf, s->used, s->path);
+    s->used = 0;
+}
+
+static void put_bytes(sink *s, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    s->crc = intdim__crc32(s->crc, p, n);
+    while (n > 0 && s->status == INTDIM_OK) {
+        size_t take = CHUNK - s->used < n ? CHUNK - s->used : n;
+        memcpy(s->buf + s->used, p, take);
+        s->used += take;
+        p += take;
+        n -= take;
+        if (s->used == CHUNK)
+            sink_flush(s);
+    }
+}
+
+static void put_u32(sink *s, uint32_t x)
+{
+    unsigned char b[4];
+    for (int i = 0; i < 4; i++)
+        b[i] = (unsigned char)(x >> (8 * i));
+    put_bytes(s, b, 4);
+}
+
+static void put_u64(sink *s, uint64_t x)
+{
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(x >> (8 * i));
+    put_bytes(s, b, 8);
+}
+
+static void put_f64(sink *s, double x)
+{
+    uint64_t bits;
+    memcpy(&bits, &x, 8);
+    put_u64(s, bits);
+}
+
+static void put_f32s(sink *s, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n && s->status == INTDIM_OK; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], 4);
+        put_u32(s, bits);
+    }
+}
+
+static void put_desc(sink *s, const ckpt_desc *c)
+{
+    put_bytes(s, CKPT_MAGIC, MAGIC_BYTES);
+    put_u32(s, CKPT_VERSION);
+    put_u32(s, 0);
+    put_u32(s, c->kind);
+    put_u32(s, c->said);
+    put_u32(s, c->per_group);
+    put_u32(s, 0);
+    put_u64(s, c->D);
+    put_u64(s, c->d);
+    put_u64(s, c->seed);
+    put_f64(s, c->density);
+    put_f64(s, c->memory_budget);
+    put_u64(s, c->n_groups);
+    for (uint64_t g = 0; g < c->n_groups; g++)
+        put_u64(s, c->group_sizes[g]);
+    put_u64(s, c->theta0_hash);
+    put_u32(s, N_SETTINGS);
+    put_u32(s, 0);
+    for (int i = 0; i < N_SETTINGS; i++)
+        put_f64(s, c->settings[i]);
+    put_u64(s, c->step);
+    put_u64(s, c->updates);
+    put_u64(s, c->skipped);
+}
+
+/* path + ".tmp.<pid>.<n>", created exclusively so two writers never share a file. */
+static int open_temp(const char *path, char **tmp_out, int *fd_out)
+{
+    size_t len = strlen(path) + 64;
+    char *tmp = intdim__alloc(len);
+    if (tmp == NULL)
+        return intdim__fail_nomem("the temporary file name", len);
+    static _Atomic unsigned counter;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        snprintf(tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            *tmp_out = tmp;
+            *fd_out = fd;
+            return INTDIM_OK;
+        }
+        if (errno != EEXIST) {
+            int status = intdim__fail(INTDIM_EIO, "creating %s: %s", tmp, strerror(errno));
+            intdim__free(tmp);
+            return status;
+        }
+    }
+    intdim__free(tmp);
+    return intdim__fail(INTDIM_EIO, "could not create a unique temporary file next to %s", path);
+}
+
+/* fsync the directory holding path so the rename itself is durable. */
+static int sync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir_buf[4096];
+    const char *dir = ".";
+    if (slash != NULL) {
+        size_t n = slash == path ? 1 : (size_t)(slash - path);
+        if (n >= sizeof dir_buf)
+            return INTDIM_OK; /* absurdly long directory: the data itself is synced */
+        memcpy(dir_buf, path, n);
+        dir_buf[n] = '\0';
+        dir = dir_buf;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return intdim__fail(INTDIM_EIO, "opening directory %s to fsync: %s", dir, strerror(errno));
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    /* some file systems cannot fsync a directory (EINVAL): nothing more can be done */
+    if (rc != 0 && err != EINVAL)
+        return intdim__fail(INTDIM_EIO, "fsync of directory %s: %s", dir, strerror(err));
+    return INTDIM_OK;
+}
+
+static int write_file(const intdim_trainer *t, const ckpt_desc *c, const char *path)
+{
+    sink s = {.fd = -1, .path = path, .status = INTDIM_OK};
+    s.buf = intdim__alloc(CHUNK);
+    if (s.buf == NULL)
+        return intdim__fail_nomem("the checkpoint write buffer", CHUNK);
+    char *tmp = NULL;
+    int status = open_temp(path, &tmp, &s.fd);
+    if (status != INTDIM_OK) {
+        intdim__free(s.buf);
+        return status;
+    }
+    put_desc(&s, c);
+    put_f32s(&s, t->theta_d, t->d);
+    put_f32s(&s, t->m, t->d);
+    put_f32s(&s, t->v, t->d);
+    uint32_t crc = s.crc;
+    put_u32(&s, crc);
+    sink_flush(&s);
+    status = s.status;
+    if (status == INTDIM_OK && fsync(s.fd) != 0)
+        status = intdim__fail(INTDIM_EIO, "fsync of %s: %s", tmp, strerror(errno));
+    if (close(s.fd) != 0 && status == INTDIM_OK)
+        status = intdim__fail(INTDIM_EIO, "closing %s: %s", tmp, strerror(errno));
+    if (status == INTDIM_OK && rename(tmp, path) != 0)
+        status = intdim__fail(INTDIM_EIO, "renaming %s to %s: %s", tmp, path, strerror(errno));
+    if (status != INTDIM_OK)
+        unlink(tmp);
+    else
+        status = sync_parent_dir(path);
+    intdim__free(tmp);
+    intdim__free(s.buf);
+    return status;
+}
+
+static void settings_to_array(const optim_settings *s, double *values)
+{
+    for (int i = 0; i < N_SETTINGS; i++)
+        (void)intdim__optim_get(s, i, &values[i]);
+}
+
+INTDIM_API int intdim_trainer_save(const intdim_trainer *t, const char *path)
+{
+    if (t == NULL || path == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_save: %s is NULL",
+                            t == NULL ? "trainer" : "path");
+    ckpt_desc c;
+    int status = describe_proj(t->proj, &c);
+    if (status != INTDIM_OK)
+        return status;
+    c.theta0_hash = t->theta0_hash;
+    settings_to_array(&t->settings, c.settings);
+    c.step = t->step;
+    c.updates = t->updates;
+    c.skipped = t->skipped;
+    status = write_file(t, &c, path);
+    desc_free(&c);
+    return status;
+}
+
+/* ---- reading ----------------------------------------------------------------------- */
+
+typedef struct source {
+    int fd;
+    const char *path;
+    unsigned char *buf;
+    size_t have, pos;
+    uint32_t crc;
+    int status;
+} source;
+
+static int refuse_format(const char *path, const char *why)
+{
+    return intdim__fail(INTDIM_EFORMAT, "checkpoint %s refused: %s", path, why);
+}
+
+/* Fill dst with n bytes; on a short read or I/O error dst is zeroed and status set. */
+static void get_bytes(source *s, void *dst, size_t n)
+{
+    unsigned char *out = dst;
+    while (n > 0) {
+        if (s->status != INTDIM_OK) {
+            memset(out, 0, n);
+            return;
+        }
+        if (s->pos == s->have) {
+            ssize_t r = read(s->fd, s->buf, CHUNK);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                s->status = intdim__fail(INTDIM_EIO, "reading %s: %s", s->path, strerror(errno));
+            else if (r == 0)
+                s->status = refuse_format(s->path, "truncated");
+            s->have = r > 0 ? (size_t)r : 0;
+            s->pos = 0;
+            continue;
+        }
+        size_t take = s->have - s->pos < n ? s->have - s->pos : n;
+        memcpy(out, s->buf + s->pos, take);
+        s->crc = intdim__crc32(s->crc, out, take);
+        s->pos += take;
+        out += take;
+        n -= take;
+    }
+}
+
+static uint32_t get_u32(source *s)
+{
+    unsigned char b[4];
+    get_bytes(s, b, 4);
+    uint32_t x = 0;
+    for (int i = 0; i < 4; i++)
+        x |= (uint32_t)b[i] << (8 * i);
+    return x;
+}
+
+static uint64_t get_u64(source *s)
+{
+    unsigned char b[8];
+    get_bytes(s, b, 8);
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x |= (uint64_t)b[i] << (8 * i);
+    return x;
+}
+
+static double get_f64(source *s)
+{
+    uint64_t bits = get_u64(s);
+    double x;
+    memcpy(&x, &bits, 8);
+    return x;
+}
+
+/* n floats into dst, or only through the CRC when dst is NULL. */
+static void get_f32s(source *s, float *dst, uint64_t n)
+{
+    for (uint64_t i = 0; i < n && s->status == INTDIM_OK; i++) {
+        uint32_t bits = get_u32(s);
+        if (dst != NULL)
+            memcpy(&dst[i], &bits, 4);
+    }
+}
+
+/* The fixed head up to n_groups; checks magic and version. */
+static void get_head(source *s, ckpt_desc *c)
+{
+    char magic[MAGIC_BYTES];
+    get_bytes(s, magic, MAGIC_BYTES);
+    uint32_t version = get_u32(s);
+    (void)get_u32(s);
+    c->kind = get_u32(s);
+    c->said = get_u32(s);
+    c->per_group = get_u32(s);
+    (void)get_u32(s);
+    c->D = get_u64(s);
+    c->d = get_u64(s);
+    c->seed = get_u64(s);
+    c->density = get_f64(s);
+    c->memory_budget = get_f64(s);
+    c->n_groups = get_u64(s);
+    if (s->status != INTDIM_OK)
+        return;
+    if (memcmp(magic, CKPT_MAGIC, MAGIC_BYTES) != 0)
+        s->status = refuse_format(s->path, "not a libintdim checkpoint (bad magic)");
+    else if (version != CKPT_VERSION)
+        s->status = intdim__fail(INTDIM_EFORMAT, "checkpoint %s refused: version %u, this "
+                                                 "library reads version %u", s->path, version,
+                                 CKPT_VERSION);
+}
+
+/* The file's exact size from its head, or 0 if the head's counts cannot describe a file. */
+static uint64_t expected_size(const ckpt_desc *c)
+{
+    const uint64_t limit = UINT64_C(1) << 60;
+    if (c->n_groups > limit / 8 || c->d > limit / 12)
+        return 0;
+    return FIXED_HEAD + 8 * c->n_groups + FIXED_MID + 12 * c->d + CRC_BYTES;
+}
+
+static void get_rest_of_desc(source *s, ckpt_desc *c)
+{
+    for (uint64_t g = 0; g < c->n_groups; g++)
+        c->group_sizes[g] = get_u64(s);
+    c->theta0_hash = get_u64(s);
+    uint32_t n_settings = get_u32(s);
+    (void)get_u32(s);
+    for (int i = 0; i < N_SETTINGS; i++)
+        c->settings[i] = get_f64(s);
+    c->step = get_u64(s);
+    c->updates = get_u64(s);
+    c->skipped = get_u64(s);
+    if (s->status == INTDIM_OK && n_settings != N_SETTINGS)
+        s->status = refuse_format(s->path, "unexpected number of settings");
+}
+
+/* Values a valid writer never produces (checked after the CRC: a file whose CRC matches
+ * but whose content is nonsense was made by something else). */
+static int check_values(const ckpt_desc *c, optim_settings *settings, const char *path)
+{
+    intdim__optim_defaults(settings);
+    for (int i = 0; i < N_SETTINGS; i++)
+        if (intdim__optim_set(settings, i, c->settings[i]) != INTDIM_OK)
+            return refuse_format(path, "a setting is out of range");
+    if (c->kind > INTDIM_PROJ_FASTFOOD || c->said > 1 || c->per_group > 1 || c->D == 0 ||
+        c->d == 0 || c->d > c->D + c->n_groups || c->updates > c->step || c->skipped > c->step)
+        return refuse_format(path, "inconsistent projection description or counters");
+    uint64_t sum = 0;
+    for (uint64_t g = 0; g < c->n_groups; g++) {
+        if (c->group_sizes[g] == 0 || c->group_sizes[g] > c->D)
+            return refuse_format(path, "bad group size");
+        sum += c->group_sizes[g];
+    }
+    if (c->n_groups > 0 && sum != c->D)
+        return refuse_format(path, "group sizes do not sum to D");
+    return INTDIM_OK;
+}
+
+/* Read and verify the whole file. The vectors go to theta_d/m/v (length dst_d) when the
+ * file's d equals dst_d, else only through the CRC. On success c->group_sizes is owned by
+ * the caller; on failure nothing is. */
+static int read_file(const char *path, ckpt_desc *c, optim_settings *settings, float *theta_d,
+                     float *m, float *v, uint64_t dst_d)
+{
+    memset(c, 0, sizeof *c);
+    source s = {.fd = -1, .path = path, .status = INTDIM_OK};
+    s.buf = intdim__alloc(CHUNK);
+    if (s.buf == NULL)
+        return intdim__fail_nomem("the checkpoint read buffer", CHUNK);
+    s.fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (s.fd < 0) {
+        int status = intdim__fail(INTDIM_EIO, "opening %s: %s", path, strerror(errno));
+        intdim__free(s.buf);
+        return status;
+    }
+    struct stat st;
+    if (fstat(s.fd, &st) != 0)
+        s.status = intdim__fail(INTDIM_EIO, "fstat of %s: %s", path, strerror(errno));
+    get_head(&s, c);
+    if (s.status == INTDIM_OK && (uint64_t)st.st_size != expected_size(c))
+        s.status = refuse_format(path, "size does not match its header (truncated or corrupt)");
+    if (s.status == INTDIM_OK && c->n_groups > 0) {
+        c->group_sizes = intdim__calloc(c->n_groups, sizeof(uint64_t));
+        if (c->group_sizes == NULL)
+            s.status = intdim__fail_nomem("the group sizes", c->n_groups * sizeof(uint64_t));
+    }
+    if (s.status == INTDIM_OK)
+        get_rest_of_desc(&s, c);
+    int into = c->d == dst_d;
+    get_f32s(&s, into ? theta_d : NULL, c->d);
+    get_f32s(&s, into ? m : NULL, c->d);
+    get_f32s(&s, into ? v : NULL, c->d);
+    uint32_t computed = s.crc;
+    uint32_t stored = get_u32(&s);
+    if (s.status == INTDIM_OK && stored != computed)
+        s.status = refuse_format(path, "CRC mismatch (corrupt)");
+    if (s.status == INTDIM_OK)
+        s.status = check_values(c, settings, path);
+    if (s.status == INTDIM_OK && into &&
+        !(intdim__all_finite(theta_d, c->d) && intdim__all_finite(m, c->d) &&
+          intdim__all_finite(v, c->d)))
+        s.status = refuse_format(path, "non-finite optimizer state");
+    close(s.fd);
+    intdim__free(s.buf);
+    if (s.status != INTDIM_OK)
+        desc_free(c);
+    return s.status;
+}
+
+/* EMISMATCH unless the file's projection is the trainer's (budget excepted: it limits,
+ * but does not define, the projection). */
+static int check_same_proj(const ckpt_desc *file, const ckpt_desc *mine, const char *path)
+{
+    int same = file->kind == mine->kind && file->said == mine->said &&
+               file->per_group == mine->per_group && file->D == mine->D &&
+               file->d == mine->d && file->seed == mine->seed &&
+               file->n_groups == mine->n_groups &&
+               memcmp(&file->density, &mine->density, sizeof(double)) == 0;
+    for (uint64_t g = 0; same && g < file->n_groups; g++)
+        same = file->group_sizes[g] == mine->group_sizes[g];
+    if (!same)
+        return intdim__fail(INTDIM_EMISMATCH,
+                            "checkpoint %s is for another projection (file: kind %u, D %llu, "
+                            "d %llu, seed %llu; trainer: kind %u, D %llu, d %llu, seed %llu)",
+                            path, file->kind, (unsigned long long)file->D,
+                            (unsigned long long)file->d, (unsigned long long)file->seed,
+                            mine->kind, (unsigned long long)mine->D,
+                            (unsigned long long)mine->d, (unsigned long long)mine->seed);
+    return INTDIM_OK;
+}
+
+INTDIM_API int intdim_trainer_load(intdim_trainer *t, const char *path)
+{
+    if (t == NULL || path == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_load: %s is NULL",
+                            t == NULL ? "trainer" : "path");
+    ckpt_desc mine;
+    int status = describe_proj(t->proj, &mine);
+    if (status != INTDIM_OK)
+        return status;
+    ckpt_desc file;
+    optim_settings settings;
+    /* the spare arrays are scratch between steps: stage the state there */
+    status = read_file(path, &file, &settings, t->theta_d_next, t->m_next, t->v_next, t->d);
+    if (status == INTDIM_OK)
+        status = check_same_proj(&file, &mine, path);
+    if (status == INTDIM_OK && file.theta0_hash != t->theta0_hash)
+        status = intdim__fail(INTDIM_EMISMATCH, "checkpoint %s was trained from another "
+                                                "theta0 (hash %016llx, trainer's %016llx)", path,
+                              (unsigned long long)file.theta0_hash,
+                              (unsigned long long)t->theta0_hash);
+    if (status == INTDIM_OK) {
+        intdim__trainer_commit_next(t);
+        t->settings = settings;
+        t->step = file.step;
+        t->updates = file.updates;
+        t->skipped = file.skipped;
+    }
+    desc_free(&file);
+    desc_free(&mine);
+    return status;
+}
+
+INTDIM_API int intdim_checkpoint_proj(const char *path, intdim_proj **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (path == NULL || out == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_checkpoint_proj: %s is NULL",
+                            path == NULL ? "path" : "out");
+    ckpt_desc c;
+    optim_settings settings;
+    int status = read_file(path, &c, &settings, NULL, NULL, NULL, UINT64_MAX);
+    if (status != INTDIM_OK)
+        return status;
+    size_t *sizes = NULL;
+    if (c.n_groups > 0) {
+        sizes = intdim__calloc(c.n_groups, sizeof(size_t));
+        if (sizes == NULL) {
+            desc_free(&c);
+            return intdim__fail_nomem("the group sizes", c.n_groups * sizeof(size_t));
+        }
+        for (uint64_t g = 0; g < c.n_groups; g++)
+            sizes[g] = (size_t)c.group_sizes[g];
+    }
+    int ids[4];
+    double values[4];
+    size_t n = 0;
+    ids[n] = INTDIM_PROJ_MEMORY_BUDGET, values[n++] = c.memory_budget;
+    if (c.kind == INTDIM_PROJ_SPARSE)
+        ids[n] = INTDIM_PROJ_SPARSE_DENSITY, values[n++] = c.density;
+    if (c.said)
+        ids[n] = INTDIM_PROJ_SAID, values[n++] = 1.0;
+    if (c.per_group)
+        ids[n] = INTDIM_PROJ_FASTFOOD_PER_GROUP, values[n++] = 1.0;
+    status = intdim_proj_create_ex(out, (intdim_proj_kind)c.kind, (size_t)c.D, (size_t)c.d,
+                                   c.seed, (size_t)c.n_groups, sizes, n, ids, values);
+    intdim__free(sizes);
+    desc_free(&c);
+    return status;
+}

@@ -1,2 +1,248 @@
-/* placeholder: implemented in a later commit */
-#include "internal.h"
+/* Optimizer math on theta_d: settings, schedules, clipping, SGD / Adam / AdamW updates.
+ * Pure functions over caller-owned arrays; nothing here allocates. Per-coordinate
+ * arithmetic is done in double and stored in float, in index order, so results are the
+ * same bits whatever the thread count (there is only one). */
+#include "optim.h"
+
+#include <math.h>
+
+enum { N_TRAIN_PARAMS = 16 };
+
+/* 2^53: the largest integer a double holds exactly (step counts are set through doubles). */
+#define MAX_EXACT_INT 9007199254740992.0
+
+typedef struct param_range {
+    double lo, hi;
+    int integral;
+} param_range;
+
+static const param_range g_ranges[N_TRAIN_PARAMS] = {
+    [INTDIM_TRAIN_OPTIMIZER] = {0, 2, 1},
+    [INTDIM_TRAIN_LR] = {0, 1e9, 0},
+    [INTDIM_TRAIN_MOMENTUM] = {0, 1, 0},
+    [INTDIM_TRAIN_NESTEROV] = {0, 1, 1},
+    /* beta = 1 would divide by 1 - beta^t = 0 in the bias correction */
+    [INTDIM_TRAIN_BETA1] = {0, 0.9999999999999999, 0},
+    [INTDIM_TRAIN_BETA2] = {0, 0.9999999999999999, 0},
+    /* eps = 0 turns a zero gradient into 0/0 */
+    [INTDIM_TRAIN_EPS] = {1e-30, 1, 0},
+    [INTDIM_TRAIN_WEIGHT_DECAY] = {0, 1e9, 0},
+    [INTDIM_TRAIN_SCHEDULE] = {0, 2, 1},
+    [INTDIM_TRAIN_WARMUP_STEPS] = {0, MAX_EXACT_INT, 1},
+    [INTDIM_TRAIN_TOTAL_STEPS] = {0, MAX_EXACT_INT, 1},
+    [INTDIM_TRAIN_CLIP_NORM] = {0, 1e30, 0},
+    [INTDIM_TRAIN_LAMBDA_LR] = {0, 1e9, 0},
+    [INTDIM_TRAIN_NONFINITE] = {0, 1, 1},
+    [INTDIM_TRAIN_EVAL_EVERY] = {0, MAX_EXACT_INT, 1},
+    [INTDIM_TRAIN_MIN_LR_RATIO] = {0, 1, 0},
+};
+
+void intdim__optim_defaults(optim_settings *s)
+{
+    *s = (optim_settings){
+        .optimizer = INTDIM_OPT_ADAM,
+        .lr = 1e-3,
+        .momentum = 0.0,
+        .nesterov = 0,
+        .beta1 = 0.9,
+        .beta2 = 0.999,
+        .eps = 1e-8,
+        .weight_decay = 0.0,
+        .schedule = INTDIM_SCHED_CONSTANT,
+        .warmup_steps = 0,
+        .total_steps = 0,
+        .clip_norm = 0.0,
+        .lambda_lr = 0.0,
+        .nonfinite = INTDIM_NONFINITE_STOP,
+        .eval_every = 0,
+        .min_lr_ratio = 0.0,
+    };
+}
+
+int intdim__optim_bounds(int param, double *lo, double *hi)
+{
+    if (param < 0 || param >= N_TRAIN_PARAMS)
+        return intdim__fail(INTDIM_EINVAL, "unknown trainer parameter %d", param);
+    if (lo)
+        *lo = g_ranges[param].lo;
+    if (hi)
+        *hi = g_ranges[param].hi;
+    return INTDIM_OK;
+}
+
+int intdim__optim_set(optim_settings *s, int param, double value)
+{
+    double lo = 0.0, hi = 0.0;
+    int status = intdim__optim_bounds(param, &lo, &hi);
+    if (status != INTDIM_OK)
+        return status;
+    /* written so that NaN fails the range test */
+    if (!(value >= lo && value <= hi))
+        return intdim__fail(INTDIM_EINVAL, "trainer parameter %d = %g is outside [%g, %g]",
+                            param, value, lo, hi);
+    if (g_ranges[param].integral && value != floor(value))
+        return intdim__fail(INTDIM_EINVAL, "trainer parameter %d = %g must be an integer",
+                            param, value);
+    switch ((intdim_train_param)param) {
+    case INTDIM_TRAIN_OPTIMIZER: s->optimizer = (int)value; break;
+    case INTDIM_TRAIN_LR: s->lr = value; break;
+    case INTDIM_TRAIN_MOMENTUM: s->momentum = value; break;
+    case INTDIM_TRAIN_NESTEROV: s->nesterov = (int)value; break;
+    case INTDIM_TRAIN_BETA1: s->beta1 = value; break;
+    case INTDIM_TRAIN_BETA2: s->beta2 = value; break;
+    case INTDIM_TRAIN_EPS: s->eps = value; break;
+    case INTDIM_TRAIN_WEIGHT_DECAY: s->weight_decay = value; break;
+    case INTDIM_TRAIN_SCHEDULE: s->schedule = (int)value; break;
+    case INTDIM_TRAIN_WARMUP_STEPS: s->warmup_steps = (uint64_t)value; break;
+    case INTDIM_TRAIN_TOTAL_STEPS: s->total_steps = (uint64_t)value; break;
+    case INTDIM_TRAIN_CLIP_NORM: s->clip_norm = value; break;
+    case INTDIM_TRAIN_LAMBDA_LR: s->lambda_lr = value; break;
+    case INTDIM_TRAIN_NONFINITE: s->nonfinite = (int)value; break;
+    case INTDIM_TRAIN_EVAL_EVERY: s->eval_every = (uint64_t)value; break;
+    case INTDIM_TRAIN_MIN_LR_RATIO: s->min_lr_ratio = value; break;
+    }
+    return INTDIM_OK;
+}
+
+int intdim__optim_get(const optim_settings *s, int param, double *value)
+{
+    if (value == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_get: value is NULL");
+    int status = intdim__optim_bounds(param, NULL, NULL);
+    if (status != INTDIM_OK)
+        return status;
+    switch ((intdim_train_param)param) {
+    case INTDIM_TRAIN_OPTIMIZER: *value = s->optimizer; break;
+    case INTDIM_TRAIN_LR: *value = s->lr; break;
+    case INTDIM_TRAIN_MOMENTUM: *value = s->momentum; break;
+    case INTDIM_TRAIN_NESTEROV: *value = s->nesterov; break;
+    case INTDIM_TRAIN_BETA1: *value = s->beta1; break;
+    case INTDIM_TRAIN_BETA2: *value = s->beta2; break;
+    case INTDIM_TRAIN_EPS: *value = s->eps; break;
+    case INTDIM_TRAIN_WEIGHT_DECAY: *value = s->weight_decay; break;
+    case INTDIM_TRAIN_SCHEDULE: *value = s->schedule; break;
+    case INTDIM_TRAIN_WARMUP_STEPS: *value = (double)s->warmup_steps; break;
+    case INTDIM_TRAIN_TOTAL_STEPS: *value = (double)s->total_steps; break;
+    case INTDIM_TRAIN_CLIP_NORM: *value = s->clip_norm; break;
+    case INTDIM_TRAIN_LAMBDA_LR: *value = s->lambda_lr; break;
+    case INTDIM_TRAIN_NONFINITE: *value = s->nonfinite; break;
+    case INTDIM_TRAIN_EVAL_EVERY: *value = (double)s->eval_every; break;
+    case INTDIM_TRAIN_MIN_LR_RATIO: *value = s->min_lr_ratio; break;
+    }
+    return INTDIM_OK;
+}
+
+int intdim__optim_check(const optim_settings *s)
+{
+    if (s->schedule != INTDIM_SCHED_CONSTANT && s->total_steps == 0)
+        return intdim__fail(INTDIM_ESTATE, "the %s schedule needs INTDIM_TRAIN_TOTAL_STEPS > 0",
+                            s->schedule == INTDIM_SCHED_LINEAR ? "linear" : "cosine");
+    return INTDIM_OK;
+}
+
+double intdim__optim_lr_at(const optim_settings *s, double peak, uint64_t step)
+{
+    if (step < s->warmup_steps)
+        return peak * (double)(step + 1) / (double)s->warmup_steps;
+    if (s->schedule == INTDIM_SCHED_CONSTANT)
+        return peak;
+    double floor_lr = s->min_lr_ratio * peak;
+    if (step >= s->total_steps || s->total_steps <= s->warmup_steps)
+        return floor_lr;
+    double progress = (double)(step - s->warmup_steps) /
+                      (double)(s->total_steps - s->warmup_steps);
+    double shape = s->schedule == INTDIM_SCHED_LINEAR
+                       ? 1.0 - progress
+                       : 0.5 * (1.0 + cos(3.14159265358979323846 * progress));
+    return floor_lr + (peak - floor_lr) * shape;
+}
+
+double intdim__optim_norm(const float *g, size_t n)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++)
+        sum += (double)g[i] * (double)g[i];
+    return sqrt(sum);
+}
+
+double intdim__optim_clip(float *g, size_t n, double norm, double clip)
+{
+    if (!(clip > 0.0) || !(norm > clip))
+        return 1.0;
+    double factor = clip / norm;
+    for (size_t i = 0; i < n; i++)
+        g[i] = (float)((double)g[i] * factor);
+    return factor;
+}
+
+int intdim__all_finite(const float *x, size_t n)
+{
+    /* Summing x*0 keeps NaN and turns Inf into NaN: one branch-free pass. */
+    float acc = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        acc += x[i] * 0.0f;
+    return acc == 0.0f;
+}
+
+static void sgd_update(const optim_settings *s, double lr, size_t begin, size_t end,
+                       const float *theta, const float *m, const float *g, float *theta_out,
+                       float *m_out)
+{
+    double mu = s->momentum, wd = s->weight_decay;
+    for (size_t i = begin; i < end; i++) {
+        double grad = (double)g[i] + wd * (double)theta[i];
+        double direction = grad;
+        if (mu > 0.0) {
+            /* PyTorch's convention (no dampening): buf = mu buf + g, buf_0 = 0. */
+            double buf = mu * (double)m[i] + grad;
+            m_out[i] = (float)buf;
+            direction = s->nesterov ? grad + mu * buf : buf;
+        }
+        theta_out[i] = (float)((double)theta[i] - lr * direction);
+    }
+}
+
+static void adam_update(const optim_settings *s, uint64_t t, double lr, size_t begin,
+                        size_t end, const float *theta, const float *m, const float *v,
+                        const float *g, float *theta_out, float *m_out, float *v_out)
+{
+    double b1 = s->beta1, b2 = s->beta2, eps = s->eps, wd = s->weight_decay;
+    /* Bias corrections 1 - beta^t in double: pow is exact enough and t is the number of
+     * updates including this one. */
+    double c1 = 1.0 - pow(b1, (double)t);
+    double c2 = 1.0 - pow(b2, (double)t);
+    int decoupled = s->optimizer == INTDIM_OPT_ADAMW;
+    for (size_t i = begin; i < end; i++) {
+        double th = (double)theta[i];
+        double grad = (double)g[i];
+        if (decoupled)
+            th -= lr * wd * th; /* AdamW: shrink the weight, outside the moments */
+        else
+            grad += wd * th; /* Adam: L2 penalty through the gradient */
+        double mi = b1 * (double)m[i] + (1.0 - b1) * grad;
+        double vi = b2 * (double)v[i] + (1.0 - b2) * grad * grad;
+        double m_hat = mi / c1;
+        double v_hat = vi / c2;
+        m_out[i] = (float)mi;
+        v_out[i] = (float)vi;
+        theta_out[i] = (float)(th - lr * m_hat / (sqrt(v_hat) + eps));
+    }
+}
+
+void intdim__optim_update(const optim_settings *s, uint64_t t, double lr, size_t begin,
+                          size_t end, const float *theta, const float *m, const float *v,
+                          const float *g, float *theta_out, float *m_out, float *v_out)
+{
+    if (s->optimizer == INTDIM_OPT_SGD) {
+        sgd_update(s, lr, begin, end, theta, m, g, theta_out, m_out);
+        /* keep v_out a faithful copy so double buffering never exposes stale data */
+        if (v_out != v)
+            for (size_t i = begin; i < end; i++)
+                v_out[i] = v[i];
+        if (s->momentum <= 0.0 && m_out != m)
+            for (size_t i = begin; i < end; i++)
+                m_out[i] = m[i];
+    } else {
+        adam_update(s, t, lr, begin, end, theta, m, v, g, theta_out, m_out, v_out);
+    }
+}

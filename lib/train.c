@@ -1,2 +1,364 @@
-/* placeholder: implemented in a later commit */
-#include "internal.h"
+/* The subspace trainer: writes theta = theta0 + P(theta_d) into the host's buffer, calls
+ * the host back for dloss/dtheta, pulls it back through the exact adjoint and updates
+ * theta_d. A failed step leaves theta_d, the optimizer state and the step count as they
+ * were: the update goes into spare arrays that are swapped in only once known finite. */
+#include <math.h>
+#include <string.h>
+
+#include "optim.h"
+
+/* ---- creation ---------------------------------------------------------------------- */
+
+static float *alloc_floats(size_t n, const char *what, int *status)
+{
+    float *x = intdim__calloc(n, sizeof(float));
+    if (x == NULL && *status == INTDIM_OK)
+        *status = intdim__fail_nomem(what, intdim__mul_size(n, sizeof(float)));
+    return x;
+}
+
+static int check_create_args(intdim_trainer **out, const intdim_proj *p, const float *theta,
+                             const float *theta0, unsigned flags, intdim_grad_fn grad_fn)
+{
+    if (out == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: out is NULL");
+    if (p == NULL || theta == NULL || grad_fn == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: %s is NULL",
+                            p == NULL ? "the projection" : theta == NULL ? "theta" : "grad_fn");
+    if (flags & ~INTDIM_TRAINER_BORROW_THETA0)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: unknown flags 0x%x", flags);
+    if ((flags & INTDIM_TRAINER_BORROW_THETA0) && theta0 == theta)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: cannot borrow theta0 when it "
+                                           "is the host buffer the trainer overwrites");
+    if (intdim_proj_D(p) == 0 || intdim_proj_d(p) == 0)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: the projection is empty");
+    return INTDIM_OK;
+}
+
+INTDIM_API int intdim_trainer_create(intdim_trainer **out, const intdim_proj *p, float *theta,
+                                     const float *theta0, float *grad, unsigned flags,
+                                     intdim_grad_fn grad_fn, void *user)
+{
+    int status = check_create_args(out, p, theta, theta0, flags, grad_fn);
+    if (status != INTDIM_OK) {
+        if (out)
+            *out = NULL;
+        return status;
+    }
+    *out = NULL;
+    intdim_trainer *t = intdim__calloc(1, sizeof *t);
+    if (t == NULL)
+        return intdim__fail_nomem("the trainer", sizeof *t);
+    t->proj = p;
+    t->D = intdim_proj_D(p);
+    t->d = intdim_proj_d(p);
+    t->n_scales = intdim_proj_n_scales(p);
+    t->theta = theta;
+    t->grad_fn = grad_fn;
+    t->user = user;
+    intdim__optim_defaults(&t->settings);
+
+    /* theta0 NULL means "what the host buffer holds now": it must be copied, since the
+     * trainer overwrites that buffer. */
+    if (theta0 == NULL || !(flags & INTDIM_TRAINER_BORROW_THETA0)) {
+        t->theta0_owned = alloc_floats(t->D, "theta0", &status);
+        if (t->theta0_owned)
+            memcpy(t->theta0_owned, theta0 ? theta0 : theta, t->D * sizeof(float));
+        t->theta0 = t->theta0_owned;
+    } else {
+        t->theta0 = theta0;
+    }
+    if (grad == NULL) {
+        t->grad_owned = alloc_floats(t->D, "the gradient buffer", &status);
+        grad = t->grad_owned;
+    }
+    t->grad = grad;
+    float **d_arrays[] = {&t->theta_d, &t->m, &t->v, &t->theta_d_next, &t->m_next,
+                          &t->v_next, &t->g_d};
+    for (size_t i = 0; i < sizeof d_arrays / sizeof d_arrays[0]; i++)
+        *d_arrays[i] = alloc_floats(t->d, "the optimizer state", &status);
+    if (status == INTDIM_OK)
+        status = intdim_proj_init_theta(p, t->theta_d);
+    if (status != INTDIM_OK) {
+        intdim_trainer_destroy(t);
+        return status;
+    }
+    t->theta0_hash = intdim__hash64(t->theta0, t->D * sizeof(float), 0);
+    *out = t;
+    return INTDIM_OK;
+}
+
+INTDIM_API void intdim_trainer_destroy(intdim_trainer *t)
+{
+    if (t == NULL)
+        return;
+    intdim__free(t->theta0_owned);
+    intdim__free(t->grad_owned);
+    intdim__free(t->theta_d);
+    intdim__free(t->m);
+    intdim__free(t->v);
+    intdim__free(t->theta_d_next);
+    intdim__free(t->m_next);
+    intdim__free(t->v_next);
+    intdim__free(t->g_d);
+    intdim__free(t);
+}
+
+/* ---- settings ---------------------------------------------------------------------- */
+
+INTDIM_API int intdim_trainer_set(intdim_trainer *t, int param, double value)
+{
+    if (t == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_set: trainer is NULL");
+    return intdim__optim_set(&t->settings, param, value);
+}
+
+INTDIM_API int intdim_trainer_get(const intdim_trainer *t, int param, double *value)
+{
+    if (t == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_get: trainer is NULL");
+    return intdim__optim_get(&t->settings, param, value);
+}
+
+INTDIM_API int intdim_trainer_param_bounds(int param, double *lo, double *hi)
+{
+    return intdim__optim_bounds(param, lo, hi);
+}
+
+/* ---- the step ---------------------------------------------------------------------- */
+
+void intdim__trainer_commit_next(intdim_trainer *t)
+{
+    float *tmp;
+    tmp = t->theta_d, t->theta_d = t->theta_d_next, t->theta_d_next = tmp;
+    tmp = t->m, t->m = t->m_next, t->m_next = tmp;
+    tmp = t->v, t->v = t->v_next, t->v_next = tmp;
+}
+
+int intdim__trainer_write_theta(intdim_trainer *t)
+{
+    size_t D = t->D;
+    float *theta = t->theta;
+    const float *theta0 = t->theta0;
+    if (intdim_proj_kind_of(t->proj) == INTDIM_PROJ_IDENTITY && t->n_scales == 0) {
+        /* P = I: one fused pass, no projection call. */
+        const float *theta_d = t->theta_d;
+        for (size_t i = 0; i < D; i++)
+            theta[i] = theta0[i] + theta_d[i];
+        return INTDIM_OK;
+    }
+    int status = intdim_proj_apply(t->proj, t->theta_d, theta);
+    if (status != INTDIM_OK)
+        return status;
+    for (size_t i = 0; i < D; i++)
+        theta[i] = theta0[i] + theta[i];
+    return INTDIM_OK;
+}
+
+/* A step failed before its update: put theta0 + P(theta_d) back in the host buffer (the
+ * callback may have written to it) and pass the status on. */
+static int fail_step(intdim_trainer *t, int status)
+{
+    char message[512];
+    /* keep the step's message, not one from the re-sync */
+    strncpy(message, intdim_last_error(), sizeof message - 1);
+    message[sizeof message - 1] = '\0';
+    (void)intdim__trainer_write_theta(t);
+    return intdim__fail(status, "%s", message);
+}
+
+/* A NaN or Inf reached theta_d's update: stop (state kept) or skip the step (counted). */
+static int nonfinite_step(intdim_trainer *t, const char *what)
+{
+    if (t->settings.nonfinite == INTDIM_NONFINITE_SKIP) {
+        t->step++;
+        t->skipped++;
+        return INTDIM_OK;
+    }
+    intdim__fail(INTDIM_ENONFINITE, "non-finite %s at step %llu; theta_d kept at the last "
+                                    "finite value", what, (unsigned long long)t->step);
+    return fail_step(t, INTDIM_ENONFINITE);
+}
+
+/* g_d is finite here. Clip, update into the spare arrays, and commit if finite. */
+static int apply_update(intdim_trainer *t)
+{
+    const optim_settings *s = &t->settings;
+    size_t d = t->d, d_lin = t->d - t->n_scales;
+    double norm = intdim__optim_norm(t->g_d, d);
+    intdim__optim_clip(t->g_d, d, norm, s->clip_norm);
+    uint64_t update_count = t->updates + 1;
+    double lr = intdim__optim_lr_at(s, s->lr, t->step);
+    double lambda_lr = intdim__optim_lr_at(s, s->lambda_lr > 0.0 ? s->lambda_lr : s->lr, t->step);
+    intdim__optim_update(s, update_count, lr, 0, d_lin, t->theta_d, t->m, t->v, t->g_d,
+                         t->theta_d_next, t->m_next, t->v_next);
+    intdim__optim_update(s, update_count, lambda_lr, d_lin, d, t->theta_d, t->m, t->v, t->g_d,
+                         t->theta_d_next, t->m_next, t->v_next);
+    /* A huge learning rate can overflow a finite gradient into Inf. */
+    if (!intdim__all_finite(t->theta_d_next, d) || !intdim__all_finite(t->m_next, d) ||
+        !intdim__all_finite(t->v_next, d))
+        return nonfinite_step(t, "update of theta_d (learning rate too large?)");
+    intdim__trainer_commit_next(t);
+    t->updates = update_count;
+    t->step++;
+    return INTDIM_OK;
+}
+
+INTDIM_API int intdim_trainer_step(intdim_trainer *t, double *loss)
+{
+    if (loss)
+        *loss = NAN;
+    if (t == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_step: trainer is NULL");
+    int status = intdim__optim_check(&t->settings);
+    if (status != INTDIM_OK)
+        return status;
+    status = intdim__trainer_write_theta(t);
+    if (status != INTDIM_OK)
+        return status;
+    double value = NAN;
+    int rc = t->grad_fn(t->user, t->step, t->theta, t->grad, &value);
+    if (rc != 0) {
+        intdim__fail(INTDIM_ECALLBACK, "the gradient callback returned %d at step %llu", rc,
+                     (unsigned long long)t->step);
+        return fail_step(t, INTDIM_ECALLBACK);
+    }
+    if (loss)
+        *loss = value;
+    if (!isfinite(value))
+        return nonfinite_step(t, "loss from the gradient callback");
+    status = intdim_proj_vjp(t->proj, t->theta_d, t->grad, t->g_d);
+    if (status != INTDIM_OK)
+        return fail_step(t, status);
+    /* Every entry of g_D that reaches theta_d passes through g_d: checking g_d (O(d))
+     * rather than g_D (O(D)) is exact for what could poison theta_d. */
+    if (!intdim__all_finite(t->g_d, t->d))
+        return nonfinite_step(t, "gradient (after the projection's adjoint)");
+    return apply_update(t);
+}
+
+/* ---- evaluation and the loop ------------------------------------------------------- */
+
+INTDIM_API int intdim_trainer_sync(intdim_trainer *t)
+{
+    if (t == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_sync: trainer is NULL");
+    return intdim__trainer_write_theta(t);
+}
+
+INTDIM_API int intdim_trainer_evaluate(intdim_trainer *t, intdim_eval_fn eval_fn, void *user,
+                                       double *metric)
+{
+    if (metric)
+        *metric = NAN;
+    if (t == NULL || eval_fn == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_evaluate: %s is NULL",
+                            t == NULL ? "trainer" : "eval_fn");
+    int status = intdim__trainer_write_theta(t);
+    if (status != INTDIM_OK)
+        return status;
+    double value = NAN;
+    int rc = eval_fn(user, t->theta, &value);
+    if (rc != 0)
+        return intdim__fail(INTDIM_ECALLBACK, "the evaluation callback returned %d at step %llu",
+                            rc, (unsigned long long)t->step);
+    if (metric)
+        *metric = value;
+    if (!isfinite(value))
+        return intdim__fail(INTDIM_ENONFINITE, "the evaluation callback gave %g at step %llu", value,
+                            (unsigned long long)t->step);
+    return INTDIM_OK;
+}
+
+INTDIM_API int intdim_trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval_fn,
+                                  void *eval_user, intdim_progress_fn progress,
+                                  void *progress_user, double *final_metric)
+{
+    if (final_metric)
+        *final_metric = NAN;
+    if (t == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_run: trainer is NULL");
+    int status = intdim__optim_check(&t->settings);
+    if (status != INTDIM_OK)
+        return status;
+    uint64_t every = t->settings.eval_every;
+    double last_metric = NAN;
+    for (uint64_t i = 0; i < n_steps; i++) {
+        double loss;
+        status = intdim_trainer_step(t, &loss);
+        if (status != INTDIM_OK)
+            break;
+        double metric = NAN;
+        int due = (every > 0 && t->step % every == 0) || i + 1 == n_steps;
+        if (eval_fn != NULL && due) {
+            status = intdim_trainer_evaluate(t, eval_fn, eval_user, &metric);
+            if (status != INTDIM_OK)
+                break;
+            last_metric = metric;
+        }
+        if (progress != NULL && progress(progress_user, t->step, loss, metric) != 0) {
+            status = intdim__fail(INTDIM_EINTERRUPTED, "the progress callback stopped the run "
+                                                       "at step %llu", (unsigned long long)t->step);
+            break;
+        }
+    }
+    if (status == INTDIM_OK && n_steps == 0 && eval_fn != NULL) {
+        status = intdim_trainer_evaluate(t, eval_fn, eval_user, &last_metric);
+    }
+    if (final_metric)
+        *final_metric = last_metric;
+    return status;
+}
+
+/* ---- state access ------------------------------------------------------------------ */
+
+INTDIM_API int intdim_trainer_reset(intdim_trainer *t)
+{
+    if (t == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_reset: trainer is NULL");
+    int status = intdim_proj_init_theta(t->proj, t->theta_d);
+    if (status != INTDIM_OK)
+        return status;
+    memset(t->m, 0, t->d * sizeof(float));
+    memset(t->v, 0, t->d * sizeof(float));
+    t->step = 0;
+    t->updates = 0;
+    t->skipped = 0;
+    return INTDIM_OK;
+}
+
+INTDIM_API size_t intdim_trainer_d(const intdim_trainer *t)
+{
+    return t ? t->d : 0;
+}
+
+INTDIM_API uint64_t intdim_trainer_steps_done(const intdim_trainer *t)
+{
+    return t ? t->step : 0;
+}
+
+INTDIM_API int intdim_trainer_get_theta_d(const intdim_trainer *t, float *out, size_t n)
+{
+    if (t == NULL || out == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_get_theta_d: %s is NULL",
+                            t == NULL ? "trainer" : "out");
+    if (n < t->d)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_get_theta_d: n = %zu < d = %zu", n,
+                            t->d);
+    memcpy(out, t->theta_d, t->d * sizeof(float));
+    return INTDIM_OK;
+}
+
+INTDIM_API int intdim_trainer_set_theta_d(intdim_trainer *t, const float *in, size_t n)
+{
+    if (t == NULL || in == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_set_theta_d: %s is NULL",
+                            t == NULL ? "trainer" : "in");
+    if (n != t->d)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_set_theta_d: n = %zu != d = %zu", n,
+                            t->d);
+    if (!intdim__all_finite(in, n))
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_set_theta_d: non-finite entry");
+    memcpy(t->theta_d, in, n * sizeof(float));
+    return INTDIM_OK;
+}
