@@ -1,2 +1,678 @@
-/* placeholder: implemented in a later commit */
-#include "internal.h"
+/* The projection handle: argument checks (once, here), parameters, dispatch by kind, the
+ * identity kind, SAID scaling on top of any kind, and the cached workspace that keeps
+ * apply/vjp allocation-free and thread-safe on a const handle. Math in docs/math.md. */
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "fwht.h"
+#include "proj_impl.h"
+
+#ifdef INTDIM_HAVE_OPENMP
+#define INTDIM_PRAGMA(x) _Pragma(#x)
+#define OMP_PARALLEL_FOR(nt) INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static))
+#else
+#define OMP_PARALLEL_FOR(nt)
+#endif
+
+/* Largest D we accept: 2^40 keeps every index product of the kinds far below 2^64 and is
+ * far beyond any model this library can be asked to train. */
+#define MAX_D ((size_t)1 << 40)
+#define DEFAULT_MEMORY_BUDGET (8.0 * 1024.0 * 1024.0 * 1024.0)
+#define MAX_EXACT_DOUBLE 9007199254740992.0 /* 2^53 */
+#define MAX_THREADS 4096.0
+
+/* SAID reductions over D are split into blocks of this many entries, counted from the
+ * start of each group. The block layout depends only on the groups, never on the thread
+ * count, so the scale gradients are the same bits with any number of threads. */
+enum { SAID_BLOCK = 8192 };
+
+/* proj.c's private view of a handle: kind files see only `base`. */
+typedef struct proj_handle {
+    struct intdim_proj base;  /* must stay first: handles are cast both ways */
+    size_t said_blocks;       /* SAID: number of reduction blocks over all groups */
+    size_t *said_block_base;  /* SAID: n_groups + 1 entries, first block of each group */
+    size_t kind_work_floats;  /* kind's scratch, rounded up to a 64-byte multiple */
+    size_t said_work_floats;  /* SAID scratch: D floats + said_blocks doubles, rounded */
+    size_t work_floats_total; /* one workspace */
+} proj_handle;
+
+static proj_handle *handle_of(intdim_proj *p)
+{
+    return (proj_handle *)p;
+}
+
+static const proj_handle *const_handle_of(const intdim_proj *p)
+{
+    return (const proj_handle *)p;
+}
+
+/* ---- parameters ------------------------------------------------------------------ */
+
+typedef struct param_info {
+    const char *name;
+    double lo, hi;
+    int integer; /* value must be a whole number */
+    int runtime; /* may be changed by intdim_proj_set */
+} param_info;
+
+static const param_info g_params[] = {
+    [INTDIM_PROJ_SPARSE_DENSITY] = { "INTDIM_PROJ_SPARSE_DENSITY", 0.0, 1.0, 0, 0 },
+    [INTDIM_PROJ_MEMORY_BUDGET] = { "INTDIM_PROJ_MEMORY_BUDGET", 0.0, MAX_EXACT_DOUBLE, 0, 0 },
+    [INTDIM_PROJ_FASTFOOD_PER_GROUP] = { "INTDIM_PROJ_FASTFOOD_PER_GROUP", 0.0, 1.0, 1, 0 },
+    [INTDIM_PROJ_SAID] = { "INTDIM_PROJ_SAID", 0.0, 1.0, 1, 0 },
+    [INTDIM_PROJ_THREADS] = { "INTDIM_PROJ_THREADS", 0.0, MAX_THREADS, 1, 1 },
+    [INTDIM_PROJ_KERNEL] = { "INTDIM_PROJ_KERNEL", INTDIM_KERNEL_AUTO, INTDIM_KERNEL_AVX512, 1,
+                             1 },
+};
+enum { N_PARAMS = (int)(sizeof g_params / sizeof g_params[0]) };
+
+static int check_param(const char *fn, int id, double value)
+{
+    if (id < 0 || id >= N_PARAMS)
+        return intdim__fail(INTDIM_EINVAL, "%s: unknown projection parameter id %d", fn, id);
+    const param_info *info = &g_params[id];
+    if (isnan(value))
+        return intdim__fail(INTDIM_EINVAL, "%s: %s is NaN", fn, info->name);
+    if (value < info->lo || value > info->hi)
+        return intdim__fail(INTDIM_EINVAL, "%s: %s = %g is outside [%g, %g]", fn, info->name,
+                            value, info->lo, info->hi);
+    if (info->integer && value != floor(value))
+        return intdim__fail(INTDIM_EINVAL, "%s: %s = %g must be a whole number", fn, info->name,
+                            value);
+    return INTDIM_OK;
+}
+
+INTDIM_API int intdim_proj_param_bounds(int param, double *lo, double *hi)
+{
+    if (param < 0 || param >= N_PARAMS)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_param_bounds: unknown parameter id %d",
+                            param);
+    if (lo == NULL || hi == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_param_bounds: NULL lo or hi");
+    *lo = g_params[param].lo;
+    *hi = g_params[param].hi;
+    return INTDIM_OK;
+}
+
+/* Creation settings gathered from the key/value arrays before anything is allocated. */
+typedef struct create_options {
+    double density;
+    double memory_budget;
+    int per_group;
+    int said;
+    int threads;
+    int kernel;
+} create_options;
+
+static int parse_options(create_options *opt, size_t n_params, const int *ids,
+                         const double *values)
+{
+    opt->density = 0.0;
+    opt->memory_budget = DEFAULT_MEMORY_BUDGET;
+    opt->per_group = 0;
+    opt->said = 0;
+    opt->threads = 0;
+    opt->kernel = INTDIM_KERNEL_AUTO;
+    if (n_params > 0 && (ids == NULL || values == NULL))
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: n_params = %zu but param_ids "
+                                           "or param_values is NULL", n_params);
+    for (size_t i = 0; i < n_params; i++) {
+        int status = check_param("intdim_proj_create", ids[i], values[i]);
+        if (status != INTDIM_OK)
+            return status;
+        double v = values[i];
+        switch (ids[i]) {
+        case INTDIM_PROJ_SPARSE_DENSITY: opt->density = v; break;
+        case INTDIM_PROJ_MEMORY_BUDGET: opt->memory_budget = v; break;
+        case INTDIM_PROJ_FASTFOOD_PER_GROUP: opt->per_group = (int)v; break;
+        case INTDIM_PROJ_SAID: opt->said = (int)v; break;
+        case INTDIM_PROJ_THREADS: opt->threads = (int)v; break;
+        case INTDIM_PROJ_KERNEL: opt->kernel = (int)v; break;
+        default: break;
+        }
+    }
+    return INTDIM_OK;
+}
+
+/* AUTO becomes the fastest kernel; an explicit one must be compiled in and on the CPU. */
+static int resolve_kernel(const char *fn, int kernel, int *resolved)
+{
+    if (kernel == INTDIM_KERNEL_AUTO) {
+        *resolved = intdim__fwht_best_kernel();
+        return INTDIM_OK;
+    }
+    if (!intdim__fwht_kernel_available(kernel))
+        return intdim__fail(INTDIM_EUNSUPPORTED, "%s: transform kernel %d is not available "
+                                                 "in this build or on this CPU", fn, kernel);
+    *resolved = kernel;
+    return INTDIM_OK;
+}
+
+/* ---- argument checks -------------------------------------------------------------- */
+
+static int check_groups(size_t D, size_t n_groups, const size_t *sizes)
+{
+    if (n_groups == 0)
+        return INTDIM_OK;
+    if (sizes == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: n_groups = %zu but "
+                                           "group_sizes is NULL", n_groups);
+    if (n_groups > D)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: n_groups = %zu exceeds D = %zu "
+                                           "(groups must be non-empty)", n_groups, D);
+    size_t sum = 0;
+    for (size_t k = 0; k < n_groups; k++) {
+        if (sizes[k] == 0)
+            return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: group %zu has size 0", k);
+        if (sizes[k] > D - sum)
+            return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: group sizes exceed D = %zu "
+                                               "at group %zu", D, k);
+        sum += sizes[k];
+    }
+    if (sum != D)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: group sizes sum to %zu, not "
+                                           "D = %zu", sum, D);
+    return INTDIM_OK;
+}
+
+static int check_shape(int kind, size_t D, size_t d, size_t n_groups, const size_t *sizes,
+                       const create_options *opt)
+{
+    if (kind < INTDIM_PROJ_IDENTITY || kind > INTDIM_PROJ_FASTFOOD)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: unknown kind %d", kind);
+    if (D == 0)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: D is 0");
+    if (d == 0)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: d is 0");
+    if (D > MAX_D)
+        return intdim__fail(INTDIM_ETOOBIG, "intdim_proj_create: D = %zu exceeds the limit "
+                                            "2^40", D);
+    if (d > D)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: d = %zu exceeds D = %zu", d, D);
+    int status = check_groups(D, n_groups, sizes);
+    if (status != INTDIM_OK)
+        return status;
+    if (opt->said) {
+        if (n_groups == 0)
+            return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: SAID needs at least one "
+                                               "group (n_groups = 0)");
+        if (n_groups >= d)
+            return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: SAID needs m < d, got "
+                                               "m = %zu scales and d = %zu", n_groups, d);
+        if (kind == INTDIM_PROJ_IDENTITY)
+            return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: SAID over IDENTITY would "
+                                               "need d = D + m = %zu > D", D + n_groups);
+    }
+    if (kind == INTDIM_PROJ_IDENTITY && d != D)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: IDENTITY needs d == D, got "
+                                           "d = %zu, D = %zu", d, D);
+    if (opt->per_group) {
+        if (kind != INTDIM_PROJ_FASTFOOD)
+            return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: FASTFOOD_PER_GROUP = 1 "
+                                               "needs kind FASTFOOD, got kind %d", kind);
+        if (n_groups == 0)
+            return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: FASTFOOD_PER_GROUP = 1 "
+                                               "needs groups (n_groups = 0)");
+    }
+    return INTDIM_OK;
+}
+
+/* Fail fast on states that cannot fit, before generating anything: a dense D x d matrix
+ * at D = 2^24, d = 1000 would be 67 GB. The kinds check their exact size again. */
+static int check_budget(int kind, size_t D, size_t d_lin, const create_options *opt)
+{
+    if (kind == INTDIM_PROJ_DENSE) {
+        double bytes = (double)D * (double)d_lin * (double)sizeof(float);
+        if (bytes > opt->memory_budget)
+            return intdim__fail(INTDIM_ETOOBIG,
+                                "intdim_proj_create: a DENSE projection with D = %zu, d = %zu "
+                                "needs %.2f GB, over the memory budget of %.2f GB; use "
+                                "INTDIM_PROJ_FASTFOOD (O(D) memory) or raise "
+                                "INTDIM_PROJ_MEMORY_BUDGET", D, d_lin, bytes / 1e9,
+                                opt->memory_budget / 1e9);
+    }
+    if (kind == INTDIM_PROJ_SPARSE) {
+        double density = opt->density > 0.0 ? opt->density : 1.0 / sqrt((double)D);
+        /* row index (8 bytes) + value (4 bytes) per expected nonzero */
+        double bytes = (double)D * (double)d_lin * density * 12.0;
+        if (bytes > opt->memory_budget)
+            return intdim__fail(INTDIM_ETOOBIG,
+                                "intdim_proj_create: a SPARSE projection with D = %zu, d = %zu, "
+                                "density %g needs about %.2f GB, over the memory budget of "
+                                "%.2f GB; use INTDIM_PROJ_FASTFOOD or raise "
+                                "INTDIM_PROJ_MEMORY_BUDGET", D, d_lin, density, bytes / 1e9,
+                                opt->memory_budget / 1e9);
+    }
+    return INTDIM_OK;
+}
+
+/* ---- identity kind ---------------------------------------------------------------- */
+
+static void identity_apply(const intdim_proj *p, const float *x, float *y, float *work)
+{
+    (void)work;
+    memcpy(y, x, p->D * sizeof(float));
+}
+
+static void identity_adjoint(const intdim_proj *p, const float *g, float *x, float *work)
+{
+    (void)work;
+    memcpy(x, g, p->D * sizeof(float));
+}
+
+static void identity_destroy(intdim_proj *p)
+{
+    (void)p;
+}
+
+static const proj_ops g_identity_ops = { identity_apply, identity_adjoint, identity_destroy };
+
+int intdim__identity_create(intdim_proj *p)
+{
+    p->ops = &g_identity_ops;
+    p->state = NULL;
+    p->state_bytes = 0;
+    p->work_floats = 0;
+    return INTDIM_OK;
+}
+
+/* ---- creation --------------------------------------------------------------------- */
+
+static size_t round_up_64_bytes(size_t floats)
+{
+    return (floats + 15) / 16 * 16;
+}
+
+/* Copy the groups and precompute their offsets and SAID reduction blocks. */
+static int setup_groups(proj_handle *h, size_t n_groups, const size_t *sizes)
+{
+    intdim_proj *p = &h->base;
+    p->n_groups = n_groups;
+    if (n_groups == 0)
+        return INTDIM_OK;
+    p->group_sizes = intdim__calloc(n_groups, sizeof(size_t));
+    p->group_offsets = intdim__calloc(n_groups + 1, sizeof(size_t));
+    if (p->group_sizes == NULL || p->group_offsets == NULL)
+        return intdim__fail_nomem("projection groups", 2 * (n_groups + 1) * sizeof(size_t));
+    p->group_offsets[0] = 0;
+    for (size_t k = 0; k < n_groups; k++) {
+        p->group_sizes[k] = sizes[k];
+        p->group_offsets[k + 1] = p->group_offsets[k] + sizes[k];
+    }
+    if (!p->said)
+        return INTDIM_OK;
+    h->said_block_base = intdim__calloc(n_groups + 1, sizeof(size_t));
+    if (h->said_block_base == NULL)
+        return intdim__fail_nomem("SAID reduction blocks", (n_groups + 1) * sizeof(size_t));
+    for (size_t k = 0; k < n_groups; k++)
+        h->said_block_base[k + 1] = h->said_block_base[k] + (sizes[k] + SAID_BLOCK - 1) /
+                                                            SAID_BLOCK;
+    h->said_blocks = h->said_block_base[n_groups];
+    return INTDIM_OK;
+}
+
+static int create_kind(intdim_proj *p)
+{
+    switch (p->kind) {
+    case INTDIM_PROJ_IDENTITY: return intdim__identity_create(p);
+    case INTDIM_PROJ_DENSE: return intdim__dense_create(p);
+    case INTDIM_PROJ_SPARSE: return intdim__sparse_create(p);
+    default: return intdim__fastfood_create(p);
+    }
+}
+
+static int allocate_workspace(proj_handle *h)
+{
+    intdim_proj *p = &h->base;
+    h->kind_work_floats = round_up_64_bytes(p->work_floats);
+    h->said_work_floats = p->said ? round_up_64_bytes(p->D) +
+                                    round_up_64_bytes(2 * h->said_blocks) : 0;
+    h->work_floats_total = h->kind_work_floats + h->said_work_floats;
+    if (h->work_floats_total == 0)
+        h->work_floats_total = 16;
+    size_t bytes = intdim__mul_size(h->work_floats_total, sizeof(float));
+    p->work = intdim__alloc(bytes);
+    if (p->work == NULL)
+        return intdim__fail_nomem("projection workspace", bytes);
+    return INTDIM_OK;
+}
+
+INTDIM_API int intdim_proj_create_ex(intdim_proj **out, intdim_proj_kind kind, size_t D,
+                                     size_t d, uint64_t seed, size_t n_groups,
+                                     const size_t *group_sizes, size_t n_params,
+                                     const int *param_ids, const double *param_values)
+{
+    if (out == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: out is NULL");
+    *out = NULL;
+    create_options opt;
+    int status = parse_options(&opt, n_params, param_ids, param_values);
+    if (status == INTDIM_OK)
+        status = check_shape((int)kind, D, d, n_groups, group_sizes, &opt);
+    size_t d_lin = opt.said ? d - n_groups : d;
+    if (status == INTDIM_OK)
+        status = check_budget((int)kind, D, d_lin, &opt);
+    int kernel = INTDIM_KERNEL_PORTABLE;
+    if (status == INTDIM_OK)
+        status = resolve_kernel("intdim_proj_create", opt.kernel, &kernel);
+    if (status != INTDIM_OK)
+        return status;
+
+    proj_handle *h = intdim__calloc(1, sizeof *h);
+    if (h == NULL)
+        return intdim__fail_nomem("projection handle", sizeof *h);
+    intdim_proj *p = &h->base;
+    atomic_flag_clear(&p->work_busy);
+    p->kind = (int)kind;
+    p->D = D;
+    p->d = d;
+    p->d_lin = d_lin;
+    p->seed = seed;
+    p->said = opt.said;
+    p->per_group = opt.per_group;
+    p->density = (kind == INTDIM_PROJ_SPARSE && opt.density == 0.0) ? 1.0 / sqrt((double)D)
+                                                                    : opt.density;
+    p->memory_budget = opt.memory_budget;
+    p->threads = opt.threads;
+    p->kernel = kernel;
+
+    status = setup_groups(h, n_groups, group_sizes);
+    if (status == INTDIM_OK)
+        status = create_kind(p);
+    if (status == INTDIM_OK && (double)p->state_bytes > p->memory_budget)
+        status = intdim__fail(INTDIM_ETOOBIG, "intdim_proj_create: the projection's state "
+                                              "needs %.2f GB, over the memory budget of %.2f GB",
+                              (double)p->state_bytes / 1e9, p->memory_budget / 1e9);
+    if (status == INTDIM_OK)
+        status = allocate_workspace(h);
+    if (status != INTDIM_OK) {
+        intdim_proj_destroy(p);
+        return status;
+    }
+    *out = p;
+    return INTDIM_OK;
+}
+
+INTDIM_API int intdim_proj_create(intdim_proj **out, intdim_proj_kind kind, size_t D, size_t d,
+                                  uint64_t seed)
+{
+    return intdim_proj_create_ex(out, kind, D, d, seed, 0, NULL, 0, NULL, NULL);
+}
+
+INTDIM_API int intdim_proj_create_said(intdim_proj **out, intdim_proj_kind kind, size_t D,
+                                       size_t d, size_t n_groups, const size_t *group_sizes,
+                                       uint64_t seed)
+{
+    const int id = INTDIM_PROJ_SAID;
+    const double on = 1.0;
+    return intdim_proj_create_ex(out, kind, D, d, seed, n_groups, group_sizes, 1, &id, &on);
+}
+
+INTDIM_API void intdim_proj_destroy(intdim_proj *p)
+{
+    if (p == NULL)
+        return;
+    proj_handle *h = handle_of(p);
+    if (p->ops != NULL)
+        p->ops->destroy(p);
+    intdim__free(p->work);
+    intdim__free(p->group_sizes);
+    intdim__free(p->group_offsets);
+    intdim__free(h->said_block_base);
+    intdim__free(h);
+}
+
+/* ---- queries ---------------------------------------------------------------------- */
+
+INTDIM_API size_t intdim_proj_D(const intdim_proj *p)
+{
+    return p ? p->D : 0;
+}
+
+INTDIM_API size_t intdim_proj_d(const intdim_proj *p)
+{
+    return p ? p->d : 0;
+}
+
+INTDIM_API size_t intdim_proj_n_groups(const intdim_proj *p)
+{
+    return p ? p->n_groups : 0;
+}
+
+INTDIM_API size_t intdim_proj_n_scales(const intdim_proj *p)
+{
+    return (p && p->said) ? p->n_groups : 0;
+}
+
+INTDIM_API int intdim_proj_kind_of(const intdim_proj *p)
+{
+    return p ? p->kind : INTDIM_EINVAL;
+}
+
+INTDIM_API uint64_t intdim_proj_seed(const intdim_proj *p)
+{
+    return p ? p->seed : 0;
+}
+
+INTDIM_API size_t intdim_proj_bytes(const intdim_proj *p)
+{
+    if (p == NULL)
+        return 0;
+    const proj_handle *h = const_handle_of(p);
+    size_t group_arrays = p->n_groups == 0 ? 0 : (2 * p->n_groups + 1) * sizeof(size_t);
+    size_t said_arrays = h->said_block_base ? (p->n_groups + 1) * sizeof(size_t) : 0;
+    return sizeof *h + group_arrays + said_arrays + p->state_bytes +
+           h->work_floats_total * sizeof(float);
+}
+
+INTDIM_API int intdim_proj_group_sizes(const intdim_proj *p, size_t *sizes, size_t n)
+{
+    if (p == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_group_sizes: p is NULL");
+    if (n < p->n_groups)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_group_sizes: n = %zu is less than "
+                                           "n_groups = %zu", n, p->n_groups);
+    if (p->n_groups > 0 && sizes == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_group_sizes: sizes is NULL");
+    for (size_t k = 0; k < p->n_groups; k++)
+        sizes[k] = p->group_sizes[k];
+    return INTDIM_OK;
+}
+
+INTDIM_API int intdim_proj_set(intdim_proj *p, int param, double value)
+{
+    if (p == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_set: p is NULL");
+    if (param < 0 || param >= N_PARAMS)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_set: unknown parameter id %d", param);
+    int status = check_param("intdim_proj_set", param, value);
+    if (status != INTDIM_OK)
+        return status;
+    if (!g_params[param].runtime)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_set: %s is a creation parameter and "
+                                           "cannot change after create", g_params[param].name);
+    if (param == INTDIM_PROJ_THREADS) {
+        p->threads = (int)value;
+        return INTDIM_OK;
+    }
+    int kernel = INTDIM_KERNEL_PORTABLE;
+    status = resolve_kernel("intdim_proj_set", (int)value, &kernel);
+    if (status == INTDIM_OK)
+        p->kernel = kernel;
+    return status;
+}
+
+INTDIM_API int intdim_proj_get(const intdim_proj *p, int param, double *value)
+{
+    if (p == NULL || value == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_get: NULL p or value");
+    switch (param) {
+    case INTDIM_PROJ_SPARSE_DENSITY: *value = p->density; break;
+    case INTDIM_PROJ_MEMORY_BUDGET: *value = p->memory_budget; break;
+    case INTDIM_PROJ_FASTFOOD_PER_GROUP: *value = p->per_group; break;
+    case INTDIM_PROJ_SAID: *value = p->said; break;
+    case INTDIM_PROJ_THREADS: *value = p->threads; break;
+    case INTDIM_PROJ_KERNEL: *value = p->kernel; break;
+    default:
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_get: unknown parameter id %d", param);
+    }
+    return INTDIM_OK;
+}
+
+INTDIM_API int intdim_proj_init_theta(const intdim_proj *p, float *theta_d)
+{
+    if (p == NULL || theta_d == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_init_theta: NULL p or theta_d");
+    for (size_t i = 0; i < p->d_lin; i++)
+        theta_d[i] = 0.0f;
+    for (size_t i = p->d_lin; i < p->d; i++)
+        theta_d[i] = 1.0f;
+    return INTDIM_OK;
+}
+
+/* ---- workspace -------------------------------------------------------------------- */
+
+/* The cached block if no other call holds it, else a private one (*owned = 1). The
+ * handle is const for callers, but work/work_busy are the handle's internal scratch:
+ * casting const away is sound because every handle is allocated non-const by create,
+ * and the atomic flag serializes use of the cached block. */
+static float *acquire_work(const proj_handle *h, int *owned)
+{
+    atomic_flag *busy = (atomic_flag *)&h->base.work_busy;
+    if (!atomic_flag_test_and_set_explicit(busy, memory_order_acquire)) {
+        *owned = 0;
+        return h->base.work;
+    }
+    *owned = 1;
+    return intdim__alloc(h->work_floats_total * sizeof(float));
+}
+
+static void release_work(const proj_handle *h, float *work, int owned)
+{
+    if (owned) {
+        intdim__free(work);
+        return;
+    }
+    atomic_flag_clear_explicit((atomic_flag *)&h->base.work_busy, memory_order_release);
+}
+
+/* ---- SAID ------------------------------------------------------------------------- */
+
+/* Block b of the SAID layout: its group and its range [*start, *end). */
+static size_t said_block_range(const proj_handle *h, size_t b, size_t *start, size_t *end)
+{
+    const size_t *base = h->said_block_base;
+    size_t lo = 0, hi = h->base.n_groups; /* find k with base[k] <= b < base[k + 1] */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (base[mid] <= b)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    size_t group_start = h->base.group_offsets[lo];
+    size_t group_end = h->base.group_offsets[lo + 1];
+    *start = group_start + (b - base[lo]) * SAID_BLOCK;
+    *end = *start + SAID_BLOCK < group_end ? *start + SAID_BLOCK : group_end;
+    return lo;
+}
+
+/* y_i *= lambda_{g(i)}: elementwise, so any split over threads gives the same bits. */
+static void said_scale(const proj_handle *h, const float *lambda, const float *in, float *out)
+{
+    size_t n_blocks = h->said_blocks;
+    int threads = intdim__threads(h->base.threads);
+    (void)threads;
+    OMP_PARALLEL_FOR(threads)
+    for (size_t b = 0; b < n_blocks; b++) {
+        size_t start, end;
+        size_t k = said_block_range(h, b, &start, &end);
+        float scale = lambda[k];
+        for (size_t i = start; i < end; i++)
+            out[i] = scale * in[i];
+    }
+}
+
+/* partial[b] = sum over block b of g_i * u_i, in double and index order. */
+static void said_block_partials(const proj_handle *h, const float *g, const float *u,
+                                double *partial)
+{
+    size_t n_blocks = h->said_blocks;
+    int threads = intdim__threads(h->base.threads);
+    (void)threads;
+    OMP_PARALLEL_FOR(threads)
+    for (size_t b = 0; b < n_blocks; b++) {
+        size_t start, end;
+        said_block_range(h, b, &start, &end);
+        double sum = 0.0;
+        for (size_t i = start; i < end; i++)
+            sum += (double)g[i] * (double)u[i];
+        partial[b] = sum;
+    }
+}
+
+/* g_lambda[k] = the blocks of group k added in block order: a fixed order whatever the
+ * thread count. */
+static void said_sum_groups(const proj_handle *h, const double *partial, float *g_lambda)
+{
+    for (size_t k = 0; k < h->base.n_groups; k++) {
+        double sum = 0.0;
+        for (size_t b = h->said_block_base[k]; b < h->said_block_base[k + 1]; b++)
+            sum += partial[b];
+        g_lambda[k] = (float)sum;
+    }
+}
+
+/* ---- apply and vjp ---------------------------------------------------------------- */
+
+INTDIM_API int intdim_proj_apply(const intdim_proj *p, const float *theta_d, float *delta_D)
+{
+    if (p == NULL || theta_d == NULL || delta_D == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_apply: NULL p, theta_d or delta_D");
+    const proj_handle *h = const_handle_of(p);
+    int owned;
+    float *work = acquire_work(h, &owned);
+    if (work == NULL)
+        return intdim__fail_nomem("a second concurrent projection workspace",
+                                  h->work_floats_total * sizeof(float));
+    p->ops->apply(p, theta_d, delta_D, work);
+    if (p->said)
+        said_scale(h, theta_d + p->d_lin, delta_D, delta_D);
+    release_work(h, work, owned);
+    return INTDIM_OK;
+}
+
+INTDIM_API int intdim_proj_vjp(const intdim_proj *p, const float *theta_d, const float *g_D,
+                               float *g_d)
+{
+    if (p == NULL || g_D == NULL || g_d == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_vjp: NULL p, g_D or g_d");
+    if (p->said && theta_d == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_vjp: theta_d is NULL but a SAID "
+                                           "projection needs it for the scales' gradients");
+    const proj_handle *h = const_handle_of(p);
+    int owned;
+    float *work = acquire_work(h, &owned);
+    if (work == NULL)
+        return intdim__fail_nomem("a second concurrent projection workspace",
+                                  h->work_floats_total * sizeof(float));
+    if (!p->said) {
+        p->ops->adjoint(p, g_D, g_d, work);
+        release_work(h, work, owned);
+        return INTDIM_OK;
+    }
+    /* u = P x (unscaled), partial sums of g . u per block, then u = lambda (.) g and
+     * g_x = P^T u. lambda and the partials are read before g_d is written, so g_d may even
+     * alias theta_d. */
+    float *u = work + h->kind_work_floats;
+    double *partial = (double *)(u + round_up_64_bytes(p->D));
+    const float *lambda = theta_d + p->d_lin;
+    p->ops->apply(p, theta_d, u, work);
+    said_block_partials(h, g_D, u, partial);
+    said_scale(h, lambda, g_D, u);
+    p->ops->adjoint(p, u, g_d, work);
+    said_sum_groups(h, partial, g_d + p->d_lin);
+    release_work(h, work, owned);
+    return INTDIM_OK;
+}

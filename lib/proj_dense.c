@@ -1,2 +1,170 @@
-/* placeholder: implemented in a later commit */
-#include "internal.h"
+/* Dense Gaussian projection (Li et al. 2018): a D x d_lin float matrix A, row-major, entry
+ * A[i][j] = N(0,1) from the counter generator at (seed, INTDIM_STREAM_DENSE, i * d_lin + j),
+ * then every column scaled to unit Euclidean norm (norm computed in double, rows in order).
+ *
+ * apply: y = A x, adjoint: x = A^T g, both with CBLAS sgemv over fixed blocks of
+ * DENSE_BLOCK_ROWS rows. Rows of y are independent, so the apply is one sgemv per block.
+ * The adjoint is a sum over D: each block's partial d-vector goes to its own slot of the
+ * workspace and the slots are added in block order in double, so the result does not
+ * depend on how many threads ran the blocks. */
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+
+#include "proj_impl.h"
+
+#ifdef INTDIM_HAVE_OPENMP
+#define INTDIM_PRAGMA(x) _Pragma(#x)
+#define OMP_PARALLEL_FOR(nt) INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static))
+#else
+#define OMP_PARALLEL_FOR(nt)
+#endif
+
+enum { DENSE_BLOCK_ROWS = 4096 };
+
+typedef struct dense_state {
+    float *a; /* D x d_lin, row-major */
+    size_t n_blocks;
+} dense_state;
+
+static size_t block_count(size_t D)
+{
+    return (D + DENSE_BLOCK_ROWS - 1) / DENSE_BLOCK_ROWS;
+}
+
+static void block_rows(size_t D, size_t b, size_t *r0, size_t *r1)
+{
+    *r0 = b * DENSE_BLOCK_ROWS;
+    *r1 = *r0 + DENSE_BLOCK_ROWS < D ? *r0 + DENSE_BLOCK_ROWS : D;
+}
+
+static void dense_apply(const intdim_proj *p, const float *x, float *y, float *work)
+{
+    (void)work;
+    const dense_state *s = p->state;
+    size_t D = p->D, d = p->d_lin;
+    int threads = intdim__threads(p->threads);
+    (void)threads;
+    OMP_PARALLEL_FOR(threads)
+    for (size_t b = 0; b < s->n_blocks; b++) {
+        size_t r0, r1;
+        block_rows(D, b, &r0, &r1);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(r1 - r0), (int)d, 1.0f, s->a + r0 * d,
+                    (int)d, x, 1, 0.0f, y + r0, 1);
+    }
+}
+
+static void dense_adjoint(const intdim_proj *p, const float *g, float *x, float *work)
+{
+    const dense_state *s = p->state;
+    size_t D = p->D, d = p->d_lin;
+    int threads = intdim__threads(p->threads);
+    (void)threads;
+    OMP_PARALLEL_FOR(threads)
+    for (size_t b = 0; b < s->n_blocks; b++) {
+        size_t r0, r1;
+        block_rows(D, b, &r0, &r1);
+        cblas_sgemv(CblasRowMajor, CblasTrans, (int)(r1 - r0), (int)d, 1.0f, s->a + r0 * d,
+                    (int)d, g + r0, 1, 0.0f, work + b * d, 1);
+    }
+    size_t n_blocks = s->n_blocks;
+    OMP_PARALLEL_FOR(threads)
+    for (size_t j = 0; j < d; j++) {
+        double sum = 0.0;
+        for (size_t b = 0; b < n_blocks; b++)
+            sum += (double)work[b * d + j];
+        x[j] = (float)sum;
+    }
+}
+
+static void dense_destroy(intdim_proj *p)
+{
+    dense_state *s = p->state;
+    if (s == NULL)
+        return;
+    intdim__free(s->a);
+    intdim__free(s);
+    p->state = NULL;
+}
+
+static const proj_ops g_dense_ops = { dense_apply, dense_adjoint, dense_destroy };
+
+/* Fill the Gaussian entries block by block; each block also sums its columns' squares in
+ * double into its own row of norm_partial, so norms are independent of the thread count. */
+static void fill_gaussian(const intdim_proj *p, float *a, size_t n_blocks, double *norm_partial)
+{
+    size_t D = p->D, d = p->d_lin;
+    int threads = intdim__threads(p->threads);
+    (void)threads;
+    OMP_PARALLEL_FOR(threads)
+    for (size_t b = 0; b < n_blocks; b++) {
+        size_t r0, r1;
+        block_rows(D, b, &r0, &r1);
+        double *norm = norm_partial + b * d;
+        for (size_t j = 0; j < d; j++)
+            norm[j] = 0.0;
+        for (size_t i = r0; i < r1; i++) {
+            for (size_t j = 0; j < d; j++) {
+                float v = intdim__rng_gauss(p->seed, INTDIM_STREAM_DENSE, (uint64_t)i * d + j);
+                a[i * d + j] = v;
+                norm[j] += (double)v * (double)v;
+            }
+        }
+    }
+}
+
+/* Column scales 1/||A_j|| from the block partials (added in block order). A Gaussian
+ * column of D >= 1 entries is zero with probability 0; a zero norm would still leave the
+ * column zero rather than divide by zero. */
+static void column_scales(size_t d, size_t n_blocks, double *norm_partial)
+{
+    for (size_t j = 0; j < d; j++) {
+        double sum = 0.0;
+        for (size_t b = 0; b < n_blocks; b++)
+            sum += norm_partial[b * d + j];
+        norm_partial[j] = sum > 0.0 ? 1.0 / sqrt(sum) : 0.0;
+    }
+}
+
+static void scale_columns(const intdim_proj *p, float *a, const double *scale)
+{
+    size_t D = p->D, d = p->d_lin;
+    int threads = intdim__threads(p->threads);
+    (void)threads;
+    OMP_PARALLEL_FOR(threads)
+    for (size_t i = 0; i < D; i++)
+        for (size_t j = 0; j < d; j++)
+            a[i * d + j] = (float)((double)a[i * d + j] * scale[j]);
+}
+
+int intdim__dense_create(intdim_proj *p)
+{
+    size_t D = p->D, d = p->d_lin;
+    if (d > INT_MAX || DENSE_BLOCK_ROWS > INT_MAX)
+        return intdim__fail(INTDIM_ETOOBIG, "intdim_proj_create: DENSE d = %zu exceeds the "
+                                            "CBLAS int limit", d);
+    size_t n_blocks = block_count(D);
+    size_t matrix_bytes = intdim__mul_size(intdim__mul_size(D, d), sizeof(float));
+    dense_state *s = intdim__calloc(1, sizeof *s);
+    if (s == NULL)
+        return intdim__fail_nomem("dense projection state", sizeof *s);
+    s->n_blocks = n_blocks;
+    s->a = intdim__alloc(matrix_bytes);
+    double *norm_partial = intdim__calloc(intdim__mul_size(n_blocks, d), sizeof(double));
+    if (s->a == NULL || norm_partial == NULL) {
+        intdim__free(s->a);
+        intdim__free(s);
+        intdim__free(norm_partial);
+        return intdim__fail_nomem("dense projection matrix", matrix_bytes);
+    }
+    fill_gaussian(p, s->a, n_blocks, norm_partial);
+    column_scales(d, n_blocks, norm_partial);
+    scale_columns(p, s->a, norm_partial);
+    intdim__free(norm_partial);
+
+    p->ops = &g_dense_ops;
+    p->state = s;
+    p->state_bytes = sizeof *s + matrix_bytes;
+    p->work_floats = n_blocks * d; /* one partial d-vector per block for the adjoint */
+    return INTDIM_OK;
+}
