@@ -1,0 +1,152 @@
+"""Trampolines: Python callables called from C through ctypes function pointers.
+
+An exception must never cross the C frames (ctypes would print it and carry on), so every
+trampoline catches BaseException, stores it in a CallbackGuard and returns non-zero: the
+library then stops its loop (INTDIM_ECALLBACK, or INTDIM_EINTERRUPTED for progress
+callbacks) and the Python method that started the loop re-raises the stored exception with
+its original traceback. KeyboardInterrupt takes the same road: while C runs, Python's
+signal handler only sets a flag, and the interpreter raises KeyboardInterrupt at the next
+bytecode it executes, which is inside the next callback.
+
+Once an exception is pending, later callbacks return non-zero at once without running
+Python code, so nothing runs after the user's error or Ctrl-C.
+
+Arrays handed to callbacks are numpy views of the library's buffers (no copies): they are
+only valid during the callback.
+"""
+
+import ctypes
+import math
+
+import numpy as np
+
+from . import _lib
+
+__all__ = ["CallbackGuard"]
+
+
+def _address(float_ptr):
+    return ctypes.cast(float_ptr, ctypes.c_void_p).value or 0
+
+
+class _ViewCache:
+    """numpy views of C buffers, remembered by address: hosts usually see the same two
+    buffers at every step, so the view is built once (numpy.ctypeslib.as_array)."""
+
+    def __init__(self, length, writable):
+        self.length = length
+        self.writable = writable
+        self.views = {}
+
+    def get(self, float_ptr):
+        addr = _address(float_ptr)
+        view = self.views.get(addr)
+        if view is None:
+            view = _lib.view_f32(float_ptr, self.length, self.writable)
+            if len(self.views) > 8:  # buffers of finished trials: forget them
+                self.views.clear()
+            self.views[addr] = view
+        return view
+
+
+def _as_float(value, what):
+    if value is None:
+        raise TypeError(f"{what} returned None; it must return a float")
+    return float(value)
+
+
+class CallbackGuard:
+    """Holds the first exception raised by a callback during one library call."""
+
+    def __init__(self):
+        self.pending = None
+
+    # ---- trampolines --------------------------------------------------------------
+    def grad_fn(self, fn, length):
+        """GRAD_FN calling fn(step, theta, grad) -> loss. theta is a read-only view of the
+        host buffer, grad a writable view of the gradient buffer (fill all of it)."""
+        thetas = _ViewCache(length, writable=False)
+        grads = _ViewCache(length, writable=True)
+
+        def trampoline(user, step, theta_p, grad_p, loss_p):
+            if self.pending is not None:
+                return 1
+            try:
+                loss = fn(int(step), thetas.get(theta_p), grads.get(grad_p))
+                loss_p[0] = _as_float(loss, "grad_fn")
+                return 0
+            except BaseException as exc:  # noqa: B902 - KeyboardInterrupt too, see above
+                self.pending = exc
+                return 1
+
+        return _lib.GRAD_FN(trampoline)
+
+    def eval_fn(self, fn, length):
+        """EVAL_FN calling fn(theta) -> metric (higher is better); None gives a NULL."""
+        if fn is None:
+            return _lib.EVAL_FN()
+        thetas = _ViewCache(length, writable=False)
+
+        def trampoline(user, theta_p, metric_p):
+            if self.pending is not None:
+                return 1
+            try:
+                metric_p[0] = _as_float(fn(thetas.get(theta_p)), "eval_fn")
+                return 0
+            except BaseException as exc:  # noqa: B902
+                self.pending = exc
+                return 1
+
+        return _lib.EVAL_FN(trampoline)
+
+    def progress_fn(self, fn):
+        """PROGRESS_FN calling fn(step, loss, metric) (metric None when not evaluated);
+        a true return value stops the run. None gives a NULL."""
+        if fn is None:
+            return _lib.PROGRESS_FN()
+
+        def trampoline(user, step, loss, metric):
+            if self.pending is not None:
+                return 1
+            try:
+                stop = fn(int(step), loss, None if math.isnan(metric) else metric)
+                return 1 if stop else 0
+            except BaseException as exc:  # noqa: B902
+                self.pending = exc
+                return 1
+
+        return _lib.PROGRESS_FN(trampoline)
+
+    def search_progress_fn(self, fn):
+        """SEARCH_PROGRESS_FN calling fn(done, total, d, lr, eval_metric, seconds_left);
+        a true return value stops the search. Without fn it still stops the search as soon
+        as another callback failed, so no trial is started after an exception."""
+
+        def trampoline(user, done, total, d, lr, metric, seconds_left):
+            if self.pending is not None:
+                return 1
+            if fn is None:
+                return 0
+            try:
+                return 1 if fn(int(done), int(total), int(d), lr, metric, seconds_left) else 0
+            except BaseException as exc:  # noqa: B902
+                self.pending = exc
+                return 1
+
+        return _lib.SEARCH_PROGRESS_FN(trampoline)
+
+    # ---- after the C call ---------------------------------------------------------
+    def finish(self, status, what=""):
+        """Re-raise a stored callback exception (it wins over the status it caused), else
+        raise IntdimError for a failing status."""
+        exc, self.pending = self.pending, None
+        if exc is not None:
+            try:
+                raise exc.with_traceback(exc.__traceback__)
+            finally:
+                exc = None  # break the frame <-> exception cycle
+        return _lib.check(status, what)
+
+
+def empty_f32(length):
+    return np.empty(length, dtype=np.float32)

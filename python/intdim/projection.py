@@ -1,0 +1,177 @@
+"""Projection: delta_D = P(theta_d) and its exact adjoint, over an intdim_proj handle."""
+
+import ctypes
+
+import numpy as np
+
+from . import _lib, _params
+from ._handle import OwnedHandle
+
+__all__ = ["Projection"]
+
+
+def _size_array(values, what):
+    values = [int(v) for v in values]
+    if any(v < 0 for v in values):
+        raise ValueError(f"{what} must be non-negative integers, got {values}")
+    return (ctypes.c_size_t * max(len(values), 1))(*values), len(values)
+
+
+class Projection(OwnedHandle):
+    """A random projection P: R^d -> R^D (intdim_proj).
+
+    Projection(kind, D, d, seed=0, groups=None, said=False, per_group=False, density=None,
+               memory_budget=None, threads=None, kernel=None)
+
+    kind: 'fastfood', 'dense', 'sparse', 'identity' (or the INTDIM_PROJ_* value).
+    groups: sizes of contiguous parameter groups summing to D (needed by said/per_group).
+    said: one trainable scale per group; d then counts the scales (the last n_groups entries
+          of theta_d). per_group: one Fastfood block per group.
+    Use as a context manager or call close(); otherwise it is freed by the garbage
+    collector (but never while a Trainer still uses it).
+    """
+
+    _destroy_name = "intdim_proj_destroy"
+
+    def __init__(self, kind, D, d, seed=0, *, groups=None, said=False, per_group=False,
+                 density=None, memory_budget=None, threads=None, kernel=None):
+        self._users = 0  # open trainers borrowing this projection
+        params = []
+        if said:
+            params.append(("SAID", 1.0))
+        if per_group:
+            params.append(("FASTFOOD_PER_GROUP", 1.0))
+        if density is not None:
+            params.append(("SPARSE_DENSITY", density))
+        if memory_budget is not None:
+            params.append(("MEMORY_BUDGET", memory_budget))
+        ids = [_params.param_id("PROJ_", name) for name, _ in params]
+        n_params = len(ids)
+        id_arr = (ctypes.c_int * max(n_params, 1))(*ids)
+        val_arr = (ctypes.c_double * max(n_params, 1))(*[float(v) for _, v in params])
+        sizes, n_groups = _size_array(groups or [], "groups")
+        out = ctypes.c_void_p()
+        _lib.check(_lib.lib().intdim_proj_create_ex(
+            ctypes.byref(out), _params.kind_id(kind), int(D), int(d), int(seed),
+            n_groups, sizes if n_groups else None, n_params, id_arr if n_params else None,
+            val_arr if n_params else None), "intdim_proj_create_ex")
+        self._own(out.value)
+        self._cache_sizes()
+        if threads is not None:
+            self.set("threads", threads)
+        if kernel is not None:
+            self.set("kernel", kernel)
+
+    @classmethod
+    def from_checkpoint(cls, path):
+        """The projection a trainer checkpoint was trained with."""
+        out = ctypes.c_void_p()
+        _lib.check(_lib.lib().intdim_checkpoint_proj(str(path).encode(), ctypes.byref(out)))
+        self = cls.__new__(cls)
+        self._users = 0
+        self._own(out.value)
+        self._cache_sizes()
+        return self
+
+    def _cache_sizes(self):
+        lib = _lib.lib()
+        self._D = int(lib.intdim_proj_D(self._h))
+        self._d = int(lib.intdim_proj_d(self._h))
+        self._n_scales = int(lib.intdim_proj_n_scales(self._h))
+
+    def close(self):
+        if self._users > 0 and not self.closed:
+            raise RuntimeError(f"Projection is still used by {self._users} open Trainer(s); "
+                               "close them first")
+        super().close()
+
+    # ---- description --------------------------------------------------------------
+    @property
+    def D(self):
+        return self._D
+
+    @property
+    def d(self):
+        """Trainable length, SAID scales included."""
+        return self._d
+
+    @property
+    def n_scales(self):
+        return self._n_scales
+
+    @property
+    def n_groups(self):
+        return int(_lib.lib().intdim_proj_n_groups(self._h))
+
+    @property
+    def kind(self):
+        return _params.kind_name(_lib.lib().intdim_proj_kind_of(self._h))
+
+    @property
+    def seed(self):
+        return int(_lib.lib().intdim_proj_seed(self._h))
+
+    @property
+    def nbytes(self):
+        """Bytes of state the handle holds."""
+        return int(_lib.lib().intdim_proj_bytes(self._h))
+
+    @property
+    def group_sizes(self):
+        n = self.n_groups
+        sizes = (ctypes.c_size_t * max(n, 1))()
+        _lib.check(_lib.lib().intdim_proj_group_sizes(self._h, sizes, max(n, 1)))
+        return [int(sizes[i]) for i in range(n)]
+
+    def __repr__(self):
+        if self.closed:
+            return "<Projection (closed)>"
+        return f"<Projection {self.kind} D={self.D} d={self.d} seed={self.seed}>"
+
+    # ---- parameters ---------------------------------------------------------------
+    def set(self, name, value):
+        """Runtime parameter: 'threads' (0 = all) or 'kernel' ('auto', 'portable', 'avx2',
+        'avx512' or its number)."""
+        pid = _params.param_id("PROJ_", name)
+        _lib.check(_lib.lib().intdim_proj_set(self._h, pid,
+                                              _params.param_value("PROJ_", name, value)))
+
+    def get(self, name):
+        return _params.get(_lib.lib().intdim_proj_get, self._h,
+                           _params.param_id("PROJ_", name))
+
+    @staticmethod
+    def bounds(name):
+        return _params.bounds(_lib.lib().intdim_proj_param_bounds,
+                              _params.param_id("PROJ_", name))
+
+    # ---- maps -----------------------------------------------------------------------
+    def init_theta(self):
+        """Initial theta_d (zeros, SAID scales 1) as a new float32 array."""
+        out = np.empty(self.d, dtype=np.float32)
+        _lib.check(_lib.lib().intdim_proj_init_theta(self._h, out.ctypes.data))
+        return out
+
+    def apply(self, theta_d, out=None):
+        """delta_D = P(theta_d). theta_d: float32 (d,); out: optional float32 (D,)."""
+        theta_d = _lib.as_f32(theta_d, "theta_d", self.d)
+        out = np.empty(self.D, np.float32) if out is None else _lib.as_f32(out, "out", self.D,
+                                                                           writable=True)
+        _lib.check(_lib.lib().intdim_proj_apply(self._h, theta_d.ctypes.data, out.ctypes.data))
+        return out
+
+    def vjp(self, g_D, theta_d=None, out=None):
+        """g_d = P^T g_D (exact adjoint); SAID projections also need theta_d for the
+        scales' gradients."""
+        g_D = _lib.as_f32(g_D, "g_D", self.D)
+        if theta_d is None:
+            if self.n_scales:
+                raise ValueError("a SAID projection needs theta_d for vjp")
+            theta_ptr = None
+        else:
+            theta_ptr = _lib.as_f32(theta_d, "theta_d", self.d).ctypes.data
+        out = np.empty(self.d, np.float32) if out is None else _lib.as_f32(out, "out", self.d,
+                                                                           writable=True)
+        _lib.check(_lib.lib().intdim_proj_vjp(self._h, theta_ptr, g_D.ctypes.data,
+                                              out.ctypes.data))
+        return out

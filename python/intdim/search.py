@@ -1,0 +1,187 @@
+"""Search: the d90 search (grid or adaptive), ask/tell, journal and local runner."""
+
+import collections
+import ctypes
+import math
+
+from . import _lib, _params
+from ._callbacks import CallbackGuard
+from ._handle import OwnedHandle
+
+__all__ = ["Search", "Trial", "Asked", "Result", "Point", "merge_journals"]
+
+_SEARCH = "SEARCH_"
+
+Trial = collections.namedtuple("Trial", "id d kind said lr seed")
+Trial.__doc__ = "A trial to run: kind is a name ('fastfood', ... 'identity' for baselines)."
+Asked = collections.namedtuple("Asked", "what trial")
+Asked.__doc__ = "what is 'trial' (trial set), 'wait' or 'done' (trial None)."
+Result = collections.namedtuple("Result", "d90 reached baseline d90_lo d90_hi")
+Point = collections.namedtuple("Point", "d best_lr mean spread n_seeds passed")
+
+
+def _sizes(values, what):
+    values = [int(v) for v in values]
+    if not values:
+        raise ValueError(f"{what} must not be empty")
+    if any(v <= 0 for v in values):
+        raise ValueError(f"{what} must be positive integers, got {values}")
+    return (ctypes.c_size_t * len(values))(*values), len(values)
+
+
+class Search(OwnedHandle):
+    """A d90 search for a model with D parameters (intdim_search).
+
+    Search(D, **params): params by name: strategy ('grid', 'adaptive'), fraction, baseline,
+    seeds, d_min, d_max, n_d, kind ('fastfood', 'dense', 'sparse'), said, base_seed,
+    bootstrap, steps, parallel.
+    """
+
+    _destroy_name = "intdim_search_destroy"
+
+    def __init__(self, D, **params):
+        out = ctypes.c_void_p()
+        _lib.check(_lib.lib().intdim_search_create(ctypes.byref(out), int(D)),
+                   "intdim_search_create")
+        self._D = int(D)
+        self._guard = CallbackGuard()
+        self._own(out.value)
+        for name, value in params.items():
+            self.set(name, value)
+
+    @classmethod
+    def from_journal(cls, path):
+        """A search rebuilt from a journal (for reports)."""
+        out = ctypes.c_void_p()
+        _lib.check(_lib.lib().intdim_search_from_journal(ctypes.byref(out),
+                                                         str(path).encode()))
+        self = cls.__new__(cls)
+        self._guard = CallbackGuard()
+        self._own(out.value)
+        self._D = None
+        return self
+
+    # ---- configuration ------------------------------------------------------------
+    def set(self, name, value):
+        pid = _params.param_id(_SEARCH, name)
+        _lib.check(_lib.lib().intdim_search_set(self._h, pid,
+                                                _params.param_value(_SEARCH, name, value)))
+
+    def get(self, name):
+        return _params.get(_lib.lib().intdim_search_get, self._h,
+                           _params.param_id(_SEARCH, name))
+
+    @staticmethod
+    def bounds(name):
+        return _params.bounds(_lib.lib().intdim_search_param_bounds,
+                              _params.param_id(_SEARCH, name))
+
+    def set_d_list(self, ds):
+        arr, n = _sizes(ds, "ds")
+        _lib.check(_lib.lib().intdim_search_set_d_list(self._h, arr, n))
+
+    def set_lrs(self, lrs):
+        lrs = [float(x) for x in lrs]
+        if not lrs:
+            raise ValueError("lrs must not be empty")
+        arr = (ctypes.c_double * len(lrs))(*lrs)
+        _lib.check(_lib.lib().intdim_search_set_lrs(self._h, arr, len(lrs)))
+
+    def set_groups(self, sizes):
+        arr, n = _sizes(sizes, "group sizes")
+        _lib.check(_lib.lib().intdim_search_set_groups(self._h, n, arr))
+
+    def set_train_param(self, name, value):
+        """A trainer parameter (by name, as for Trainer) applied to every trial."""
+        pid = _params.param_id("TRAIN_", name)
+        _lib.check(_lib.lib().intdim_search_set_train_param(
+            self._h, pid, _params.param_value("TRAIN_", name, value)))
+
+    def open_journal(self, path):
+        """Append told trials to `path`; an existing journal is validated and replayed."""
+        _lib.check(_lib.lib().intdim_search_open_journal(self._h, str(path).encode()))
+
+    # ---- ask / tell -----------------------------------------------------------------
+    def ask(self):
+        what, tid, d, kind = ctypes.c_int(), ctypes.c_uint64(), ctypes.c_size_t(), \
+            ctypes.c_int()
+        said, lr, seed = ctypes.c_int(), ctypes.c_double(), ctypes.c_uint64()
+        _lib.check(_lib.lib().intdim_search_ask(
+            self._h, ctypes.byref(what), ctypes.byref(tid), ctypes.byref(d),
+            ctypes.byref(kind), ctypes.byref(said), ctypes.byref(lr), ctypes.byref(seed)))
+        if what.value == _lib.constant("ASK_TRIAL"):
+            return Asked("trial", Trial(int(tid.value), int(d.value),
+                                        _params.kind_name(kind.value), bool(said.value),
+                                        lr.value, int(seed.value)))
+        if what.value == _lib.constant("ASK_WAIT"):
+            return Asked("wait", None)
+        return Asked("done", None)
+
+    def tell(self, trial_id, train_metric, eval_metric, steps=0, seconds=0.0, status=0):
+        """Record a finished trial; status is 0 or the trial's failure status."""
+        _lib.check(_lib.lib().intdim_search_tell(
+            self._h, int(trial_id), float(train_metric), float(eval_metric), int(steps),
+            float(seconds), int(status)))
+
+    # ---- local runner ---------------------------------------------------------------
+    def run(self, theta, grad_fn, eval_fn, train_fn=None, theta0=None, progress=None):
+        """Run every trial here: grad_fn(step, theta, grad) -> loss, eval_fn(theta) and
+        train_fn(theta) -> metric (higher is better), progress(done, total, d, lr,
+        eval_metric, seconds_left) returning True stops (IntdimError INTDIM_EINTERRUPTED).
+        An exception in any callback (KeyboardInterrupt included) stops the search after
+        the trial in progress and is re-raised here; told trials stay in the journal."""
+        D = self._D if self._D is not None else int(theta.shape[0])
+        theta = _lib.as_f32(theta, "theta", D, writable=True)
+        theta0_ptr = None
+        if theta0 is not None:
+            theta0_ptr = _lib.as_f32(theta0, "theta0", D).ctypes.data
+        if not callable(grad_fn) or not callable(eval_fn):
+            raise TypeError("grad_fn and eval_fn must be callable")
+        guard = self._guard
+        grad_cb = guard.grad_fn(grad_fn, D)
+        train_cb = guard.eval_fn(train_fn, D)
+        eval_cb = guard.eval_fn(eval_fn, D)
+        progress_cb = guard.search_progress_fn(progress)
+        status = _lib.lib().intdim_search_run(self._h, theta.ctypes.data, theta0_ptr, grad_cb,
+                                              train_cb, eval_cb, None, progress_cb, None)
+        guard.finish(status, "intdim_search_run")
+
+    # ---- results --------------------------------------------------------------------
+    def result(self):
+        """Result(d90, reached, baseline, d90_lo, d90_hi); IntdimError INTDIM_ESTATE while
+        the baseline is unknown."""
+        d90, reached, base = ctypes.c_size_t(), ctypes.c_int(), ctypes.c_double(math.nan)
+        lo, hi = ctypes.c_size_t(), ctypes.c_size_t()
+        _lib.check(_lib.lib().intdim_search_result(
+            self._h, ctypes.byref(d90), ctypes.byref(reached), ctypes.byref(base),
+            ctypes.byref(lo), ctypes.byref(hi)))
+        return Result(int(d90.value), bool(reached.value), base.value, int(lo.value),
+                      int(hi.value))
+
+    @property
+    def trials_done(self):
+        return int(_lib.lib().intdim_search_trials_done(self._h))
+
+    def points(self):
+        """One Point per d with a finished trial, ascending d."""
+        lib = _lib.lib()
+        rows = []
+        for i in range(int(lib.intdim_search_n_points(self._h))):
+            d, n_seeds = ctypes.c_size_t(), ctypes.c_size_t()
+            lr, mean, spread, passed = ctypes.c_double(), ctypes.c_double(), \
+                ctypes.c_double(), ctypes.c_int()
+            _lib.check(lib.intdim_search_point(self._h, i, ctypes.byref(d), ctypes.byref(lr),
+                                               ctypes.byref(mean), ctypes.byref(spread),
+                                               ctypes.byref(n_seeds), ctypes.byref(passed)))
+            rows.append(Point(int(d.value), lr.value, mean.value, spread.value,
+                              int(n_seeds.value), bool(passed.value)))
+        return rows
+
+
+def merge_journals(inputs, output):
+    """Merge journals of one search written by separate processes into `output`."""
+    inputs = [str(p).encode() for p in inputs]
+    if not inputs:
+        raise ValueError("inputs must not be empty")
+    arr = (ctypes.c_char_p * len(inputs))(*inputs)
+    _lib.check(_lib.lib().intdim_journal_merge(arr, len(inputs), str(output).encode()))

@@ -1,0 +1,72 @@
+"""The binding against the header: every function bound and exported, constants equal to
+the header's values, versions agree, statuses become IntdimError with the message."""
+import re
+
+import pytest
+
+import intdim
+from intdim import _lib
+
+
+def header_functions(text):
+    return set(re.findall(r"INTDIM_API\s[^;(]*?\b(intdim_\w+)\s*\(", text))
+
+
+def header_constants(text):
+    """INTDIM_X = <int> enum entries and #define INTDIM_X <int>[u] macros."""
+    found = dict(re.findall(r"\b(INTDIM_\w+)\s*=\s*(-?\d+)", text))
+    found.update(re.findall(r"#define\s+(INTDIM_\w+)\s+(-?\d+)u?\s", text))
+    return {name: int(value) for name, value in found.items()}
+
+
+def test_every_header_function_has_a_prototype(header_text):
+    functions = header_functions(header_text)
+    assert len(functions) > 50  # the parser found the API, not nothing
+    assert functions - set(_lib.PROTOTYPES) == set()
+    assert set(_lib.PROTOTYPES) - functions == set()
+
+
+def test_every_function_is_exported_and_binds():
+    assert intdim.missing_symbols() == []
+    lib = _lib.lib()
+    for name in _lib.PROTOTYPES:
+        getattr(lib, name)  # sets restype/argtypes; raises if absent
+
+
+def test_constants_match_the_header(header_text):
+    constants = header_constants(header_text)
+    assert "INTDIM_PROJ_FASTFOOD" in constants and "INTDIM_EINVAL" in constants
+    for name, value in constants.items():
+        assert intdim.constant(name) == value, name
+    assert intdim.constant("PROJ_FASTFOOD") == constants["INTDIM_PROJ_FASTFOOD"]
+
+
+def test_unknown_constant_is_a_key_error():
+    with pytest.raises(KeyError, match="INTDIM_NO_SUCH_THING"):
+        intdim.constant("NO_SUCH_THING")
+
+
+def test_version_matches_header(header_text):
+    version = re.search(r'#define INTDIM_VERSION_STRING "([^"]+)"', header_text).group(1)
+    assert intdim.version() == version
+    major, minor, patch = (int(x) for x in version.split("."))
+    assert _lib.lib().intdim_version() == major * 10000 + minor * 100 + patch
+
+
+def test_status_becomes_exception_with_message():
+    with pytest.raises(intdim.IntdimError) as info:
+        intdim.Projection("fastfood", 100, 200)  # d > D
+    err = info.value
+    assert err.status == intdim.constant("EINVAL")
+    assert err.name == "INTDIM_EINVAL"
+    assert err.message  # the library's detailed message, not empty
+    assert err.message in str(err)
+    assert intdim.strerror(err.status) in str(err)
+
+
+def test_unknown_kind_and_parameter_names_raise_value_error():
+    with pytest.raises(ValueError, match="kind"):
+        intdim.Projection("nonsense", 100, 10)
+    with intdim.Projection("dense", 100, 10) as p:
+        with pytest.raises(ValueError, match="parameter"):
+            p.set("no_such_param", 1)

@@ -1,0 +1,159 @@
+"""Projection through numpy: linearity, exact adjoint, identity round trip, SAID, seeds,
+ownership, and arrays that must be refused before they reach C."""
+import gc
+
+import numpy as np
+import pytest
+
+import intdim
+
+KINDS = ["dense", "sparse", "fastfood"]
+
+
+def rand(n, seed):
+    return np.random.default_rng(seed).standard_normal(n).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_adjoint_identity(kind):
+    # <P x, g> == <x, P^T g> for random x, g: the library's vjp is the exact adjoint.
+    D, d = 1000, 37
+    with intdim.Projection(kind, D, d, seed=5) as p:
+        for trial in range(3):
+            x, g = rand(d, 10 + trial), rand(D, 20 + trial)
+            lhs = np.dot(p.apply(x).astype(np.float64), g.astype(np.float64))
+            rhs = np.dot(x.astype(np.float64), p.vjp(g).astype(np.float64))
+            assert lhs == pytest.approx(rhs, rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_apply_is_linear_and_deterministic(kind):
+    D, d = 513, 20
+    with intdim.Projection(kind, D, d, seed=3) as p, \
+            intdim.Projection(kind, D, d, seed=3) as q, \
+            intdim.Projection(kind, D, d, seed=4) as other:
+        x, y = rand(d, 1), rand(d, 2)
+        combined = p.apply((2 * x - 3 * y).astype(np.float32))
+        np.testing.assert_allclose(combined, 2 * p.apply(x) - 3 * p.apply(y),
+                                   rtol=1e-4, atol=1e-5)
+        assert np.array_equal(p.apply(x), q.apply(x))  # same seed: bit for bit
+        assert not np.array_equal(p.apply(x), other.apply(x))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_columns_have_about_unit_norm(kind):
+    D, d = 4096, 16
+    with intdim.Projection(kind, D, d, seed=1) as p:
+        for j in range(0, d, 5):
+            e = np.zeros(d, np.float32)
+            e[j] = 1
+            assert np.linalg.norm(p.apply(e)) == pytest.approx(1.0, rel=0.05)
+
+
+def test_identity_round_trip():
+    D = 300
+    with intdim.Projection("identity", D, D) as p:
+        x = rand(D, 7)
+        assert np.array_equal(p.apply(x), x)
+        assert np.array_equal(p.vjp(x), x)
+
+
+def test_out_parameter_is_written_in_place():
+    with intdim.Projection("fastfood", 100, 10, seed=2) as p:
+        x = rand(10, 1)
+        out = np.full(100, np.nan, np.float32)
+        assert p.apply(x, out=out) is out
+        assert np.array_equal(out, p.apply(x))
+        g_out = np.empty(10, np.float32)
+        assert p.vjp(out, out=g_out) is g_out
+
+
+def test_description():
+    with intdim.Projection("sparse", 1000, 50, seed=11) as p:
+        assert (p.D, p.d, p.kind, p.seed, p.n_scales) == (1000, 50, "sparse", 11, 0)
+        assert p.nbytes > 0
+        assert "sparse" in repr(p)
+
+
+def test_said_scales_and_adjoint():
+    groups = [60, 40, 100]
+    D, d = sum(groups), 23
+    with intdim.Projection("fastfood", D, d, seed=9, groups=groups, said=True) as p:
+        assert p.n_scales == len(groups) and p.n_groups == len(groups)
+        assert p.group_sizes == groups
+        theta_d = p.init_theta()
+        assert np.array_equal(theta_d[-3:], np.ones(3, np.float32))
+        assert not theta_d[:-3].any()
+        assert not p.apply(theta_d).any()  # training starts at theta0
+        with pytest.raises(ValueError, match="theta_d"):
+            p.vjp(rand(D, 1))
+        # SAID is nonlinear in the scales; check the vjp against finite differences of
+        # <apply(theta), g> in float64 terms.
+        theta = rand(d, 4)
+        g = rand(D, 5)
+        grad = p.vjp(g, theta_d=theta).astype(np.float64)
+        eps = 1e-2
+        for i in [0, 5, d - 3, d - 1]:
+            plus, minus = theta.copy(), theta.copy()
+            plus[i] += eps
+            minus[i] -= eps
+            fd = (np.dot(p.apply(plus), g) - np.dot(p.apply(minus), g)) / (2 * eps)
+            assert grad[i] == pytest.approx(fd, rel=2e-2, abs=2e-3)
+
+
+BAD_INPUTS = [
+    ([0.0] * 10, TypeError, "numpy"),
+    (np.zeros(10, np.float64), TypeError, "float32"),
+    (np.zeros(10, np.int32), TypeError, "float32"),
+    (np.zeros((2, 5), np.float32), ValueError, "1-D"),
+    (np.zeros(11, np.float32), ValueError, "10 elements"),
+    (np.zeros(20, np.float32)[::2], ValueError, "contiguous"),
+]
+
+
+@pytest.mark.parametrize("bad,exc,match", BAD_INPUTS)
+def test_bad_arrays_are_refused(bad, exc, match):
+    with intdim.Projection("dense", 50, 10, seed=1) as p:
+        with pytest.raises(exc, match=match):
+            p.apply(bad)
+        with pytest.raises(exc):
+            p.vjp(np.zeros(50, np.float64) if exc is TypeError else np.zeros(49, np.float32))
+
+
+def test_read_only_out_is_refused():
+    with intdim.Projection("dense", 50, 10, seed=1) as p:
+        out = np.zeros(50, np.float32)
+        out.flags.writeable = False
+        with pytest.raises(ValueError, match="writable"):
+            p.apply(np.zeros(10, np.float32), out=out)
+
+
+def test_closed_handle_raises_and_close_is_idempotent():
+    p = intdim.Projection("dense", 50, 10)
+    p.close()
+    p.close()
+    assert p.closed
+    with pytest.raises(ValueError, match="closed"):
+        p.apply(np.zeros(10, np.float32))
+
+
+def test_garbage_collection_frees_the_handle():
+    p = intdim.Projection("dense", 50, 10)
+    finalizer = p._finalizer
+    del p
+    gc.collect()
+    assert not finalizer.alive
+
+
+def test_runtime_parameters():
+    with intdim.Projection("fastfood", 1 << 12, 100, seed=1) as p:
+        x = rand(100, 1)
+        ref = p.apply(x)
+        p.set("threads", 1)
+        assert p.get("threads") == 1
+        p.set("kernel", "portable")
+        assert np.array_equal(p.apply(x), ref)  # same bits whatever the kernel
+        lo, hi = intdim.Projection.bounds("threads")
+        assert lo <= 1 <= hi
+        with pytest.raises(intdim.IntdimError):
+            p.set("threads", hi + 1)

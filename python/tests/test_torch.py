@@ -1,0 +1,116 @@
+"""The PyTorch host: parameters view one buffer the library writes, gradients land in the
+buffer it reads, SAID groups from named parameters, and a tiny model trained in a subspace."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import intdim  # noqa: E402
+from intdim.torch_host import ReferenceFastfood, TorchHost, accuracy  # noqa: E402
+
+
+def tiny_problem(seed=0, n=256):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=gen)
+    teacher = torch.randn(4, 3, generator=gen)
+    y = (x @ teacher).argmax(dim=1)
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(),
+                                torch.nn.Linear(16, 3))
+
+    def batches(step):
+        start = (step * 32) % n
+        return x[start:start + 32], y[start:start + 32]
+
+    host = TorchHost(model, torch.nn.functional.cross_entropy, batches,
+                     eval_fn=lambda m: accuracy(m, x, y))
+    return host, model, x, y
+
+
+def full_loss(host, x, y):
+    with torch.no_grad():
+        return float(torch.nn.functional.cross_entropy(host.module(x), y))
+
+
+def test_parameters_view_the_flat_buffer():
+    host, model, x, y = tiny_problem()
+    assert host.D == sum(p.numel() for p in model.parameters()) == 4 * 16 + 16 + 16 * 3 + 3
+    start, end = host.theta.ctypes.data, host.theta.ctypes.data + host.theta.nbytes
+    for p in model.parameters():
+        assert start <= p.data_ptr() < end
+    before = model(x[:5]).detach().clone()
+    host.theta[:] = 0  # writing the buffer changes the model
+    assert torch.all(model(x[:5]) == model[2].bias)
+    host.restore_theta0()
+    assert torch.equal(model(x[:5]), before)
+
+
+def test_groups_from_named_parameters():
+    host, model, _, _ = tiny_problem()
+    assert host.group_sizes == [4 * 16 + 16, 16 * 3 + 3]
+    assert host.group_names == ["0", "2"]
+    host.set_groups("tensor")
+    assert host.group_sizes == [64, 16, 48, 3]
+    with pytest.raises(ValueError):
+        host.set_groups("module")
+
+
+def test_gradient_callback_matches_autograd_without_copies():
+    host, model, x, y = tiny_problem()
+    grad = np.zeros(host.D, np.float32)
+    loss = host.grad_fn(0, host.theta, grad)
+    model.zero_grad(set_to_none=True)
+    ref_loss = torch.nn.functional.cross_entropy(model(x[:32]), y[:32])
+    ref_loss.backward()
+    ref = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).numpy()
+    assert loss == pytest.approx(float(ref_loss))
+    np.testing.assert_allclose(grad, ref, rtol=1e-5, atol=1e-7)
+
+
+def test_tiny_model_trained_in_a_subspace():
+    host, model, x, y = tiny_problem()
+    start_loss = full_loss(host, x, y)
+    with host.trainer(d=30, kind="fastfood", seed=3, lr=0.05) as t:
+        t.run(150)
+        t.sync()
+        assert full_loss(host, x, y) < 0.7 * start_loss
+        assert host.grad_copies == 0  # backward accumulated straight into the buffer
+        # the module's parameters are theta0 + P(theta_d), written in place
+        delta = t.proj.apply(t.theta_d)
+        np.testing.assert_allclose(host.theta, host.theta0 + delta, rtol=1e-5, atol=1e-6)
+        assert host.evaluate() > 0.6
+
+
+def test_said_trainer_from_layer_groups():
+    host, model, x, y = tiny_problem()
+    start_loss = full_loss(host, x, y)
+    with host.trainer(d=30, said=True, lr=0.05) as t:
+        assert t.proj.n_scales == 2
+        t.run(150)
+        t.sync()
+        assert full_loss(host, x, y) < 0.7 * start_loss
+
+
+def test_search_on_the_tiny_model_restores_theta0():
+    host, model, x, y = tiny_problem()
+    with host.search(ds=[1, 40], lrs=[0.05], steps=150) as s:
+        r = s.result()
+        points = s.points()
+    assert r.baseline > 0.8
+    assert [p.d for p in points] == [1, 40]
+    assert points[1].mean > points[0].mean
+    assert np.array_equal(host.theta, host.theta0)
+
+
+def test_reference_fastfood_has_unit_columns_when_D_is_a_power_of_two():
+    ff = ReferenceFastfood(D=256, d=10, seed=0)
+    for j in range(10):
+        e = torch.zeros(10)
+        e[j] = 1
+        assert float(ff(e).norm()) == pytest.approx(1.0, rel=1e-5)
+    x = torch.randn(10, requires_grad=True)
+    g = torch.randn(256)
+    (ff(x) * g).sum().backward()
+    cols = torch.stack([ff(torch.eye(10)[j]) for j in range(10)], dim=1)
+    np.testing.assert_allclose(x.grad.numpy(), (cols.T @ g).detach().numpy(), rtol=1e-4,
+                               atol=1e-5)

@@ -1,0 +1,225 @@
+"""Trainer with Python callbacks: training works, buffers are shared not copied, callback
+exceptions (and Ctrl-C) stop the C loop and come back with their traceback."""
+import os
+import signal
+import traceback
+
+import numpy as np
+import pytest
+
+import intdim
+
+D = 64
+
+
+class Quadratic:
+    """loss = 0.5 ||theta - target||^2; records what the callbacks saw."""
+
+    def __init__(self, seed=0):
+        self.target = np.random.default_rng(seed).standard_normal(D).astype(np.float32)
+        self.calls = 0
+        self.seen = []
+
+    def grad(self, step, theta, grad):
+        self.calls += 1
+        diff = theta - self.target
+        grad[:] = diff
+        return 0.5 * float(np.dot(diff, diff))
+
+    def metric(self, theta):
+        return -float(np.linalg.norm(theta - self.target))
+
+
+def make(kind="identity", d=D, **params):
+    proj = intdim.Projection(kind, D, d, seed=1)
+    theta = np.zeros(D, np.float32)
+    problem = Quadratic()
+    trainer = intdim.Trainer(proj, theta, problem.grad, **params)
+    return proj, theta, problem, trainer
+
+
+def test_full_training_through_identity_converges():
+    proj, theta, problem, t = make(optimizer="sgd", lr=0.5)
+    with proj, t:
+        first = t.step()
+        for _ in range(30):
+            last = t.step()
+        assert last < 1e-6 * first
+        t.sync()
+        np.testing.assert_allclose(theta, problem.target, atol=1e-3)
+        assert t.steps_done == 31 and problem.calls == 31
+
+
+def test_subspace_training_lowers_the_loss_and_writes_host_buffer():
+    proj, theta, problem, t = make("fastfood", d=8, optimizer="adam", lr=0.05)
+    with proj, t:
+        first = t.step()
+        metric = t.run(100, eval_fn=problem.metric)
+        assert t.step() < first
+        assert metric > problem.metric(np.zeros(D, np.float32))
+        t.sync()
+        expected = proj.apply(t.theta_d)  # theta0 = 0: theta == P(theta_d)
+        np.testing.assert_allclose(theta, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_callback_arrays_are_views_of_the_buffers():
+    proj = intdim.Projection("dense", D, 4, seed=1)
+    theta = np.zeros(D, np.float32)
+    grad_buffer = np.zeros(D, np.float32)
+    seen = {}
+
+    def grad_fn(step, th, gr):
+        seen["theta_shared"] = np.shares_memory(th, theta)
+        seen["grad_shared"] = np.shares_memory(gr, grad_buffer)
+        seen["theta_writable"] = th.flags.writeable
+        seen["shape"] = (th.shape, gr.shape, th.dtype, gr.dtype)
+        gr[:] = 1.0
+        return 0.0
+
+    with proj, intdim.Trainer(proj, theta, grad_fn, grad=grad_buffer) as t:
+        t.step()
+    assert seen["theta_shared"] and seen["grad_shared"]
+    assert not seen["theta_writable"]
+    assert seen["shape"] == ((D,), (D,), np.float32, np.float32)
+    assert (grad_buffer == 1.0).all()  # written through the view, no copy back
+
+
+def boom_at_step_3(step, theta, grad):
+    if step == 3:
+        raise ValueError("boom at step 3")
+    grad[:] = theta - 1.0
+    return 1.0
+
+
+def test_exception_in_callback_is_reraised_with_traceback():
+    proj = intdim.Projection("identity", D, D)
+    theta = np.zeros(D, np.float32)
+    with proj, intdim.Trainer(proj, theta, boom_at_step_3, lr=0.1) as t:
+        for _ in range(3):
+            t.step()
+        before = t.theta_d
+        with pytest.raises(ValueError, match="boom at step 3") as info:
+            t.run(10)
+        frames = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+        assert "boom_at_step_3" in frames and "run" in frames
+        # the failed step left the trainer as it was (header contract)
+        assert t.steps_done == 3
+        assert np.array_equal(t.theta_d, before)
+
+
+def test_eval_callback_exception_and_bad_return():
+    proj, theta, problem, t = make()
+    with proj, t:
+        with pytest.raises(ZeroDivisionError):
+            t.evaluate(lambda th: 1 / 0)
+        with pytest.raises(TypeError, match="returned None"):
+            t.evaluate(lambda th: None)
+        assert t.evaluate(problem.metric) == pytest.approx(problem.metric(theta))
+
+
+def test_keyboard_interrupt_inside_callback_stops_cleanly():
+    proj = intdim.Projection("identity", D, D)
+    theta = np.zeros(D, np.float32)
+    calls = []
+
+    def grad_fn(step, th, gr):
+        calls.append(step)
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while C is running the loop
+        gr[:] = th - 1.0
+        return float(np.sum((th - 1.0) ** 2))
+
+    with proj, intdim.Trainer(proj, theta, grad_fn, lr=0.1) as t:
+        with pytest.raises(KeyboardInterrupt):
+            t.run(1000)
+        assert max(calls) <= 6  # stopped at once, not after 1000 steps
+        assert t.steps_done == 5
+        t.run(2)  # still usable
+        assert t.steps_done == 7
+
+
+def test_progress_can_stop_the_run():
+    proj, theta, problem, t = make(lr=0.01)
+    with proj, t:
+        with pytest.raises(intdim.IntdimError) as info:
+            t.run(100, progress=lambda step, loss, metric: step >= 9)
+        assert info.value.status == intdim.constant("EINTERRUPTED")
+        assert t.steps_done == 10
+
+
+def test_nonfinite_loss_is_reported():
+    proj = intdim.Projection("identity", D, D)
+    theta = np.zeros(D, np.float32)
+
+    def nan_grad(step, th, gr):
+        gr[:] = 0
+        return float("nan")
+
+    with proj, intdim.Trainer(proj, theta, nan_grad) as t:
+        with pytest.raises(intdim.IntdimError) as info:
+            t.step()
+        assert info.value.status == intdim.constant("ENONFINITE")
+        assert t.steps_done == 0
+
+
+def test_checkpoint_round_trip(tmp_path):
+    path = tmp_path / "ckpt.bin"
+    proj, theta, problem, t = make("sparse", d=10, lr=0.05)
+    with proj, t:
+        t.run(5)
+        t.save(path)
+        saved = t.theta_d
+        t.run(5)
+        assert not np.array_equal(t.theta_d, saved)
+        t.load(path)
+        assert t.steps_done == 5
+        assert np.array_equal(t.theta_d, saved)
+        with intdim.Projection.from_checkpoint(path) as again:
+            assert (again.kind, again.D, again.d, again.seed) == ("sparse", D, 10, 1)
+            x = np.arange(10, dtype=np.float32)
+            assert np.array_equal(again.apply(x), proj.apply(x))
+    with pytest.raises(intdim.IntdimError):
+        intdim.Projection.from_checkpoint(tmp_path / "missing.bin")
+
+
+def test_theta_d_and_parameters():
+    proj, theta, problem, t = make("dense", d=6, optimizer="adamw", schedule="cosine",
+                                   total_steps=100, lr=0.02)
+    with proj, t:
+        assert t.get("optimizer") == intdim.constant("OPT_ADAMW")
+        assert t.get("lr") == pytest.approx(0.02)
+        values = np.arange(6, dtype=np.float32)
+        t.theta_d = values
+        assert np.array_equal(t.theta_d, values)
+        with pytest.raises(TypeError):
+            t.theta_d = np.arange(6, dtype=np.float64)
+        with pytest.raises(ValueError):
+            t.theta_d = np.arange(7, dtype=np.float32)
+        with pytest.raises(intdim.IntdimError):
+            t.set("lr", -1.0)
+        t.reset()
+        assert t.steps_done == 0 and not t.theta_d.any()
+
+
+def test_bad_host_arrays_are_refused():
+    with intdim.Projection("dense", D, 4) as p:
+        ok = Quadratic().grad
+        with pytest.raises(TypeError):
+            intdim.Trainer(p, np.zeros(D, np.float64), ok)
+        with pytest.raises(ValueError):
+            intdim.Trainer(p, np.zeros(D + 1, np.float32), ok)
+        ro = np.zeros(D, np.float32)
+        ro.flags.writeable = False
+        with pytest.raises(ValueError, match="writable"):
+            intdim.Trainer(p, ro, ok)
+        with pytest.raises(TypeError, match="callable"):
+            intdim.Trainer(p, np.zeros(D, np.float32), None)
+
+
+def test_projection_stays_open_while_a_trainer_uses_it():
+    proj, theta, problem, t = make()
+    with pytest.raises(RuntimeError, match="Trainer"):
+        proj.close()
+    t.close()
+    proj.close()
+    assert proj.closed
