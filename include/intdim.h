@@ -352,6 +352,19 @@ INTDIM_API int intdim_search_run(intdim_search *s, float *theta, const float *th
                                  intdim_eval_fn eval_fn, void *user,
                                  intdim_search_progress_fn progress, void *progress_user);
 
+/* Run one asked trial exactly as intdim_search_run does (projection, trainer with the
+ * search's trainer settings, STEPS steps, then train_fn (may be NULL) and eval_fn), without
+ * telling it: for hosts that distribute trials (MPI ranks, job arrays) and tell elsewhere.
+ * theta0 must not be NULL here. A diverged trial is a result, not an error: it returns
+ * INTDIM_OK with *trial_status = INTDIM_ENONFINITE and *eval_metric = -inf. Other failures
+ * (bad configuration, memory, a callback asking to stop) return their status. */
+INTDIM_API int intdim_search_run_trial(const intdim_search *s, float *theta, const float *theta0,
+                                       intdim_grad_fn grad_fn, intdim_eval_fn train_fn,
+                                       intdim_eval_fn eval_fn, void *user, size_t d, int kind,
+                                       int said, double lr, uint64_t seed, double *train_metric,
+                                       double *eval_metric, uint64_t *steps, double *seconds,
+                                       int *trial_status);
+
 /* Results. d90: the smallest d whose mean eval metric (best lr) is strictly greater than
  * fraction * baseline; *reached = 0 ("not reached", *d90 = 0) if none. lo/hi: bootstrap
  * 5%..95% over seeds (equal to d90 with one seed; 0 where not reached). Any out pointer
