@@ -8,7 +8,7 @@ from . import _lib, _params
 from ._callbacks import CallbackGuard
 from ._handle import OwnedHandle
 
-__all__ = ["Search", "Trial", "Asked", "Result", "Point", "merge_journals"]
+__all__ = ["Search", "Trial", "Asked", "Result", "Point", "TrialResult", "merge_journals"]
 
 _SEARCH = "SEARCH_"
 
@@ -18,6 +18,10 @@ Asked = collections.namedtuple("Asked", "what trial")
 Asked.__doc__ = "what is 'trial' (trial set), 'wait' or 'done' (trial None)."
 Result = collections.namedtuple("Result", "d90 reached baseline d90_lo d90_hi")
 Point = collections.namedtuple("Point", "d best_lr mean spread n_seeds passed")
+TrialResult = collections.namedtuple("TrialResult",
+                                     "train_metric eval_metric steps seconds status")
+TrialResult.__doc__ = ("What tell() needs; status is 0 or INTDIM_ENONFINITE (eval_metric "
+                       "-inf) for a diverged trial.")
 
 
 def _sizes(values, what):
@@ -145,6 +149,30 @@ class Search(OwnedHandle):
         status = _lib.lib().intdim_search_run(self._h, theta.ctypes.data, theta0_ptr, grad_cb,
                                               train_cb, eval_cb, None, progress_cb, None)
         guard.finish(status, "intdim_search_run")
+
+    def run_trial(self, trial, theta, theta0, grad_fn, eval_fn, train_fn=None):
+        """Run one asked Trial exactly as run() would, without telling it (for hosts that
+        distribute trials and tell elsewhere). Returns a TrialResult; pass its fields to
+        tell(). Callback exceptions are re-raised here."""
+        D = self._D if self._D is not None else int(theta.shape[0])
+        theta = _lib.as_f32(theta, "theta", D, writable=True)
+        theta0 = _lib.as_f32(theta0, "theta0", D)
+        if not callable(grad_fn) or not callable(eval_fn):
+            raise TypeError("grad_fn and eval_fn must be callable")
+        guard = self._guard
+        grad_cb = guard.grad_fn(grad_fn, D)
+        train_cb = guard.eval_fn(train_fn, D)
+        eval_cb = guard.eval_fn(eval_fn, D)
+        train_m, eval_m = ctypes.c_double(math.nan), ctypes.c_double(math.nan)
+        steps, seconds, status = ctypes.c_uint64(), ctypes.c_double(), ctypes.c_int()
+        rc = _lib.lib().intdim_search_run_trial(
+            self._h, theta.ctypes.data, theta0.ctypes.data, grad_cb, train_cb, eval_cb, None,
+            int(trial.d), _params.kind_id(trial.kind), int(bool(trial.said)), float(trial.lr),
+            int(trial.seed), ctypes.byref(train_m), ctypes.byref(eval_m), ctypes.byref(steps),
+            ctypes.byref(seconds), ctypes.byref(status))
+        guard.finish(rc, "intdim_search_run_trial")
+        return TrialResult(train_m.value, eval_m.value, int(steps.value), seconds.value,
+                           int(status.value))
 
     # ---- results --------------------------------------------------------------------
     def result(self):

@@ -154,3 +154,21 @@ def test_search_parameters_by_name():
             s.set_d_list([])
         with pytest.raises(intdim.IntdimError):
             s.set("fraction", 2.0)
+
+
+def test_run_trial_then_tell_matches_the_local_runner():
+    toy = Toy()
+    theta0 = np.zeros(D, np.float32)
+    with intdim.Search(D) as s, run_search() as local:
+        configure(s)
+        while True:
+            asked = s.ask()
+            if asked.what == "done":
+                break
+            r = s.run_trial(asked.trial, np.zeros(D, np.float32), theta0, toy.grad,
+                            toy.metric, train_fn=toy.metric)
+            assert r.status == 0 and r.steps == STEPS
+            s.tell(asked.trial.id, r.train_metric, r.eval_metric, r.steps, r.seconds,
+                   r.status)
+        assert s.result() == local.result()
+        assert s.points() == local.points()
