@@ -1,0 +1,1170 @@
+/*
+ * fmnist: intrinsic dimension of a 784-200-200-10 MLP on Fashion-MNIST through libintdim.
+ *
+ *   fmnist --quick                 small honest run (minutes): baseline, d90 of every method
+ *   fmnist --full [--out docs]     every experiment; writes OUT/results.md and OUT/img/
+ *   fmnist methods|pretrain|width|speed [options]   one experiment, markdown on stdout
+ *
+ * Data splits (never mixed): train = first 50,000 training images, val = last 10,000
+ * training images (every choice: lr, d90), test = the 10,000 t10k images (reported only).
+ * Run `fmnist --help` for the options.
+ */
+#include <intdim.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "data.h"
+#include "exper.h"
+#include "idx.h"
+#include "mlp.h"
+
+#define MAX_LIST 32
+#define TRAIN_SPLIT 50000 /* the rest of the 60,000 training images is the validation split */
+
+/* Everything that defines a run; printed with the results. */
+typedef struct {
+    const char *mode;
+    const char *data_dir;
+    const char *out_dir;   /* --full: where results.md and img/ go; NULL = stdout only */
+    size_t n_pool;         /* training examples used (first of the train split) */
+    size_t n_val;          /* validation examples used */
+    size_t n_train_eval;   /* training examples whose accuracy gives acc_train */
+    size_t batch;
+    uint64_t steps;        /* optimizer steps per trial (baseline and subspace alike) */
+    size_t n_seeds;
+    uint64_t base_seed;
+    uint64_t init_seed;    /* theta0 */
+    size_t hidden;         /* hidden width of the main network */
+    double full_lrs[MAX_LIST];
+    size_t n_full_lrs;
+    double sub_lrs[MAX_LIST];
+    size_t n_sub_lrs;
+    size_t ds[MAX_LIST];
+    size_t n_ds;
+    size_t dense_max_d;    /* dense trials only up to this d (D x d floats of memory) */
+    int methods[4];        /* dense, sparse, fastfood, said-fastfood: 1 = run */
+    uint64_t marks[MAX_LIST]; /* pretrain: checkpoints (steps of pre-training on classes 0-4) */
+    size_t n_marks;
+    size_t pre_ds[MAX_LIST];  /* d list for the transfer experiments */
+    size_t n_pre_ds;
+    size_t widths[MAX_LIST];
+    size_t n_widths;
+    uint64_t width_pre_steps; /* pre-training steps of the width experiment */
+    uint64_t speed_steps;
+    size_t speed_repeats;
+} protocol;
+
+typedef struct {
+    fm_set train_all, test_all; /* as loaded: 60,000 and 10,000 */
+    fm_set train_split, val_split;
+} dataset;
+
+/* Markdown goes to stdout and, with --out, to the results file too. */
+typedef struct {
+    FILE *md;
+} report;
+
+static report rep = {NULL};
+
+static void out(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    if (rep.md != NULL) {
+        va_start(ap, fmt);
+        vfprintf(rep.md, fmt, ap);
+        va_end(ap);
+    }
+    fflush(stdout);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- protocol presets ---------------------------------------------------------------- */
+
+static void preset_common(protocol *p)
+{
+    memset(p, 0, sizeof *p);
+    p->data_dir = FM_DEFAULT_DIR;
+    p->batch = 128;
+    p->n_seeds = 1;
+    p->base_seed = 2018;
+    p->init_seed = 1;
+    p->hidden = 200;
+    p->methods[0] = p->methods[1] = p->methods[2] = p->methods[3] = 1;
+    p->speed_steps = 300;
+    p->speed_repeats = 3;
+}
+
+/* Small but honest: the whole command stays within a few minutes on 2 shared cores. */
+static void preset_quick(protocol *p)
+{
+    preset_common(p);
+    p->mode = "quick";
+    p->n_pool = 10000;
+    p->n_val = 5000;
+    p->n_train_eval = 2000;
+    p->steps = 500;
+    static const double full_lrs[] = {1e-3, 3e-3};
+    static const double sub_lrs[] = {1e-2, 3e-2};
+    static const size_t ds[] = {100, 300, 1000, 3000};
+    memcpy(p->full_lrs, full_lrs, sizeof full_lrs);
+    p->n_full_lrs = 2;
+    memcpy(p->sub_lrs, sub_lrs, sizeof sub_lrs);
+    p->n_sub_lrs = 2;
+    memcpy(p->ds, ds, sizeof ds);
+    p->n_ds = 4;
+    p->dense_max_d = 300;
+    static const uint64_t marks[] = {0, 300, 1000};
+    static const size_t pre_ds[] = {30, 100, 300, 1000, 3000};
+    static const size_t widths[] = {50, 200, 800};
+    memcpy(p->marks, marks, sizeof marks);
+    p->n_marks = 3;
+    memcpy(p->pre_ds, pre_ds, sizeof pre_ds);
+    p->n_pre_ds = 5;
+    memcpy(p->widths, widths, sizeof widths);
+    p->n_widths = 3;
+    p->width_pre_steps = 500;
+}
+
+/* The protocol of docs/results.md. */
+static void preset_full(protocol *p)
+{
+    preset_common(p);
+    p->mode = "full";
+    p->n_pool = TRAIN_SPLIT;
+    p->n_val = 10000;
+    p->n_train_eval = 10000;
+    p->steps = 2000;
+    p->n_seeds = 2;
+    static const double full_lrs[] = {3e-4, 1e-3, 3e-3};
+    static const double sub_lrs[] = {3e-3, 1e-2, 3e-2, 1e-1};
+    static const size_t ds[] = {30, 100, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000};
+    static const uint64_t marks[] = {0, 100, 300, 1000, 3000};
+    static const size_t pre_ds[] = {10, 30, 100, 300, 1000, 3000};
+    static const size_t widths[] = {50, 100, 200, 400, 800};
+    memcpy(p->full_lrs, full_lrs, sizeof full_lrs);
+    p->n_full_lrs = 3;
+    memcpy(p->sub_lrs, sub_lrs, sizeof sub_lrs);
+    p->n_sub_lrs = 4;
+    memcpy(p->ds, ds, sizeof ds);
+    p->n_ds = sizeof ds / sizeof ds[0];
+    p->dense_max_d = 1000;
+    memcpy(p->marks, marks, sizeof marks);
+    p->n_marks = 5;
+    memcpy(p->pre_ds, pre_ds, sizeof pre_ds);
+    p->n_pre_ds = 6;
+    memcpy(p->widths, widths, sizeof widths);
+    p->n_widths = 5;
+    p->width_pre_steps = 1000;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fmnist --quick | --full [--out DIR] | methods | pretrain | width | speed\n"
+            "              [options]\n"
+            "  --quick        baseline + d90 of dense/sparse/fastfood/SAID, small protocol\n"
+            "  --full         every experiment with the full protocol; with --out DIR writes\n"
+            "                 DIR/results.md and DIR/img/*.png (gnuplot)\n"
+            "  methods        full-training baseline and d90 of each projection\n"
+            "  pretrain       d90 on classes 5-9 from checkpoints pre-trained on classes 0-4\n"
+            "  width          the same at hidden widths --widths after --pre-steps pre-training\n"
+            "  speed          Fastfood d=1000 trial vs the host's own full training, same steps\n"
+            "options (override the preset; lists are comma-separated):\n"
+            "  --protocol quick|full (preset of a single experiment; default quick)\n"
+            "  --data DIR --out DIR --steps N --batch N --pool N --val N --train-eval N\n"
+            "  --seeds N --seed N --init-seed N --hidden N --ds LIST --lrs LIST --full-lrs LIST\n"
+            "  --dense-max-d N --methods dense,sparse,fastfood,said --marks LIST\n"
+            "  --pre-ds LIST --widths LIST --pre-steps N --speed-steps N --speed-repeats N\n");
+}
+
+/* ---- option parsing ------------------------------------------------------------------- */
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+    char *end = NULL;
+    if (s == NULL || *s == '\0' || *s == '-')
+        return 1;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (*end != '\0')
+        return 1;
+    *v = x;
+    return 0;
+}
+
+static int parse_size(const char *s, size_t *v)
+{
+    uint64_t x = 0;
+    if (parse_u64(s, &x) || x > (uint64_t)SIZE_MAX)
+        return 1;
+    *v = (size_t)x;
+    return 0;
+}
+
+static int parse_double_list(const char *s, double *v, size_t *n)
+{
+    *n = 0;
+    const char *p = s;
+    while (p != NULL && *p != '\0') {
+        char *end = NULL;
+        double x = strtod(p, &end);
+        if (end == p || !(x > 0.0) || !isfinite(x) || *n >= MAX_LIST)
+            return 1;
+        v[(*n)++] = x;
+        p = *end == ',' ? end + 1 : end;
+        if (*end != ',' && *end != '\0')
+            return 1;
+    }
+    return *n == 0;
+}
+
+static int parse_u64_list(const char *s, uint64_t *v, size_t *n)
+{
+    *n = 0;
+    const char *p = s;
+    while (p != NULL && *p != '\0') {
+        char *end = NULL;
+        if (*p == '-')
+            return 1;
+        unsigned long long x = strtoull(p, &end, 10);
+        if (end == p || *n >= MAX_LIST || (*end != ',' && *end != '\0'))
+            return 1;
+        v[(*n)++] = x;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return *n == 0;
+}
+
+static int parse_size_list(const char *s, size_t *v, size_t *n, int positive)
+{
+    uint64_t tmp[MAX_LIST];
+    if (parse_u64_list(s, tmp, n))
+        return 1;
+    for (size_t i = 0; i < *n; i++) {
+        if ((positive && tmp[i] == 0) || tmp[i] > (uint64_t)SIZE_MAX)
+            return 1;
+        v[i] = (size_t)tmp[i];
+    }
+    return 0;
+}
+
+static int parse_methods(const char *s, int *methods)
+{
+    static const char *names[4] = {"dense", "sparse", "fastfood", "said"};
+    memset(methods, 0, 4 * sizeof *methods);
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
+        int found = 0;
+        for (int i = 0; i < 4; i++)
+            if (strcmp(tok, names[i]) == 0)
+                methods[i] = found = 1;
+        if (!found)
+            return 1;
+    }
+    return 0;
+}
+
+/* One "--name value" option; returns 0 if taken, 1 if the value is bad, 2 if unknown. */
+static int parse_option(protocol *p, const char *name, const char *value)
+{
+    if (strcmp(name, "--data") == 0) { p->data_dir = value; return 0; }
+    if (strcmp(name, "--out") == 0) { p->out_dir = value; return 0; }
+    if (strcmp(name, "--steps") == 0) return parse_u64(value, &p->steps) || p->steps == 0;
+    if (strcmp(name, "--batch") == 0) return parse_size(value, &p->batch) || p->batch == 0;
+    if (strcmp(name, "--pool") == 0) return parse_size(value, &p->n_pool) || p->n_pool == 0;
+    if (strcmp(name, "--val") == 0) return parse_size(value, &p->n_val) || p->n_val == 0;
+    if (strcmp(name, "--train-eval") == 0)
+        return parse_size(value, &p->n_train_eval) || p->n_train_eval == 0;
+    if (strcmp(name, "--seeds") == 0) return parse_size(value, &p->n_seeds) || p->n_seeds == 0;
+    if (strcmp(name, "--seed") == 0) return parse_u64(value, &p->base_seed);
+    if (strcmp(name, "--init-seed") == 0) return parse_u64(value, &p->init_seed);
+    if (strcmp(name, "--hidden") == 0) return parse_size(value, &p->hidden) || p->hidden == 0;
+    if (strcmp(name, "--ds") == 0) return parse_size_list(value, p->ds, &p->n_ds, 1);
+    if (strcmp(name, "--lrs") == 0) return parse_double_list(value, p->sub_lrs, &p->n_sub_lrs);
+    if (strcmp(name, "--full-lrs") == 0)
+        return parse_double_list(value, p->full_lrs, &p->n_full_lrs);
+    if (strcmp(name, "--dense-max-d") == 0) return parse_size(value, &p->dense_max_d);
+    if (strcmp(name, "--methods") == 0) return parse_methods(value, p->methods);
+    if (strcmp(name, "--marks") == 0) return parse_u64_list(value, p->marks, &p->n_marks);
+    if (strcmp(name, "--pre-ds") == 0) return parse_size_list(value, p->pre_ds, &p->n_pre_ds, 1);
+    if (strcmp(name, "--widths") == 0) return parse_size_list(value, p->widths, &p->n_widths, 1);
+    if (strcmp(name, "--pre-steps") == 0) return parse_u64(value, &p->width_pre_steps);
+    if (strcmp(name, "--speed-steps") == 0)
+        return parse_u64(value, &p->speed_steps) || p->speed_steps == 0;
+    if (strcmp(name, "--speed-repeats") == 0)
+        return parse_size(value, &p->speed_repeats) || p->speed_repeats == 0;
+    return 2;
+}
+
+/* ---- data ----------------------------------------------------------------------------- */
+
+static int load_dataset(const protocol *p, dataset *ds)
+{
+    char err[512];
+    memset(ds, 0, sizeof *ds);
+    int status = fm_load(p->data_dir, &ds->train_all, &ds->test_all, err, sizeof err);
+    if (status != 0) {
+        fprintf(stderr, "fmnist: cannot load Fashion-MNIST: %s\n"
+                        "  (Debian: apt-get install dataset-fashion-mnist, or --data DIR)\n",
+                err);
+        return 1;
+    }
+    if (ds->train_all.n <= TRAIN_SPLIT) {
+        fprintf(stderr, "fmnist: %zu training images, need more than %d for a validation split\n",
+                ds->train_all.n, TRAIN_SPLIT);
+        fm_set_free(&ds->train_all);
+        fm_set_free(&ds->test_all);
+        return 1;
+    }
+    ds->train_split = fm_view(&ds->train_all, 0, TRAIN_SPLIT);
+    ds->val_split = fm_view(&ds->train_all, TRAIN_SPLIT, ds->train_all.n - TRAIN_SPLIT);
+    return 0;
+}
+
+static void free_dataset(dataset *ds)
+{
+    fm_set_free(&ds->train_all);
+    fm_set_free(&ds->test_all);
+}
+
+static void print_protocol(const protocol *p, const char *what)
+{
+    out("Protocol (%s, %s): network 784-%zu-%zu-10, theta0 = Glorot-uniform init seed %llu; "
+        "Adam (beta 0.9/0.999, eps 1e-8), constant lr, batch %zu sampled with replacement "
+        "from (seed, step), %llu steps per trial, identical for full and subspace training; "
+        "train pool = first %zu of the 50,000-image train split, validation = first %zu of the "
+        "last 10,000 training images, acc_train on the first %zu pool images, test = the 10,000 "
+        "t10k images (reported only, never used for a choice); ",
+        p->mode, what, p->hidden, p->hidden, (unsigned long long)p->init_seed, p->batch,
+        (unsigned long long)p->steps, p->n_pool, p->n_val, p->n_train_eval);
+    out("full-training lr grid ");
+    for (size_t i = 0; i < p->n_full_lrs; i++)
+        out("%s%g", i ? "," : "", p->full_lrs[i]);
+    out("; subspace lr grid ");
+    for (size_t i = 0; i < p->n_sub_lrs; i++)
+        out("%s%g", i ? "," : "", p->sub_lrs[i]);
+    out("; best lr per d chosen on validation; %zu seed(s) per (d, lr) from base seed %llu "
+        "(projection and minibatch stream); d90 = smallest d whose mean validation accuracy "
+        "is > 0.9 x the full-training validation accuracy.\n\n",
+        p->n_seeds, (unsigned long long)p->base_seed);
+}
+
+/* ---- experiment: baseline and d90 of each method -------------------------------------- */
+
+/* Best full training over the lr grid, chosen on validation. */
+static int measure_baseline(problem *pb, const protocol *p, trial *best)
+{
+    memset(best, 0, sizeof *best);
+    best->val_acc = -1.0;
+    for (size_t i = 0; i < p->n_full_lrs; i++) {
+        trial t;
+        memset(&t, 0, sizeof t);
+        t.kind = INTDIM_PROJ_IDENTITY;
+        t.lr = p->full_lrs[i];
+        t.seed = mlp_mix64(p->base_seed, 0xF011u);
+        /* Test accuracy: measured, only reported. */
+        if (run_trial(pb, &t, 1) != INTDIM_OK)
+            return t.status;
+        if (t.val_acc > best->val_acc)
+            *best = t;
+    }
+    return INTDIM_OK;
+}
+
+static void print_d90_table(const d90_result *r, size_t D)
+{
+    out("**%s**: d90 (val) = ", method_name(r->kind, r->said));
+    if (r->d90_val)
+        out("%zu (%.3f%% of D)", r->d90_val, 100.0 * (double)r->d90_val / (double)D);
+    else
+        out("not reached up to d = %zu", r->n_rows ? r->rows[r->n_rows - 1].d : 0);
+    if (r->d90_val && (r->d90_lo != r->d90_val || r->d90_hi != r->d90_val))
+        out(", bootstrap 5-95%%: %zu..%zu", r->d90_lo, r->d90_hi);
+    out("; d90 (test) = ");
+    if (r->d90_test)
+        out("%zu", r->d90_test);
+    else
+        out("not reached");
+    out(" — %zu trials, %.0f s\n\n", r->n_trials, r->seconds);
+    out("| d | best lr (val) | acc_train | acc_val (mean ± spread) | acc_test | > 90%% (val) |\n");
+    out("|---:|---:|---:|---:|---:|:---:|\n");
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const d90_row *row = &r->rows[i];
+        out("| %zu | %g | %.4f | %.4f ± %.4f | %.4f | %s |\n", row->d, row->best_lr,
+            row->train_mean, row->val_mean, row->val_spread, row->test_mean,
+            row->pass_val ? "yes" : "no");
+    }
+    out("\n");
+}
+
+static const int method_kinds[4] = {INTDIM_PROJ_DENSE, INTDIM_PROJ_SPARSE, INTDIM_PROJ_FASTFOOD,
+                                    INTDIM_PROJ_FASTFOOD};
+static const int method_said[4] = {0, 0, 0, 1};
+
+typedef struct {
+    trial baseline;
+    d90_result methods[4];
+    int ran[4];
+} methods_result;
+
+/* The d list a method can afford: dense stores D x d floats. */
+static size_t method_ds(const protocol *p, int m, size_t *ds)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_ds; i++)
+        if (m != 0 || p->ds[i] <= p->dense_max_d)
+            ds[n++] = p->ds[i];
+    return n;
+}
+
+static int run_methods(const protocol *p, const dataset *data, methods_result *res)
+{
+    memset(res, 0, sizeof *res);
+    fm_set pool = fm_view(&data->train_split, 0, p->n_pool);
+    fm_set train_eval = fm_view(&pool, 0, p->n_train_eval);
+    fm_set val = fm_view(&data->val_split, 0, p->n_val);
+    size_t widths[4] = {FM_PIXELS, p->hidden, p->hidden, FM_CLASSES};
+    problem pb;
+    if (problem_init(&pb, 4, widths, &pool, &train_eval, &val, &data->test_all, p->batch,
+                     p->steps, p->init_seed))
+        return 1;
+    out("## Baseline and d90 per projection\n\n");
+    print_protocol(p, "methods");
+    out("D = %zu parameters in %zu groups (SAID: one scale per weight and per bias block, "
+        "counted in d).\n\n", pb.D, pb.n_groups);
+    fprintf(stderr, "fmnist: full-training baseline (lr grid of %zu)\n", p->n_full_lrs);
+    int rc = measure_baseline(&pb, p, &res->baseline);
+    if (rc != INTDIM_OK) {
+        problem_free(&pb);
+        return 1;
+    }
+    out("Full training (best lr %g on val): acc_train %.4f, acc_val %.4f, acc_test %.4f "
+        "(%.1f s); 90%% thresholds: val %.4f, test %.4f.\n\n",
+        res->baseline.lr, res->baseline.train_acc, res->baseline.val_acc, res->baseline.test_acc,
+        res->baseline.seconds, 0.9 * res->baseline.val_acc, 0.9 * res->baseline.test_acc);
+    int failed = 0;
+    for (int m = 0; m < 4; m++) {
+        if (!p->methods[m])
+            continue;
+        size_t ds[MAX_LIST];
+        size_t n = method_ds(p, m, ds);
+        if (n == 0)
+            continue;
+        fprintf(stderr, "fmnist: d90 search, %s\n", method_name(method_kinds[m], method_said[m]));
+        rc = search_d90(&pb, method_kinds[m], method_said[m], ds, n, p->sub_lrs, p->n_sub_lrs,
+                        p->n_seeds, p->base_seed, res->baseline.val_acc, res->baseline.test_acc,
+                        &res->methods[m]);
+        if (rc != INTDIM_OK) {
+            failed = 1;
+            continue;
+        }
+        res->ran[m] = 1;
+        print_d90_table(&res->methods[m], pb.D);
+    }
+    out("### Summary\n\n| method | d90 (val) | d90 / D | d90 (test) |\n|---|---:|---:|---:|\n");
+    for (int m = 0; m < 4; m++) {
+        if (!res->ran[m])
+            continue;
+        const d90_result *r = &res->methods[m];
+        size_t max_d = r->n_rows ? r->rows[r->n_rows - 1].d : 0;
+        if (r->d90_val)
+            out("| %s | %zu | %.2e |", method_name(r->kind, r->said), r->d90_val,
+                (double)r->d90_val / (double)pb.D);
+        else
+            out("| %s | > %zu | > %.2e |", method_name(r->kind, r->said), max_d,
+                (double)max_d / (double)pb.D);
+        if (r->d90_test)
+            out(" %zu |\n", r->d90_test);
+        else
+            out(" > %zu |\n", max_d);
+    }
+    out("\nD = %zu. Li et al. (2018) report d_int90 = 750 for this network on MNIST "
+        "(a different, easier dataset, much longer training).\n\n", pb.D);
+    problem_free(&pb);
+    return failed;
+}
+
+/* ---- speed ------------------------------------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The host's own full training: gradient then Adam over all D parameters, no library. */
+static double host_full_training(problem *pb, uint64_t steps, int with_update)
+{
+    size_t D = pb->D;
+    float *m = calloc(D, sizeof(float)), *v = calloc(D, sizeof(float));
+    if (m == NULL || v == NULL) {
+        free(m);
+        free(v);
+        return NAN;
+    }
+    memcpy(pb->theta, pb->theta0, D * sizeof(float));
+    pb->host.batch_seed = 7;
+    const float lr = 1e-3f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+    double start = now_seconds(), loss = 0.0;
+    for (uint64_t s = 0; s < steps; s++) {
+        fm_grad(&pb->host, s, pb->theta, pb->grad, &loss);
+        if (!with_update)
+            continue;
+        float c1 = 1.0f - powf(b1, (float)(s + 1)), c2 = 1.0f - powf(b2, (float)(s + 1));
+        for (size_t i = 0; i < D; i++) {
+            float g = pb->grad[i];
+            m[i] = b1 * m[i] + (1.0f - b1) * g;
+            v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+            pb->theta[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
+        }
+    }
+    double seconds = now_seconds() - start;
+    free(m);
+    free(v);
+    return seconds;
+}
+
+/* A whole Fastfood trial's training (projection creation included), evaluation excluded. */
+static double library_trial(problem *pb, size_t d, uint64_t steps, int *rc)
+{
+    double start = now_seconds();
+    intdim_proj *p = NULL;
+    intdim_trainer *tr = NULL;
+    *rc = intdim_proj_create(&p, INTDIM_PROJ_FASTFOOD, pb->D, d, 7);
+    pb->host.batch_seed = 7;
+    if (*rc == INTDIM_OK)
+        *rc = intdim_trainer_create(&tr, p, pb->theta, pb->theta0, pb->grad,
+                                    INTDIM_TRAINER_BORROW_THETA0, fm_grad, &pb->host);
+    if (*rc == INTDIM_OK)
+        *rc = intdim_trainer_set(tr, INTDIM_TRAIN_LR, 1e-2);
+    if (*rc == INTDIM_OK)
+        *rc = intdim_trainer_run(tr, steps, NULL, NULL, NULL, NULL, NULL);
+    double seconds = now_seconds() - start;
+    intdim_trainer_destroy(tr);
+    intdim_proj_destroy(p);
+    return seconds;
+}
+
+static int run_speed(const protocol *p, const dataset *data)
+{
+    fm_set pool = fm_view(&data->train_split, 0, p->n_pool);
+    size_t widths[4] = {FM_PIXELS, p->hidden, p->hidden, FM_CLASSES};
+    problem pb;
+    if (problem_init(&pb, 4, widths, &pool, NULL, NULL, NULL, p->batch, p->speed_steps,
+                     p->init_seed))
+        return 1;
+    size_t reps = p->speed_repeats > 32 ? 32 : p->speed_repeats;
+    double grad_only[32], full[32], lib[32];
+    int rc = INTDIM_OK;
+    /* Interleaved so that load from other processes hits all three alike. */
+    for (size_t r = 0; r < reps && rc == INTDIM_OK; r++) {
+        grad_only[r] = host_full_training(&pb, p->speed_steps, 0);
+        full[r] = host_full_training(&pb, p->speed_steps, 1);
+        lib[r] = library_trial(&pb, 1000, p->speed_steps, &rc);
+    }
+    if (rc != INTDIM_OK) {
+        fprintf(stderr, "fmnist: speed trial failed: %s: %s\n", intdim_strerror(rc),
+                intdim_last_error());
+        problem_free(&pb);
+        return 1;
+    }
+    qsort(grad_only, reps, sizeof(double), cmp_double);
+    qsort(full, reps, sizeof(double), cmp_double);
+    qsort(lib, reps, sizeof(double), cmp_double);
+    double g = grad_only[reps / 2], f = full[reps / 2], l = lib[reps / 2];
+    out("## Speed: Fastfood d = 1000 trial vs the host alone\n\n");
+    out("Network 784-%zu-%zu-10 (D = %zu), batch %zu, %llu steps, median of %zu interleaved "
+        "repeats (minimum in brackets); CBLAS threads and library threads at their defaults.\n\n",
+        p->hidden, p->hidden, pb.D, p->batch, (unsigned long long)p->speed_steps, reps);
+    out("| what | seconds | ms/step | ratio to host full training |\n|---|---:|---:|---:|\n");
+    out("| host alone: loss + gradient only | %.3f [%.3f] | %.3f | %.3f |\n", g, grad_only[0],
+        1e3 * g / (double)p->speed_steps, g / f);
+    out("| host alone: full training (gradient + its own Adam over D) | %.3f [%.3f] | %.3f | 1 |\n",
+        f, full[0], 1e3 * f / (double)p->speed_steps);
+    out("| libintdim trial: Fastfood d = 1000 (creation + Adam on theta_d) | %.3f [%.3f] | %.3f | "
+        "%.3f |\n\n", l, lib[0], 1e3 * l / (double)p->speed_steps, l / f);
+    out("Target: trial <= 1.15 x host full training: %s (ratio %.3f; %.3f against the "
+        "gradient alone).\n\n", l <= 1.15 * f ? "met" : "NOT met", l / f, l / g);
+    problem_free(&pb);
+    return 0;
+}
+
+/* ---- experiments on transfer: classes 0-4 -> classes 5-9 --------------------------------- */
+
+/* The two 5-class tasks, labels remapped to 0..4. */
+typedef struct {
+    fm_set a_pool, b_pool, b_train_eval, b_val, b_test, a_val;
+} transfer_data;
+
+static int make_transfer_data(const protocol *p, const dataset *data, transfer_data *td)
+{
+    memset(td, 0, sizeof *td);
+    fm_set pool = fm_view(&data->train_split, 0, p->n_pool);
+    fm_set val = fm_view(&data->val_split, 0, p->n_val);
+    int rc = fm_select(&pool, 0, 4, 1, 0, &td->a_pool);
+    if (rc == 0)
+        rc = fm_select(&pool, 5, 9, 1, 0, &td->b_pool);
+    if (rc == 0)
+        rc = fm_select(&pool, 5, 9, 1, p->n_train_eval, &td->b_train_eval);
+    if (rc == 0)
+        rc = fm_select(&val, 5, 9, 1, 0, &td->b_val);
+    if (rc == 0)
+        rc = fm_select(&val, 0, 4, 1, 0, &td->a_val);
+    if (rc == 0)
+        rc = fm_select(&data->test_all, 5, 9, 1, 0, &td->b_test);
+    if (rc != 0)
+        fprintf(stderr, "fmnist: cannot build the 5-class tasks\n");
+    return rc;
+}
+
+static void free_transfer_data(transfer_data *td)
+{
+    fm_set_free(&td->a_pool);
+    fm_set_free(&td->b_pool);
+    fm_set_free(&td->b_train_eval);
+    fm_set_free(&td->b_val);
+    fm_set_free(&td->b_test);
+    fm_set_free(&td->a_val);
+}
+
+/* Replace the output layer of params with that of fresh (a new head for task B). */
+static void fresh_head(const mlp *net, float *params, const float *fresh)
+{
+    size_t last = net->n_layers - 1;
+    size_t start = net->w_offset[last];
+    memcpy(params + start, fresh + start, (net->n_params - start) * sizeof(float));
+}
+
+typedef struct {
+    uint64_t pre_steps;
+    double a_val;        /* task-A validation accuracy of the pre-trained network */
+    d90_result r;
+    double gap;          /* relative generalization gap at d90 (or the largest d) */
+    double acc_train, acc_val;
+} transfer_point;
+
+/* Pre-train a 784-w-w-5 network on task A to every mark, then d90 on task B from each
+ * checkpoint (with a fresh head). Baseline: full training on B from random init. */
+static int transfer_d90(const protocol *p, const transfer_data *td, size_t width,
+                        const uint64_t *marks, size_t n_marks, transfer_point *points,
+                        trial *baseline, size_t *D_out)
+{
+    size_t widths[4] = {FM_PIXELS, width, width, 5};
+    problem a, b;
+    if (problem_init(&a, 4, widths, &td->a_pool, NULL, &td->a_val, NULL, p->batch, p->steps,
+                     p->init_seed))
+        return 1;
+    if (problem_init(&b, 4, widths, &td->b_pool, &td->b_train_eval, &td->b_val, &td->b_test,
+                     p->batch, p->steps, p->init_seed)) {
+        problem_free(&a);
+        return 1;
+    }
+    *D_out = b.D;
+    int rc = INTDIM_OK;
+    float **ckpt = calloc(n_marks, sizeof *ckpt);
+    for (size_t k = 0; ckpt != NULL && k < n_marks; k++)
+        if ((ckpt[k] = malloc(a.D * sizeof(float))) == NULL)
+            rc = INTDIM_ENOMEM;
+    if (ckpt == NULL)
+        rc = INTDIM_ENOMEM;
+    /* Pre-training uses the first full-training lr on the grid that is 1e-3, else the first. */
+    double pre_lr = p->full_lrs[0];
+    for (size_t i = 0; i < p->n_full_lrs; i++)
+        if (fabs(p->full_lrs[i] - 1e-3) < 1e-12)
+            pre_lr = 1e-3;
+    if (rc == INTDIM_OK) {
+        fprintf(stderr, "fmnist: pre-training width %zu on classes 0-4 to step %llu\n", width,
+                (unsigned long long)marks[n_marks - 1]);
+        rc = train_full_marks(&a, pre_lr, mlp_mix64(p->base_seed, 0xA11u), marks, n_marks, ckpt);
+    }
+    /* Baseline on B: full training from random init, lr grid on val. */
+    if (rc == INTDIM_OK) {
+        memset(baseline, 0, sizeof *baseline);
+        baseline->val_acc = -1.0;
+        for (size_t i = 0; i < p->n_full_lrs && rc == INTDIM_OK; i++) {
+            trial t;
+            memset(&t, 0, sizeof t);
+            t.kind = INTDIM_PROJ_IDENTITY;
+            t.lr = p->full_lrs[i];
+            t.seed = mlp_mix64(p->base_seed, 0xF011u);
+            rc = run_trial(&b, &t, 1);
+            if (rc == INTDIM_OK && t.val_acc > baseline->val_acc)
+                *baseline = t;
+        }
+    }
+    float *random_init = malloc(b.D * sizeof(float));
+    if (random_init == NULL)
+        rc = INTDIM_ENOMEM;
+    else
+        memcpy(random_init, b.theta0, b.D * sizeof(float));
+    for (size_t k = 0; rc == INTDIM_OK && k < n_marks; k++) {
+        transfer_point *pt = &points[k];
+        memset(pt, 0, sizeof *pt);
+        pt->pre_steps = marks[k];
+        fm_accuracy(&a.host, ckpt[k], &td->a_val, &pt->a_val);
+        memcpy(b.theta0, ckpt[k], b.D * sizeof(float));
+        fresh_head(&b.net, b.theta0, random_init);
+        fprintf(stderr, "fmnist: width %zu, checkpoint %llu: d90 on classes 5-9\n", width,
+                (unsigned long long)marks[k]);
+        rc = search_d90(&b, INTDIM_PROJ_FASTFOOD, 0, p->pre_ds, p->n_pre_ds, p->sub_lrs,
+                        p->n_sub_lrs, p->n_seeds, p->base_seed, baseline->val_acc,
+                        baseline->test_acc, &pt->r);
+        if (rc != INTDIM_OK || pt->r.n_rows == 0)
+            break;
+        /* Generalization gap of the subspace model at d90 (the largest d if not reached). */
+        const d90_row *row = &pt->r.rows[pt->r.n_rows - 1];
+        for (size_t i = 0; i < pt->r.n_rows; i++)
+            if (pt->r.rows[i].d == pt->r.d90_val)
+                row = &pt->r.rows[i];
+        pt->acc_train = row->train_mean;
+        pt->acc_val = row->val_mean;
+        pt->gap = (row->train_mean - row->val_mean) / (1.0 - row->val_mean);
+    }
+    free(random_init);
+    for (size_t k = 0; ckpt != NULL && k < n_marks; k++)
+        free(ckpt[k]);
+    free(ckpt);
+    problem_free(&a);
+    problem_free(&b);
+    return rc != INTDIM_OK;
+}
+
+static void print_transfer_protocol(const protocol *p, const char *what)
+{
+    print_protocol(p, what);
+    out("Transfer: task A = classes 0-4, task B = classes 5-9 (labels remapped to 0..4, "
+        "5-way output). Pre-training: full training on A (Adam, lr 1e-3 if on the grid). "
+        "Fine-tuning: Fastfood subspace training on B from the pre-trained weights with a fresh "
+        "output layer (the same one the random-init network has); d list ");
+    for (size_t i = 0; i < p->n_pre_ds; i++)
+        out("%s%zu", i ? "," : "", p->pre_ds[i]);
+    out(". Baseline for d90: full training on B from random init (lr grid on val). "
+        "Relative generalization gap = (acc_train - acc_val) / (1 - acc_val) of the subspace "
+        "model at d90 (at the largest d when d90 is not reached).\n\n");
+}
+
+static void fmt_d90(char *buf, size_t n, const d90_result *r)
+{
+    if (r->d90_val)
+        snprintf(buf, n, "%zu", r->d90_val);
+    else
+        snprintf(buf, n, "> %zu", r->n_rows ? r->rows[r->n_rows - 1].d : 0);
+}
+
+/* d90 as a number for rank statistics: not reached ranks above every measured d. */
+static double d90_value(const d90_result *r)
+{
+    if (r->d90_val)
+        return (double)r->d90_val;
+    return 2.0 * (double)(r->n_rows ? r->rows[r->n_rows - 1].d : 1);
+}
+
+static int run_pretrain(const protocol *p, const dataset *data, transfer_point *points,
+                        size_t *n_points)
+{
+    transfer_data td;
+    if (make_transfer_data(p, data, &td))
+        return 1;
+    trial baseline;
+    size_t D = 0;
+    out("## Pre-training lowers d90 (classes 0-4 -> classes 5-9)\n\n");
+    print_transfer_protocol(p, "pretrain");
+    int rc = transfer_d90(p, &td, p->hidden, p->marks, p->n_marks, points, &baseline, &D);
+    *n_points = rc ? 0 : p->n_marks;
+    if (!rc) {
+        out("Network 784-%zu-%zu-5, D = %zu. Baseline (full training on B from random init, "
+            "lr %g): acc_val %.4f, acc_test %.4f; 90%% of val = %.4f.\n\n",
+            p->hidden, p->hidden, D, baseline.lr, baseline.val_acc, baseline.test_acc,
+            0.9 * baseline.val_acc);
+        out("| pre-training steps on A | acc_val on A | d90 on B (val) | d90 on B (test) |");
+        for (size_t i = 0; i < p->n_pre_ds; i++)
+            out(" acc_val d=%zu |", p->pre_ds[i]);
+        out("\n|---:|---:|---:|---:|");
+        for (size_t i = 0; i < p->n_pre_ds; i++)
+            out("---:|");
+        out("\n");
+        for (size_t k = 0; k < *n_points; k++) {
+            char buf[32];
+            fmt_d90(buf, sizeof buf, &points[k].r);
+            out("| %llu%s | %.4f | %s |", (unsigned long long)points[k].pre_steps,
+                points[k].pre_steps == 0 ? " (random init)" : "", points[k].a_val, buf);
+            if (points[k].r.d90_test)
+                out(" %zu |", points[k].r.d90_test);
+            else
+                out(" not reached |");
+            for (size_t i = 0; i < points[k].r.n_rows; i++)
+                out(" %.4f |", points[k].r.rows[i].val_mean);
+            out("\n");
+        }
+        out("\n");
+    }
+    free_transfer_data(&td);
+    return rc;
+}
+
+/* Spearman rank correlation (average ranks for ties). */
+static void ranks(const double *x, size_t n, double *r)
+{
+    for (size_t i = 0; i < n; i++) {
+        double less = 0.0, equal = 0.0;
+        for (size_t j = 0; j < n; j++) {
+            less += x[j] < x[i];
+            equal += x[j] == x[i];
+        }
+        r[i] = less + (equal + 1.0) / 2.0;
+    }
+}
+
+static double spearman(const double *x, const double *y, size_t n)
+{
+    double rx[MAX_LIST], ry[MAX_LIST], mx = 0.0, my = 0.0;
+    if (n < 2 || n > MAX_LIST)
+        return NAN;
+    ranks(x, n, rx);
+    ranks(y, n, ry);
+    for (size_t i = 0; i < n; i++) {
+        mx += rx[i] / (double)n;
+        my += ry[i] / (double)n;
+    }
+    double sxy = 0.0, sxx = 0.0, syy = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        sxy += (rx[i] - mx) * (ry[i] - my);
+        sxx += (rx[i] - mx) * (rx[i] - mx);
+        syy += (ry[i] - my) * (ry[i] - my);
+    }
+    return sxx > 0.0 && syy > 0.0 ? sxy / sqrt(sxx * syy) : NAN;
+}
+
+typedef struct {
+    size_t width, D;
+    trial baseline;
+    transfer_point pt;
+} width_point;
+
+static int run_width(const protocol *p, const dataset *data, width_point *points,
+                     size_t *n_points)
+{
+    transfer_data td;
+    if (make_transfer_data(p, data, &td))
+        return 1;
+    out("## Wider networks: d90 and generalization gap after the same pre-training\n\n");
+    print_transfer_protocol(p, "width");
+    out("Every width is pre-trained for %llu steps on A; its own full training on B from "
+        "random init is its baseline.\n\n", (unsigned long long)p->width_pre_steps);
+    *n_points = 0;
+    int rc = 0;
+    for (size_t i = 0; i < p->n_widths && !rc; i++) {
+        width_point *w = &points[i];
+        memset(w, 0, sizeof *w);
+        w->width = p->widths[i];
+        uint64_t mark = p->width_pre_steps;
+        rc = transfer_d90(p, &td, w->width, &mark, 1, &w->pt, &w->baseline, &w->D);
+        if (!rc)
+            (*n_points)++;
+    }
+    out("| hidden width | D | baseline acc_val on B | d90 (val) | d90 / D | d90 (test) | "
+        "acc_train @d90 | acc_val @d90 | relative gap |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    double d90s[MAX_LIST], gaps[MAX_LIST], ws[MAX_LIST];
+    for (size_t i = 0; i < *n_points; i++) {
+        const width_point *w = &points[i];
+        char buf[32];
+        fmt_d90(buf, sizeof buf, &w->pt.r);
+        out("| %zu | %zu | %.4f | %s | %.2e | ", w->width, w->D, w->baseline.val_acc, buf,
+            d90_value(&w->pt.r) / (double)w->D);
+        if (w->pt.r.d90_test)
+            out("%zu", w->pt.r.d90_test);
+        else
+            out("not reached");
+        out(" | %.4f | %.4f | %.4f |\n", w->pt.acc_train, w->pt.acc_val, w->pt.gap);
+        d90s[i] = d90_value(&w->pt.r);
+        gaps[i] = w->pt.gap;
+        ws[i] = (double)w->width;
+    }
+    if (*n_points >= 2)
+        out("\nSpearman rank correlation (d90 not reached ranks highest): width vs d90 = %.2f "
+            "(the finding predicts < 0); d90 vs relative gap = %.2f (predicts > 0).\n\n",
+            spearman(ws, d90s, *n_points), spearman(d90s, gaps, *n_points));
+    free_transfer_data(&td);
+    return rc;
+}
+
+/* ---- full mode: results.md and plots ----------------------------------------------------- */
+
+static int ensure_dir(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : 1;
+    return mkdir(path, 0777) != 0;
+}
+
+static FILE *open_in(const char *dir, const char *name, const char *mode)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, mode);
+    if (f == NULL)
+        fprintf(stderr, "fmnist: cannot open %s\n", path);
+    return f;
+}
+
+/* Data files and a gnuplot script under OUT/img; gnuplot is run if present. */
+static void write_plots(const char *out_dir, size_t hidden, const methods_result *mr, const transfer_point *pp,
+                        size_t n_pp, const width_point *wp, size_t n_wp)
+{
+    char img[4096];
+    snprintf(img, sizeof img, "%s/img", out_dir);
+    if (ensure_dir(img)) {
+        fprintf(stderr, "fmnist: cannot create %s\n", img);
+        return;
+    }
+    char names[256] = "";
+    int n_methods = 0;
+    FILE *f = open_in(img, "fmnist_methods.dat", "w");
+    if (f != NULL) {
+        for (int m = 0; m < 4; m++) {
+            if (!mr->ran[m])
+                continue;
+            const char *name = method_name(mr->methods[m].kind, mr->methods[m].said);
+            fprintf(f, "# %s: d, val acc, test acc (best lr on val)\n", name);
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                     n_methods ? " " : "", name);
+            n_methods++;
+            for (size_t i = 0; i < mr->methods[m].n_rows; i++)
+                fprintf(f, "%zu %.5f %.5f\n", mr->methods[m].rows[i].d,
+                        mr->methods[m].rows[i].val_mean, mr->methods[m].rows[i].test_mean);
+            fprintf(f, "\n\n");
+        }
+        fclose(f);
+    }
+    f = open_in(img, "fmnist_pretrain.dat", "w");
+    if (f != NULL) {
+        for (size_t k = 0; k < n_pp; k++)
+            fprintf(f, "%llu %.1f\n", (unsigned long long)pp[k].pre_steps, d90_value(&pp[k].r));
+        fclose(f);
+    }
+    f = open_in(img, "fmnist_width.dat", "w");
+    if (f != NULL) {
+        for (size_t i = 0; i < n_wp; i++)
+            fprintf(f, "%zu %.1f %.5f\n", wp[i].width, d90_value(&wp[i].pt.r), wp[i].pt.gap);
+        fclose(f);
+    }
+    f = open_in(img, "fmnist.gp", "w");
+    if (f == NULL)
+        return;
+    fprintf(f,
+            "# gnuplot script written by fmnist --full; run from %s/img\n"
+            "set terminal pngcairo size 800,500\n"
+            "set logscale x\nset key bottom right\nset grid\n"
+            "set output 'fmnist_methods.png'\n"
+            "set title 'Fashion-MNIST 784-%zu-%zu-10: validation accuracy vs d'\n"
+            "set xlabel 'd'\nset ylabel 'validation accuracy (best lr)'\n"
+            "names = '%s'\n"
+            "plot for [i=0:%d] 'fmnist_methods.dat' index i using 1:2 with linespoints "
+            "title word(names, i + 1), %.5f title '90%% of full training' with lines dt 2\n",
+            out_dir, hidden, hidden, names, n_methods - 1, 0.9 * mr->baseline.val_acc);
+    fprintf(f,
+            "set output 'fmnist_pretrain.png'\nunset logscale x\nset logscale y\n"
+            "set title 'd90 on classes 5-9 vs pre-training steps on classes 0-4'\n"
+            "set xlabel 'pre-training steps'\nset ylabel 'd90 (not reached plotted at 2 x max d)'\n"
+            "plot 'fmnist_pretrain.dat' using 1:2 with linespoints notitle\n"
+            "set output 'fmnist_width.png'\nset logscale x\n"
+            "set title 'd90 and relative generalization gap vs hidden width'\n"
+            "set xlabel 'hidden width'\nset ylabel 'd90'\nset y2label 'relative gap'\n"
+            "set y2tics\nunset logscale y2\n"
+            "plot 'fmnist_width.dat' using 1:2 with linespoints title 'd90', "
+            "'' using 1:3 axes x1y2 with linespoints title 'relative gap'\n");
+    fclose(f);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot fmnist.gp 2>/dev/null", img);
+    if (system(cmd) != 0)
+        fprintf(stderr, "fmnist: gnuplot failed or is missing; data and script are in %s\n", img);
+}
+
+/* ---- main --------------------------------------------------------------------------------- */
+
+static void print_command(int argc, char **argv)
+{
+    out("Command: `");
+    for (int i = 0; i < argc; i++)
+        out("%s%s", i ? " " : "", argv[i]);
+    out("` (libintdim %s)\n\n", intdim_version_string());
+}
+
+static int run_quick(const protocol *p, const dataset *data)
+{
+    methods_result mr;
+    int rc = run_methods(p, data, &mr);
+    out("Quick mode is a smoke-sized protocol (subset of the data, %llu steps): its d90 is "
+        "an upper bound of what the full protocol finds. See docs/results.md.\n",
+        (unsigned long long)p->steps);
+    return rc;
+}
+
+static int run_full(const protocol *p, const dataset *data, int argc, char **argv)
+{
+    if (p->out_dir != NULL) {
+        if (ensure_dir(p->out_dir)) {
+            fprintf(stderr, "fmnist: cannot create %s\n", p->out_dir);
+            return 1;
+        }
+        rep.md = open_in(p->out_dir, "results.md", "w");
+        if (rep.md == NULL)
+            return 1;
+    }
+    out("# Fashion-MNIST results (generated by fmnist --full)\n\n");
+    print_command(argc, argv);
+    static methods_result mr;
+    static transfer_point pp[MAX_LIST];
+    static width_point wp[MAX_LIST];
+    size_t n_pp = 0, n_wp = 0;
+    int rc = run_methods(p, data, &mr);
+    rc |= run_speed(p, data);
+    rc |= run_pretrain(p, data, pp, &n_pp);
+    rc |= run_width(p, data, wp, &n_wp);
+    if (p->out_dir != NULL) {
+        write_plots(p->out_dir, p->hidden, &mr, pp, n_pp, wp, n_wp);
+        out("Plots: ![d90 per method](img/fmnist_methods.png) "
+            "![pre-training](img/fmnist_pretrain.png) ![width](img/fmnist_width.png)\n");
+        fclose(rep.md);
+        rep.md = NULL;
+    }
+    return rc;
+}
+
+/* The command (first word, or --quick / --full) and the preset (--protocol, or the
+ * command's own) come first so that every other option overrides single fields. */
+static int pick_command(int argc, char **argv, const char **command, protocol *p)
+{
+    const char *preset = NULL;
+    *command = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *c = NULL;
+        if (i == 1 && a[0] != '-')
+            c = a;
+        else if (strcmp(a, "--quick") == 0 || strcmp(a, "--full") == 0)
+            c = a + 2;
+        else if (strcmp(a, "--protocol") == 0 && i + 1 < argc)
+            preset = argv[++i];
+        else if (a[0] == '-' && strcmp(a, "--help") != 0 && strcmp(a, "-h") != 0)
+            i++; /* skip the option's value */
+        if (c != NULL) {
+            if (*command != NULL && strcmp(*command, c) != 0) {
+                fprintf(stderr, "fmnist: '%s' conflicts with '%s'\n", c, *command);
+                return 2;
+            }
+            *command = c;
+        }
+    }
+    if (preset == NULL)
+        preset = *command != NULL && strcmp(*command, "full") == 0 ? "full" : "quick";
+    if (strcmp(preset, "quick") == 0)
+        preset_quick(p);
+    else if (strcmp(preset, "full") == 0)
+        preset_full(p);
+    else {
+        fprintf(stderr, "fmnist: --protocol is quick or full, not '%s'\n", preset);
+        return 2;
+    }
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, protocol *p)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((i == 1 && a[0] != '-') || strcmp(a, "--quick") == 0 || strcmp(a, "--full") == 0)
+            continue;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "fmnist: %s needs a value\n", a);
+            usage(stderr);
+            return 2;
+        }
+        int r = strcmp(a, "--protocol") == 0 ? 0 : parse_option(p, a, argv[i + 1]);
+        if (r != 0) {
+            fprintf(stderr, "fmnist: %s '%s'\n", r == 2 ? "unknown option" : "bad value for",
+                    r == 2 ? a : argv[i + 1]);
+            usage(stderr);
+            return 2;
+        }
+        i++;
+    }
+    if (p->n_pool > TRAIN_SPLIT || p->n_train_eval > p->n_pool || p->n_val > 10000 ||
+        p->batch > 100000) {
+        fprintf(stderr, "fmnist: need --pool <= %d, --train-eval <= --pool, --val <= 10000\n",
+                TRAIN_SPLIT);
+        return 2;
+    }
+    return 0;
+}
+
+static int dispatch(const char *command, const protocol *p, const dataset *data, int argc,
+                    char **argv)
+{
+    if (strcmp(command, "quick") == 0)
+        return run_quick(p, data);
+    if (strcmp(command, "full") == 0)
+        return run_full(p, data, argc, argv);
+    print_command(argc, argv);
+    if (strcmp(command, "methods") == 0) {
+        static methods_result mr;
+        return run_methods(p, data, &mr);
+    }
+    if (strcmp(command, "speed") == 0)
+        return run_speed(p, data);
+    if (strcmp(command, "pretrain") == 0) {
+        static transfer_point pp[MAX_LIST];
+        size_t n = 0;
+        return run_pretrain(p, data, pp, &n);
+    }
+    static width_point wp[MAX_LIST];
+    size_t n = 0;
+    return run_width(p, data, wp, &n);
+}
+
+int main(int argc, char **argv)
+{
+    protocol p;
+    const char *command = NULL;
+    if (pick_command(argc, argv, &command, &p))
+        return 2;
+    int r = parse_args(argc, argv, &p);
+    if (r != 0)
+        return r == 1 ? 0 : 2;
+    static const char *known[] = {"quick", "full", "methods", "speed", "pretrain", "width"};
+    int ok = 0;
+    for (size_t i = 0; command != NULL && i < sizeof known / sizeof known[0]; i++)
+        ok |= strcmp(command, known[i]) == 0;
+    if (!ok) {
+        if (command != NULL)
+            fprintf(stderr, "fmnist: unknown command '%s'\n", command);
+        usage(stderr);
+        return 2;
+    }
+    dataset data;
+    if (load_dataset(&p, &data))
+        return 1;
+    int rc = dispatch(command, &p, &data, argc, argv);
+    free_dataset(&data);
+    return rc ? 1 : 0;
+}
