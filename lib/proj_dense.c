@@ -2,11 +2,12 @@
  * A[i][j] = N(0,1) from the counter generator at (seed, INTDIM_STREAM_DENSE, i * d_lin + j),
  * then every column scaled to unit Euclidean norm (norm computed in double, rows in order).
  *
- * apply: y = A x, adjoint: x = A^T g, both with CBLAS sgemv over fixed blocks of
- * DENSE_BLOCK_ROWS rows. Rows of y are independent, so the apply is one sgemv per block.
- * The adjoint is a sum over D: each block's partial d-vector goes to its own slot of the
- * workspace and the slots are added in block order in double, so the result does not
- * depend on how many threads ran the blocks. */
+ * Both directions work on fixed blocks of DENSE_BLOCK_ROWS rows. apply: y = A x, one CBLAS
+ * sgemv per block; each y_i is one dot product of length d_lin computed inside one sgemv,
+ * so the blocks can run on any number of threads (the bits were also checked not to move
+ * with OPENBLAS_NUM_THREADS). adjoint: x = A^T g is a sum over D: each block accumulates
+ * its rows in order into its own partial d-vector (plain loop, see block_adjoint), and the
+ * partials are added in block order in double, so no sum depends on a thread count. */
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
@@ -54,6 +55,23 @@ static void dense_apply(const intdim_proj *p, const float *x, float *y, float *w
     }
 }
 
+/* acc[0..d) = sum over rows r0..r1 of g_i A[i][.], rows in order. Written out rather than
+ * sgemv(Trans): OpenBLAS splits that reduction over its own threads (measured: the bits
+ * change with OPENBLAS_NUM_THREADS), while this loop is elementwise in j, the same
+ * operations in the same order whatever the vector width or thread count. */
+static void block_adjoint(const float *a, size_t d, size_t r0, size_t r1, const float *g,
+                          float *acc)
+{
+    for (size_t j = 0; j < d; j++)
+        acc[j] = 0.0f;
+    for (size_t i = r0; i < r1; i++) {
+        const float *row = a + i * d;
+        float gi = g[i];
+        for (size_t j = 0; j < d; j++)
+            acc[j] += gi * row[j];
+    }
+}
+
 static void dense_adjoint(const intdim_proj *p, const float *g, float *x, float *work)
 {
     const dense_state *s = p->state;
@@ -64,8 +82,7 @@ static void dense_adjoint(const intdim_proj *p, const float *g, float *x, float 
     for (size_t b = 0; b < s->n_blocks; b++) {
         size_t r0, r1;
         block_rows(D, b, &r0, &r1);
-        cblas_sgemv(CblasRowMajor, CblasTrans, (int)(r1 - r0), (int)d, 1.0f, s->a + r0 * d,
-                    (int)d, g + r0, 1, 0.0f, work + b * d, 1);
+        block_adjoint(s->a, d, r0, r1, g, work + b * d);
     }
     size_t n_blocks = s->n_blocks;
     OMP_PARALLEL_FOR(threads)
