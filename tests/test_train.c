@@ -1,0 +1,694 @@
+/* The subspace trainer through the public API: the gradient that reaches theta_d against
+ * finite differences of the host loss, failure paths (callback error, NaN/Inf, overflow)
+ * that must leave the state untouched, the run loop, Li et al.'s toy problem, and
+ * allocation failure injected at every allocation site. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <intdim.h>
+
+#include "../examples/toy/toy_problem.h"
+
+/* ---- a quadratic host: loss = sum_i w_i (theta_i - c_i)^2 --------------------------- */
+typedef struct quad {
+    size_t D;
+    double *w, *c;
+    int64_t fail_at;      /* return fail_rc at this step (-1: never) */
+    int fail_rc;
+    int64_t bad_loss_at;  /* loss = bad_value at this step */
+    int64_t bad_grad_at;  /* grad[bad_index] = bad_value at this step */
+    size_t bad_index;
+    float bad_value;
+    float grad_scale;     /* multiply the gradient (overflow tests) */
+    uint64_t calls;
+    uint64_t last_step;
+} quad;
+
+static void quad_init(quad *q, size_t D, unsigned seed)
+{
+    memset(q, 0, sizeof *q);
+    q->D = D;
+    q->w = calloc(D, sizeof(double));
+    q->c = calloc(D, sizeof(double));
+    srand(seed);
+    for (size_t i = 0; i < D; i++) {
+        q->w[i] = 0.5 + (double)rand() / RAND_MAX;
+        q->c[i] = 2.0 * (double)rand() / RAND_MAX - 1.0;
+    }
+    q->fail_at = q->bad_loss_at = q->bad_grad_at = -1;
+    q->grad_scale = 1.0f;
+}
+
+static void quad_free(quad *q)
+{
+    free(q->w);
+    free(q->c);
+}
+
+static double quad_loss(const quad *q, const float *theta)
+{
+    double loss = 0.0;
+    for (size_t i = 0; i < q->D; i++) {
+        double r = (double)theta[i] - q->c[i];
+        loss += q->w[i] * r * r;
+    }
+    return loss;
+}
+
+static int quad_grad(void *user, uint64_t step, const float *theta, float *grad, double *loss)
+{
+    quad *q = user;
+    q->calls++;
+    q->last_step = step;
+    for (size_t i = 0; i < q->D; i++)
+        grad[i] = q->grad_scale * (float)(2.0 * q->w[i] * ((double)theta[i] - q->c[i]));
+    *loss = quad_loss(q, theta);
+    if ((int64_t)step == q->fail_at) {
+        /* scribble on the host buffer: the trainer must restore it */
+        ((float *)theta)[0] = 1234.0f;
+        return q->fail_rc;
+    }
+    if ((int64_t)step == q->bad_loss_at)
+        *loss = q->bad_value;
+    if ((int64_t)step == q->bad_grad_at)
+        grad[q->bad_index] = q->bad_value;
+    return 0;
+}
+
+static int quad_eval(void *user, const float *theta, double *metric)
+{
+    *metric = -quad_loss(user, theta);
+    return 0;
+}
+
+/* ---- projections under test ------------------------------------------------------- */
+typedef struct proj_config {
+    const char *name;
+    int kind;
+    size_t d;
+    int said;      /* SAID over groups {20, 30} */
+    int per_group; /* per-group Fastfood over the same groups */
+} proj_config;
+
+enum { TEST_D = 50 };
+static const size_t g_groups[2] = {20, 30};
+
+static const proj_config g_configs[] = {
+    {"identity", INTDIM_PROJ_IDENTITY, TEST_D, 0, 0},
+    {"dense", INTDIM_PROJ_DENSE, 7, 0, 0},
+    {"sparse", INTDIM_PROJ_SPARSE, 7, 0, 0},
+    {"fastfood", INTDIM_PROJ_FASTFOOD, 7, 0, 0},
+    {"said-dense", INTDIM_PROJ_DENSE, 7, 1, 0},
+    {"said-sparse", INTDIM_PROJ_SPARSE, 7, 1, 0},
+    {"said-fastfood", INTDIM_PROJ_FASTFOOD, 7, 1, 0},
+    {"fastfood-per-group", INTDIM_PROJ_FASTFOOD, 7, 0, 1},
+};
+enum { N_CONFIGS = sizeof g_configs / sizeof g_configs[0] };
+
+static int make_proj(const proj_config *c, uint64_t seed, intdim_proj **p)
+{
+    int ids[2];
+    double values[2];
+    size_t n = 0;
+    if (c->said)
+        ids[n] = INTDIM_PROJ_SAID, values[n++] = 1.0;
+    if (c->per_group)
+        ids[n] = INTDIM_PROJ_FASTFOOD_PER_GROUP, values[n++] = 1.0;
+    int grouped = c->said || c->per_group;
+    return intdim_proj_create_ex(p, c->kind, TEST_D, c->d, seed, grouped ? 2 : 0,
+                                 grouped ? g_groups : NULL, n, ids, values);
+}
+
+/* A fixture: projection + trainer over a quad host with theta0 random. */
+typedef struct rig {
+    quad q;
+    intdim_proj *p;
+    intdim_trainer *t;
+    float theta[TEST_D], theta0[TEST_D];
+} rig;
+
+static void rig_open(rig *r, const proj_config *c, uint64_t seed)
+{
+    quad_init(&r->q, TEST_D, (unsigned)seed + 11);
+    for (size_t i = 0; i < TEST_D; i++)
+        r->theta0[i] = (float)(0.1 * sin((double)i + (double)seed));
+    int status = make_proj(c, seed, &r->p);
+    ck_assert_msg(status == INTDIM_OK, "%s: %s", c->name, intdim_last_error());
+    status = intdim_trainer_create(&r->t, r->p, r->theta, r->theta0, NULL, 0, quad_grad, &r->q);
+    ck_assert_msg(status == INTDIM_OK, "%s: %s", c->name, intdim_last_error());
+}
+
+static void rig_close(rig *r)
+{
+    intdim_trainer_destroy(r->t);
+    intdim_proj_destroy(r->p);
+    quad_free(&r->q);
+}
+
+/* theta_d with every entry away from 0 (SAID scales away from 1), so every term of the
+ * gradient is exercised. */
+static void random_theta_d(float *x, size_t d, unsigned seed)
+{
+    srand(seed);
+    for (size_t j = 0; j < d; j++)
+        x[j] = (float)(0.6 * (double)rand() / RAND_MAX - 0.3);
+}
+
+static double loss_at(const rig *r, const float *theta_d)
+{
+    float theta[TEST_D];
+    ck_assert_int_eq(intdim_proj_apply(r->p, theta_d, theta), INTDIM_OK);
+    for (size_t i = 0; i < TEST_D; i++)
+        theta[i] = r->theta0[i] + theta[i];
+    return quad_loss(&r->q, theta);
+}
+
+/* ---- tests -------------------------------------------------------------------------- */
+
+START_TEST(gradient_matches_finite_differences)
+{
+    const proj_config *c = &g_configs[_i];
+    rig r;
+    rig_open(&r, c, 3);
+    size_t d = intdim_trainer_d(r.t);
+    float x[TEST_D], after[TEST_D];
+    random_theta_d(x, d, 5);
+    if (c->said) /* scales around 1, not 0 */
+        for (size_t j = d - 2; j < d; j++)
+            x[j] += 1.0f;
+    ck_assert_int_eq(intdim_trainer_set_theta_d(r.t, x, d), INTDIM_OK);
+    /* SGD with lr 1: theta_d moves by exactly -g_d */
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_OPTIMIZER, INTDIM_OPT_SGD), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_LR, 1.0), INTDIM_OK);
+    double loss;
+    ck_assert_int_eq(intdim_trainer_step(r.t, &loss), INTDIM_OK);
+    ck_assert_double_eq_tol(loss, loss_at(&r, x), 1e-9 * (1.0 + fabs(loss)));
+    ck_assert_int_eq(intdim_trainer_get_theta_d(r.t, after, d), INTDIM_OK);
+    double worst = 0.0, scale = 1.0;
+    for (size_t j = 0; j < d; j++) {
+        const float h = 1e-2f; /* the loss is at most quartic in theta_d: O(h^2) error */
+        float xp[TEST_D], xm[TEST_D];
+        memcpy(xp, x, d * sizeof(float));
+        memcpy(xm, x, d * sizeof(float));
+        xp[j] += h;
+        xm[j] -= h;
+        double fd = (loss_at(&r, xp) - loss_at(&r, xm)) / ((double)xp[j] - (double)xm[j]);
+        double g = (double)x[j] - (double)after[j];
+        worst = fmax(worst, fabs(fd - g));
+        scale = fmax(scale, fabs(fd));
+    }
+    ck_assert_msg(worst <= 2e-3 * scale, "%s: |g_d - finite difference| = %g (scale %g)",
+                  c->name, worst, scale);
+    rig_close(&r);
+}
+END_TEST
+
+START_TEST(identity_step_is_plain_sgd_on_theta)
+{
+    rig r;
+    rig_open(&r, &g_configs[0], 1);
+    ck_assert_uint_eq(intdim_trainer_d(r.t), TEST_D);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_OPTIMIZER, INTDIM_OPT_SGD), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_LR, 0.25), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+    float after[TEST_D];
+    ck_assert_int_eq(intdim_trainer_get_theta_d(r.t, after, TEST_D), INTDIM_OK);
+    for (size_t i = 0; i < TEST_D; i++) {
+        double g = 2.0 * r.q.w[i] * ((double)r.theta0[i] - r.q.c[i]);
+        ck_assert_double_eq_tol(after[i], -0.25 * g, 1e-6);
+    }
+    /* sync writes theta0 + theta_d */
+    ck_assert_int_eq(intdim_trainer_sync(r.t), INTDIM_OK);
+    for (size_t i = 0; i < TEST_D; i++)
+        ck_assert_float_eq(r.theta[i], r.theta0[i] + after[i]);
+    rig_close(&r);
+}
+END_TEST
+
+/* Everything a failed step must leave alone, bit for bit. */
+typedef struct snapshot {
+    float theta_d[TEST_D];
+    uint64_t steps;
+    char path[64];
+} snapshot;
+
+static void snap(rig *r, snapshot *s, const char *tag)
+{
+    size_t d = intdim_trainer_d(r->t);
+    ck_assert_int_eq(intdim_trainer_get_theta_d(r->t, s->theta_d, d), INTDIM_OK);
+    s->steps = intdim_trainer_steps_done(r->t);
+    snprintf(s->path, sizeof s->path, "train_snap_%s_%d.ckpt", tag, (int)getpid());
+    ck_assert_int_eq(intdim_trainer_save(r->t, s->path), INTDIM_OK);
+}
+
+static int same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        same = ca == cb;
+        if (ca == EOF)
+            break;
+    }
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    return same;
+}
+
+/* The trainer holds exactly the snapshot's state (the checkpoint covers theta_d, the
+ * moments, step counts and settings), and the host buffer holds theta0 + P(theta_d). */
+static void assert_unchanged(rig *r, const snapshot *s)
+{
+    snapshot now;
+    snap(r, &now, "now");
+    ck_assert_msg(same_file(s->path, now.path), "state changed by a failed step");
+    unlink(now.path);
+    float delta[TEST_D];
+    ck_assert_int_eq(intdim_proj_apply(r->p, s->theta_d, delta), INTDIM_OK);
+    for (size_t i = 0; i < TEST_D; i++)
+        ck_assert_float_eq(r->theta[i], r->theta0[i] + delta[i]);
+}
+
+START_TEST(callback_error_keeps_state)
+{
+    rig r, ref;
+    rig_open(&r, &g_configs[1], 2);
+    rig_open(&ref, &g_configs[1], 2);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_step(ref.t, NULL), INTDIM_OK);
+    }
+    snapshot s;
+    snap(&r, &s, "cb");
+    r.q.fail_at = 3;
+    r.q.fail_rc = 42;
+    double loss = 0.0;
+    ck_assert_int_eq(intdim_trainer_step(r.t, &loss), INTDIM_ECALLBACK);
+    ck_assert(strstr(intdim_last_error(), "42") != NULL);
+    assert_unchanged(&r, &s);
+    /* the retried step is step 3 again and the run continues as if nothing happened */
+    r.q.fail_at = -1;
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_step(ref.t, NULL), INTDIM_OK);
+    }
+    float a[TEST_D], b[TEST_D];
+    intdim_trainer_get_theta_d(r.t, a, TEST_D);
+    intdim_trainer_get_theta_d(ref.t, b, TEST_D);
+    ck_assert_mem_eq(a, b, intdim_trainer_d(r.t) * sizeof(float));
+    unlink(s.path);
+    rig_close(&r);
+    rig_close(&ref);
+}
+END_TEST
+
+/* One bad value of each kind with NONFINITE_STOP: ENONFINITE, state as before. */
+START_TEST(nonfinite_stop_keeps_state)
+{
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    for (int where = 0; where < 2; where++)
+        for (int b = 0; b < 3; b++) {
+            rig r;
+            rig_open(&r, &g_configs[1 + (b % 3)], 4); /* dense, sparse, fastfood */
+            ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+            ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+            snapshot s;
+            snap(&r, &s, "nf");
+            r.q.bad_value = bad[b];
+            if (where == 0)
+                r.q.bad_loss_at = 2;
+            else
+                r.q.bad_grad_at = 2, r.q.bad_index = 17;
+            ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_ENONFINITE);
+            assert_unchanged(&r, &s);
+            unlink(s.path);
+            rig_close(&r);
+        }
+}
+END_TEST
+
+START_TEST(overflowing_update_is_refused)
+{
+    rig r;
+    rig_open(&r, &g_configs[1], 6);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_OPTIMIZER, INTDIM_OPT_SGD), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_LR, 1e9), INTDIM_OK);
+    r.q.grad_scale = 1e32f; /* finite gradient, update beyond FLT_MAX */
+    snapshot s;
+    snap(&r, &s, "ovf");
+    ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_ENONFINITE);
+    assert_unchanged(&r, &s);
+    unlink(s.path);
+    rig_close(&r);
+}
+END_TEST
+
+START_TEST(nonfinite_skip_counts_the_step)
+{
+    rig r;
+    rig_open(&r, &g_configs[1], 7);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_NONFINITE, INTDIM_NONFINITE_SKIP),
+                     INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+    float before[TEST_D], after[TEST_D];
+    intdim_trainer_get_theta_d(r.t, before, TEST_D);
+    r.q.bad_grad_at = 1, r.q.bad_index = 3, r.q.bad_value = NAN;
+    double loss;
+    ck_assert_int_eq(intdim_trainer_step(r.t, &loss), INTDIM_OK);
+    ck_assert(isfinite(loss)); /* the loss was fine, the gradient was not */
+    ck_assert_uint_eq(intdim_trainer_steps_done(r.t), 2);
+    intdim_trainer_get_theta_d(r.t, after, TEST_D);
+    ck_assert_mem_eq(before, after, intdim_trainer_d(r.t) * sizeof(float));
+    /* the next step is step 2: the host moves on to a new minibatch */
+    ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+    ck_assert_uint_eq(r.q.last_step, 2);
+    intdim_trainer_get_theta_d(r.t, after, TEST_D);
+    ck_assert(memcmp(before, after, intdim_trainer_d(r.t) * sizeof(float)) != 0);
+    rig_close(&r);
+}
+END_TEST
+
+typedef struct counters {
+    int evals, progress, stop_progress_at, eval_fail_at;
+    double eval_value;
+    uint64_t progress_steps[32];
+    double progress_metric[32];
+} counters;
+
+static int count_eval(void *user, const float *theta, double *metric)
+{
+    counters *c = user;
+    (void)theta;
+    c->evals++;
+    *metric = c->eval_value + c->evals;
+    return c->evals == c->eval_fail_at ? -3 : 0;
+}
+
+static int count_progress(void *user, uint64_t step, double loss, double metric)
+{
+    counters *c = user;
+    ck_assert(isfinite(loss));
+    if (c->progress < 32) {
+        c->progress_steps[c->progress] = step;
+        c->progress_metric[c->progress] = metric;
+    }
+    c->progress++;
+    return c->progress == c->stop_progress_at;
+}
+
+START_TEST(run_evaluates_every_k_and_at_the_end)
+{
+    rig r;
+    rig_open(&r, &g_configs[1], 8);
+    counters c = {0};
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_EVAL_EVERY, 3), INTDIM_OK);
+    double final_metric;
+    ck_assert_int_eq(intdim_trainer_run(r.t, 10, count_eval, &c, count_progress, &c,
+                                        &final_metric), INTDIM_OK);
+    ck_assert_int_eq(c.evals, 4); /* after steps 3, 6, 9 and at the end (10) */
+    ck_assert_int_eq(c.progress, 10);
+    ck_assert_double_eq(final_metric, 4.0);
+    ck_assert_uint_eq(c.progress_steps[0], 1);
+    ck_assert(isnan(c.progress_metric[0]));
+    ck_assert_double_eq(c.progress_metric[2], 1.0);
+    ck_assert_uint_eq(intdim_trainer_steps_done(r.t), 10);
+
+    /* the progress callback stops the run */
+    counters stop = {.stop_progress_at = 2};
+    ck_assert_int_eq(intdim_trainer_run(r.t, 10, NULL, NULL, count_progress, &stop,
+                                        &final_metric), INTDIM_EINTERRUPTED);
+    ck_assert_uint_eq(intdim_trainer_steps_done(r.t), 12);
+    ck_assert(isnan(final_metric));
+
+    /* an evaluation error stops it with ECALLBACK, a NaN metric with ENONFINITE */
+    counters fail = {.eval_fail_at = 1};
+    ck_assert_int_eq(intdim_trainer_run(r.t, 10, count_eval, &fail, NULL, NULL, NULL),
+                     INTDIM_ECALLBACK);
+    ck_assert_uint_eq(intdim_trainer_steps_done(r.t), 15);
+    counters nan_metric = {.eval_value = NAN};
+    ck_assert_int_eq(intdim_trainer_evaluate(r.t, count_eval, &nan_metric, &final_metric),
+                     INTDIM_ENONFINITE);
+    /* zero steps: one evaluation */
+    counters once = {0};
+    ck_assert_int_eq(intdim_trainer_run(r.t, 0, count_eval, &once, NULL, NULL, &final_metric),
+                     INTDIM_OK);
+    ck_assert_int_eq(once.evals, 1);
+    rig_close(&r);
+}
+END_TEST
+
+START_TEST(settings_and_arguments)
+{
+    rig r;
+    rig_open(&r, &g_configs[1], 9);
+    /* decaying schedules need a horizon */
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_SCHEDULE, INTDIM_SCHED_COSINE),
+                     INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_ESTATE);
+    ck_assert_uint_eq(r.q.calls, 0);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_TOTAL_STEPS, 100), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+    double v;
+    ck_assert_int_eq(intdim_trainer_get(r.t, INTDIM_TRAIN_TOTAL_STEPS, &v), INTDIM_OK);
+    ck_assert_double_eq(v, 100.0);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_LR, NAN), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_set(r.t, 99, 1.0), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_set(NULL, INTDIM_TRAIN_LR, 1.0), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_step(NULL, NULL), INTDIM_EINVAL);
+    float x[TEST_D] = {0};
+    x[0] = NAN;
+    ck_assert_int_eq(intdim_trainer_set_theta_d(r.t, x, intdim_trainer_d(r.t)), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_set_theta_d(r.t, x, 3), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_get_theta_d(r.t, x, 3), INTDIM_EINVAL);
+    /* reset: back to the start, settings kept */
+    ck_assert_int_eq(intdim_trainer_reset(r.t), INTDIM_OK);
+    ck_assert_uint_eq(intdim_trainer_steps_done(r.t), 0);
+    ck_assert_int_eq(intdim_trainer_get_theta_d(r.t, x, TEST_D), INTDIM_OK);
+    for (size_t j = 0; j < intdim_trainer_d(r.t); j++)
+        ck_assert_float_eq(x[j], 0.0f);
+    ck_assert_int_eq(intdim_trainer_get(r.t, INTDIM_TRAIN_SCHEDULE, &v), INTDIM_OK);
+    ck_assert_double_eq(v, INTDIM_SCHED_COSINE);
+
+    intdim_trainer *t = (intdim_trainer *)1;
+    ck_assert_int_eq(intdim_trainer_create(&t, NULL, r.theta, NULL, NULL, 0, quad_grad, &r.q),
+                     INTDIM_EINVAL);
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(intdim_trainer_create(&t, r.p, NULL, NULL, NULL, 0, quad_grad, &r.q),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_create(&t, r.p, r.theta, NULL, NULL, 0, NULL, &r.q),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_create(&t, r.p, r.theta, NULL, NULL, 8u, quad_grad, &r.q),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_create(&t, r.p, r.theta, r.theta, NULL,
+                                           INTDIM_TRAINER_BORROW_THETA0, quad_grad, &r.q),
+                     INTDIM_EINVAL);
+    rig_close(&r);
+}
+END_TEST
+
+START_TEST(theta0_copied_borrowed_or_taken_from_the_buffer)
+{
+    rig r;
+    rig_open(&r, &g_configs[1], 10);
+    float buf[TEST_D], base[TEST_D], delta[TEST_D], x[TEST_D];
+    for (size_t i = 0; i < TEST_D; i++)
+        buf[i] = base[i] = (float)i;
+    random_theta_d(x, 7, 3);
+    ck_assert_int_eq(intdim_proj_apply(r.p, x, delta), INTDIM_OK);
+    for (int mode = 0; mode < 3; mode++) {
+        intdim_trainer *t;
+        const float *theta0 = mode == 0 ? NULL : base;
+        unsigned flags = mode == 2 ? INTDIM_TRAINER_BORROW_THETA0 : 0;
+        memcpy(buf, base, sizeof buf);
+        ck_assert_int_eq(intdim_trainer_create(&t, r.p, buf, theta0, NULL, flags, quad_grad,
+                                               &r.q), INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_set_theta_d(t, x, 7), INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_sync(t), INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_sync(t), INTDIM_OK); /* theta0 survives a sync */
+        for (size_t i = 0; i < TEST_D; i++)
+            ck_assert_float_eq(buf[i], base[i] + delta[i]);
+        intdim_trainer_destroy(t);
+    }
+    rig_close(&r);
+}
+END_TEST
+
+START_TEST(said_lambda_has_its_own_learning_rate)
+{
+    rig r;
+    rig_open(&r, &g_configs[4], 12); /* SAID over dense: 5 + 2 */
+    float x[TEST_D], after[TEST_D];
+    random_theta_d(x, 7, 4);
+    x[5] += 1.0f, x[6] += 1.0f;
+    ck_assert_int_eq(intdim_trainer_set_theta_d(r.t, x, 7), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_OPTIMIZER, INTDIM_OPT_SGD), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_LR, 0.0), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_LAMBDA_LR, 0.1), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_get_theta_d(r.t, after, 7), INTDIM_OK);
+    ck_assert_mem_eq(x, after, 5 * sizeof(float)); /* lr 0: the subspace did not move */
+    ck_assert(after[5] != x[5] && after[6] != x[6]);  /* the scales did */
+    rig_close(&r);
+}
+END_TEST
+
+/* ---- the toy problem: intrinsic dimension 10 --------------------------------------- */
+
+static double train_toy(int kind, size_t d, uint64_t seed)
+{
+    static float theta[TOY_D], theta0[TOY_D];
+    toy_problem tp;
+    toy_init(&tp, seed);
+    toy_theta0(seed, theta0);
+    intdim_proj *p;
+    intdim_trainer *t;
+    ck_assert_int_eq(intdim_proj_create(&p, kind, TOY_D, d, seed), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_create(&t, p, theta, theta0, NULL, 0, toy_grad, &tp),
+                     INTDIM_OK);
+    /* the recipe of examples/toy/toy.c */
+    const uint64_t steps = 20000;
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_LR, 0.1), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_SCHEDULE, INTDIM_SCHED_COSINE),
+                     INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_TOTAL_STEPS, (double)steps), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(t, steps, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_sync(t), INTDIM_OK);
+    double loss = toy_loss(&tp, theta);
+    intdim_trainer_destroy(t);
+    intdim_proj_destroy(p);
+    return loss;
+}
+
+START_TEST(toy_problem_has_intrinsic_dimension_10)
+{
+    const int kinds[3] = {INTDIM_PROJ_DENSE, INTDIM_PROJ_SPARSE, INTDIM_PROJ_FASTFOOD};
+    const char *names[3] = {"dense", "sparse", "fastfood"};
+    const size_t solvable[3] = {10, 11, 15}, unsolvable[2] = {9, 5};
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 3; i++) {
+            double loss = train_toy(kinds[k], solvable[i], 1);
+            ck_assert_msg(loss < 1e-8, "%s d = %zu: loss %g", names[k], solvable[i], loss);
+        }
+        for (int i = 0; i < 2; i++) {
+            double loss = train_toy(kinds[k], unsolvable[i], 1);
+            ck_assert_msg(loss > 1e-4, "%s d = %zu: loss %g", names[k], unsolvable[i], loss);
+        }
+    }
+    double full = train_toy(INTDIM_PROJ_IDENTITY, TOY_D, 1);
+    ck_assert_msg(full < 1e-8, "identity: loss %g", full);
+}
+END_TEST
+
+/* ---- allocation failure injection -------------------------------------------------- */
+
+static struct {
+    long allocs, fail_at, live;
+} g_counting;
+
+static void *counting_alloc(void *user, size_t size)
+{
+    (void)user;
+    if (++g_counting.allocs == g_counting.fail_at)
+        return NULL;
+    void *p = malloc(size);
+    if (p)
+        g_counting.live++;
+    return p;
+}
+
+static void counting_free(void *user, void *ptr)
+{
+    (void)user;
+    if (ptr)
+        g_counting.live--;
+    free(ptr);
+}
+
+/* Every public step of a training session; the first failure must be ENOMEM. */
+static int session(const char *path)
+{
+    quad q;
+    quad_init(&q, TEST_D, 1);
+    float theta[TEST_D] = {0}, theta0[TEST_D] = {0};
+    intdim_proj *p = NULL, *p2 = NULL;
+    intdim_trainer *t = NULL, *t2 = NULL;
+    int status = make_proj(&g_configs[4], 1, &p); /* SAID over dense: groups too */
+    if (status == INTDIM_OK)
+        status = intdim_trainer_create(&t, p, theta, theta0, NULL, 0, quad_grad, &q);
+    if (status == INTDIM_OK)
+        status = intdim_trainer_run(t, 3, quad_eval, &q, NULL, NULL, NULL);
+    if (status == INTDIM_OK)
+        status = intdim_trainer_save(t, path);
+    if (status == INTDIM_OK)
+        status = intdim_trainer_load(t, path);
+    if (status == INTDIM_OK)
+        status = intdim_checkpoint_proj(path, &p2);
+    if (status == INTDIM_OK)
+        status = intdim_trainer_create(&t2, p2, theta, theta0, NULL, 0, quad_grad, &q);
+    if (status == INTDIM_OK)
+        status = intdim_trainer_load(t2, path);
+    intdim_trainer_destroy(t2);
+    intdim_trainer_destroy(t);
+    intdim_proj_destroy(p2);
+    intdim_proj_destroy(p);
+    quad_free(&q);
+    return status;
+}
+
+START_TEST(allocation_failure_at_every_site)
+{
+    char path[64];
+    snprintf(path, sizeof path, "train_alloc_%d.ckpt", (int)getpid());
+    ck_assert_int_eq(intdim_set_allocator(counting_alloc, counting_free, NULL), INTDIM_OK);
+    long k;
+    for (k = 1; k < 10000; k++) {
+        g_counting.allocs = 0;
+        g_counting.fail_at = k;
+        g_counting.live = 0;
+        int status = session(path);
+        ck_assert_msg(g_counting.live == 0, "failing allocation %ld leaked %ld blocks", k,
+                      g_counting.live);
+        if (g_counting.allocs < k) {
+            ck_assert_int_eq(status, INTDIM_OK); /* no allocation failed: success */
+            break;
+        }
+        ck_assert_msg(status == INTDIM_ENOMEM, "failing allocation %ld gave %s (%s)", k,
+                      intdim_strerror(status), intdim_last_error());
+    }
+    ck_assert_int_eq(intdim_set_allocator(NULL, NULL, NULL), INTDIM_OK);
+    ck_assert(k > 5 && k < 10000);
+    unlink(path);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("train");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, gradient_matches_finite_differences, 0, N_CONFIGS);
+    tcase_add_test(tc, identity_step_is_plain_sgd_on_theta);
+    tcase_add_test(tc, callback_error_keeps_state);
+    tcase_add_test(tc, nonfinite_stop_keeps_state);
+    tcase_add_test(tc, overflowing_update_is_refused);
+    tcase_add_test(tc, nonfinite_skip_counts_the_step);
+    tcase_add_test(tc, run_evaluates_every_k_and_at_the_end);
+    tcase_add_test(tc, settings_and_arguments);
+    tcase_add_test(tc, theta0_copied_borrowed_or_taken_from_the_buffer);
+    tcase_add_test(tc, said_lambda_has_its_own_learning_rate);
+    tcase_add_test(tc, toy_problem_has_intrinsic_dimension_10);
+    tcase_add_test(tc, allocation_failure_at_every_site);
+    suite_add_tcase(suite, tc);
+    SRunner *runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? 0 : 1;
+}
