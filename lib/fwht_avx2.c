@@ -1,2 +1,32 @@
-/* placeholder: implemented in a later commit */
-#include "internal.h"
+/* AVX2 Walsh-Hadamard kernel: 8-lane vectors, three levels per sweep across rows (8 of
+ * the 16 registers hold data). The instruction set is enabled for this file's functions
+ * only (no special compile flags); fwht.c calls them only when the CPU has AVX2.
+ * Non-x86 builds compile the stub at the end. */
+#include "fwht_impl.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+
+#pragma GCC push_options
+#pragma GCC target("avx2")
+
+#define VW 8
+#define LOG2VW 3
+#define ROW_RADIX 3
+#include "fwht_simd.inc"
+
+#pragma GCC pop_options
+
+const fwht_kernel *intdim__fwht_avx2_kernel(void)
+{
+    static const fwht_kernel kernel = {simd_block, simd_rows};
+    return &kernel;
+}
+
+#else
+
+const fwht_kernel *intdim__fwht_avx2_kernel(void)
+{
+    return NULL;
+}
+
+#endif

@@ -1,2 +1,444 @@
-/* placeholder: implemented in a later commit */
-#include "internal.h"
+/* Fastfood projection: y = H G Pi H B pad(x), output y[0:D] / sqrt(D * sum G^2), with H
+ * the unnormalized Walsh-Hadamard transform of size L = nextpow2(D) (REFERENCE.md).
+ *
+ * Structure used for speed (exact, not an approximation): with k = nextpow2(d) the
+ * padded input occupies the first k entries, and H_L = H_{L/k} (x) H_k makes H_L pad(Bx)
+ * the size-k transform w = H_k(Bx) repeated L/k times. So the first transform is size
+ * k and the gather reads w[Pi[i] mod k]; we store Pi mod k (2 bytes when k <= 2^16).
+ * The gather and the multiply by G are fused into the first pass of the big transform,
+ * the output scaling into its last pass.
+ *
+ * The adjoint is the exact transpose, in reverse: H_L, times G, fold the L entries into
+ * k buckets by Pi[i] mod k, H_k, times B, first d entries, scale. (The reference code's
+ * backward is this scaled by 1/L.) The fold is a reduction: it accumulates into a fixed
+ * number of partial bucket arrays (one per fixed group of the last pass, never per
+ * thread) that are then added in group order, so every thread count gives the same bits.
+ *
+ * Per-group mode (Aghajanyan's per-tensor variant): group g gets its own blocks with
+ * L_g = nextpow2(D_g). When d > L_g the input is split into ceil(d / L_g) chunks, each
+ * with its own block, and their outputs are summed (the reference code silently drops
+ * theta_d[L_g:]). Each block is normalized as the single-block formula for its group and
+ * then by 1/sqrt(n_groups), so every column of the whole D x d matrix has unit norm
+ * (exactly when every D_g is a power of two). Block b draws its tables from streams
+ * INTDIM_STREAM_FF_* + (b << 8), blocks numbered group by group, chunk by chunk.
+ *
+ * Memory per padded parameter: G 4 bytes + Pi mod k 2 bytes (4 when k > 2^16) + the
+ * work array 4 bytes, plus small extras (signs as bits, the size-k buffer, partial
+ * buckets capped at L/16 floats, strip buffers capped at L/8 floats). */
+#include <math.h>
+#include <string.h>
+
+#include "fwht_impl.h"
+#include "proj_impl.h"
+
+#ifdef INTDIM_HAVE_OPENMP
+#define FF_PRAGMA(x) _Pragma(#x)
+#define OMP_FOR_THREADS(nt) FF_PRAGMA(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
+#else
+#define OMP_FOR_THREADS(nt)
+#endif
+
+/* At most this many partial bucket arrays for the fold (it bounds useful threads). */
+enum { MAX_FOLD_GROUPS = 16 };
+
+typedef struct ff_block {
+    size_t in_first, in_len;   /* input chunk x[in_first, in_first + in_len) */
+    size_t out_first, out_len; /* output rows y[out_first, out_first + out_len) */
+    unsigned log2L, log2k;
+    unsigned fold_groups;
+    float scale;
+    float *G;           /* L Gaussians */
+    uint16_t *pi16;     /* L entries Pi[i] mod k, when k <= 2^16 ... */
+    uint32_t *pi32;     /* ... else here */
+    uint8_t *neg_signs; /* bit j set: B_j = -1 (in_len bits) */
+} ff_block;
+
+typedef struct ff_state {
+    size_t n_blocks;
+    ff_block *blocks;
+    size_t scratch_floats; /* strip buffer per thread */
+    int scratch_threads;   /* strip buffers in the work area */
+    /* work layout, in floats from the start (each 64-byte aligned) */
+    size_t off_small, off_partial, off_scratch;
+} ff_state;
+
+static size_t round16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+static float with_sign(const ff_block *b, size_t j, float v)
+{
+    return (b->neg_signs[j >> 3] >> (j & 7)) & 1 ? -v : v;
+}
+
+static int threads_for(const intdim_proj *p, const ff_state *st)
+{
+    int t = intdim__threads(p->threads);
+    return t < st->scratch_threads ? t : st->scratch_threads;
+}
+
+/* ---- apply ------------------------------------------------------------------------ */
+
+typedef struct apply_ctx {
+    const ff_block *b;
+    const float *w; /* H_k(B x): k floats */
+    float *y;
+    int accumulate; /* add into y (later chunks of a group) instead of writing */
+} apply_ctx;
+
+/* dst[i] = G[i] * w[Pi[i] mod k]: the gather of the tiled first transform. */
+static void fill_gather(void *vctx, float *dst, size_t start, size_t len)
+{
+    const apply_ctx *c = vctx;
+    const float *G = c->b->G + start;
+    if (c->b->pi16 != NULL) {
+        const uint16_t *pi = c->b->pi16 + start;
+        for (size_t i = 0; i < len; i++)
+            dst[i] = G[i] * c->w[pi[i]];
+    } else {
+        const uint32_t *pi = c->b->pi32 + start;
+        for (size_t i = 0; i < len; i++)
+            dst[i] = G[i] * c->w[pi[i]];
+    }
+}
+
+static void sink_output(void *vctx, const float *buf, size_t buf_stride, size_t rows,
+                        size_t first, size_t row_step, size_t width, unsigned group)
+{
+    (void)group;
+    const apply_ctx *c = vctx;
+    size_t limit = c->b->out_len;
+    float scale = c->b->scale;
+    for (size_t r = 0; r < rows; r++) {
+        size_t start = first + r * row_step;
+        if (start >= limit)
+            continue;
+        size_t n = limit - start < width ? limit - start : width;
+        const float *src = buf + r * buf_stride;
+        float *dst = c->y + c->b->out_first + start;
+        if (c->accumulate) {
+            for (size_t j = 0; j < n; j++)
+                dst[j] += src[j] * scale;
+        } else {
+            for (size_t j = 0; j < n; j++)
+                dst[j] = src[j] * scale;
+        }
+    }
+}
+
+static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block *b,
+                        const float *x, float *y, float *work, int accumulate)
+{
+    int threads = threads_for(p, st);
+    float *w = work + st->off_small;
+    float *scratch = work + st->off_scratch;
+    size_t k = (size_t)1 << b->log2k;
+    for (size_t j = 0; j < b->in_len; j++)
+        w[j] = with_sign(b, j, x[b->in_first + j]);
+    for (size_t j = b->in_len; j < k; j++)
+        w[j] = 0.0f;
+    intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL, scratch, st->scratch_floats);
+
+    apply_ctx ctx = {b, w, y, accumulate};
+    fwht_hooks hooks = {&ctx, fill_gather, sink_output, 1};
+    intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks, scratch, st->scratch_floats);
+}
+
+static void ff_apply(const intdim_proj *p, const float *x, float *y, float *work)
+{
+    const ff_state *st = p->state;
+    for (size_t i = 0; i < st->n_blocks; i++) {
+        const ff_block *b = &st->blocks[i];
+        /* blocks are ordered by group, then chunk: chunk 0 writes, later ones add */
+        int accumulate = b->in_first != 0;
+        block_apply(p, st, b, x, y, work, accumulate);
+    }
+}
+
+/* ---- adjoint ---------------------------------------------------------------------- */
+
+typedef struct adjoint_ctx {
+    const ff_block *b;
+    const float *g;
+    float *partials; /* fold_groups arrays of k floats */
+} adjoint_ctx;
+
+/* g's rows of this block, zero-padded to L. */
+static void fill_input(void *vctx, float *dst, size_t start, size_t len)
+{
+    const adjoint_ctx *c = vctx;
+    size_t limit = c->b->out_len;
+    size_t n = start >= limit ? 0 : (limit - start < len ? limit - start : len);
+    memcpy(dst, c->g + c->b->out_first + start, n * sizeof(float));
+    memset(dst + n, 0, (len - n) * sizeof(float));
+}
+
+/* partial[Pi[i] mod k] += G[i] * v[i], in index order within the group. */
+static void sink_fold(void *vctx, const float *buf, size_t buf_stride, size_t rows,
+                      size_t first, size_t row_step, size_t width, unsigned group)
+{
+    const adjoint_ctx *c = vctx;
+    const ff_block *b = c->b;
+    float *part = c->partials + ((size_t)group << b->log2k);
+    for (size_t r = 0; r < rows; r++) {
+        size_t start = first + r * row_step;
+        const float *src = buf + r * buf_stride;
+        const float *G = b->G + start;
+        if (b->pi16 != NULL) {
+            const uint16_t *pi = b->pi16 + start;
+            for (size_t j = 0; j < width; j++)
+                part[pi[j]] += G[j] * src[j];
+        } else {
+            const uint32_t *pi = b->pi32 + start;
+            for (size_t j = 0; j < width; j++)
+                part[pi[j]] += G[j] * src[j];
+        }
+    }
+}
+
+static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_block *b,
+                          const float *g, float *x, float *work, int accumulate)
+{
+    int threads = threads_for(p, st);
+    float *w = work + st->off_small;
+    float *partials = work + st->off_partial;
+    float *scratch = work + st->off_scratch;
+    size_t k = (size_t)1 << b->log2k;
+    memset(partials, 0, ((size_t)b->fold_groups << b->log2k) * sizeof(float));
+
+    adjoint_ctx ctx = {b, g, partials};
+    fwht_hooks hooks = {&ctx, fill_input, sink_fold, b->fold_groups};
+    intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks, scratch, st->scratch_floats);
+
+    /* Buckets: the partial arrays added in group order (elementwise, any split). */
+    int nt = threads;
+    (void)nt;
+    OMP_FOR_THREADS(nt)
+    for (size_t j = 0; j < k; j++) {
+        float sum = partials[j];
+        for (unsigned grp = 1; grp < b->fold_groups; grp++)
+            sum += partials[((size_t)grp << b->log2k) + j];
+        w[j] = sum;
+    }
+    intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL, scratch, st->scratch_floats);
+    float *dst = x + b->in_first;
+    for (size_t j = 0; j < b->in_len; j++) {
+        float v = with_sign(b, j, w[j]) * b->scale;
+        dst[j] = accumulate ? dst[j] + v : v;
+    }
+}
+
+static void ff_adjoint(const intdim_proj *p, const float *g, float *x, float *work)
+{
+    const ff_state *st = p->state;
+    if (st->n_blocks == 1) {
+        block_adjoint(p, st, &st->blocks[0], g, x, work, 0);
+        return;
+    }
+    /* Chunks of different groups overlap in x: start from zero and add, block order. */
+    memset(x, 0, p->d_lin * sizeof(float));
+    for (size_t i = 0; i < st->n_blocks; i++)
+        block_adjoint(p, st, &st->blocks[i], g, x, work, 1);
+}
+
+/* ---- create / destroy ------------------------------------------------------------- */
+
+static void ff_destroy(intdim_proj *p)
+{
+    ff_state *st = p->state;
+    if (st == NULL)
+        return;
+    for (size_t i = 0; st->blocks != NULL && i < st->n_blocks; i++) {
+        intdim__free(st->blocks[i].G);
+        intdim__free(st->blocks[i].pi16);
+        intdim__free(st->blocks[i].pi32);
+        intdim__free(st->blocks[i].neg_signs);
+    }
+    intdim__free(st->blocks);
+    intdim__free(st);
+    p->state = NULL;
+}
+
+static const proj_ops fastfood_ops = {ff_apply, ff_adjoint, ff_destroy};
+
+static unsigned fold_groups_for(size_t L, size_t k)
+{
+    /* Enough groups to keep threads busy, few enough that the partial arrays stay
+     * under L/16 floats. */
+    size_t groups = L / (16 * k);
+    if (groups < 1)
+        groups = 1;
+    if (groups > MAX_FOLD_GROUPS)
+        groups = MAX_FOLD_GROUPS;
+    return (unsigned)groups;
+}
+
+/* Describe block b (no tables yet). */
+static void describe_block(ff_block *b, size_t in_first, size_t in_len, size_t out_first,
+                           size_t out_len, size_t L)
+{
+    memset(b, 0, sizeof *b);
+    b->in_first = in_first;
+    b->in_len = in_len;
+    b->out_first = out_first;
+    b->out_len = out_len;
+    b->log2L = intdim__log2_exact(L);
+    b->log2k = intdim__log2_exact(intdim__next_pow2(in_len));
+    b->fold_groups = fold_groups_for(L, (size_t)1 << b->log2k);
+}
+
+static size_t block_table_bytes(const ff_block *b)
+{
+    size_t L = (size_t)1 << b->log2L;
+    size_t pi_bytes = b->log2k <= 16 ? sizeof(uint16_t) : sizeof(uint32_t);
+    return L * (sizeof(float) + pi_bytes) + (b->in_len + 7) / 8;
+}
+
+/* Fill block number `index`'s tables from the counter generator. */
+static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_groups_scale,
+                        int threads)
+{
+    size_t L = (size_t)1 << b->log2L;
+    size_t k_mask = ((size_t)1 << b->log2k) - 1;
+    uint64_t shift = (uint64_t)index << 8;
+    b->G = intdim__alloc(L * sizeof(float));
+    b->neg_signs = intdim__calloc((b->in_len + 7) / 8, 1);
+    if (b->log2k <= 16)
+        b->pi16 = intdim__alloc(L * sizeof(uint16_t));
+    else
+        b->pi32 = intdim__alloc(L * sizeof(uint32_t));
+    if (b->G == NULL || b->neg_signs == NULL || (b->pi16 == NULL && b->pi32 == NULL))
+        return intdim__fail_nomem("Fastfood tables", block_table_bytes(b));
+
+    for (size_t j = 0; j < b->in_len; j++)
+        if (intdim__rng_sign(seed, INTDIM_STREAM_FF_B + shift, j) < 0.0f)
+            b->neg_signs[j >> 3] |= (uint8_t)(1u << (j & 7));
+
+    /* The permutation is drawn in full into G's memory, reduced mod k, then G is drawn
+     * over it: no extra peak memory. */
+    uint32_t *perm = (uint32_t *)(void *)b->G;
+    intdim__rng_permutation_u32(perm, L, seed, INTDIM_STREAM_FF_PI + shift);
+    for (size_t i = 0; i < L; i++) {
+        if (b->pi16 != NULL)
+            b->pi16[i] = (uint16_t)(perm[i] & k_mask);
+        else
+            b->pi32[i] = (uint32_t)(perm[i] & k_mask);
+    }
+    int nt = threads;
+    (void)nt;
+    OMP_FOR_THREADS(nt)
+    for (size_t i = 0; i < L; i++)
+        b->G[i] = intdim__rng_gauss(seed, INTDIM_STREAM_FF_G + shift, i);
+    double sum_sq = 0.0;
+    for (size_t i = 0; i < L; i++)
+        sum_sq += (double)b->G[i] * (double)b->G[i];
+    b->scale = (float)(1.0 / sqrt((double)n_groups_scale * (double)b->out_len * sum_sq));
+    return INTDIM_OK;
+}
+
+/* Blocks of per-group mode: ceil(d_lin / L_g) chunks per group. */
+static int count_blocks(const intdim_proj *p, size_t *n_blocks)
+{
+    if (!p->per_group || p->n_groups == 0) {
+        *n_blocks = 1;
+        return INTDIM_OK;
+    }
+    size_t total = 0;
+    for (size_t g = 0; g < p->n_groups; g++) {
+        size_t L = intdim__next_pow2(p->group_sizes[g]);
+        size_t chunks = (p->d_lin + L - 1) / L;
+        if (total > SIZE_MAX / 2 - chunks)
+            return intdim__fail(INTDIM_ETOOBIG, "Fastfood: too many per-group blocks");
+        total += chunks;
+    }
+    *n_blocks = total;
+    return INTDIM_OK;
+}
+
+static void describe_blocks(const intdim_proj *p, ff_block *blocks)
+{
+    if (!p->per_group || p->n_groups == 0) {
+        describe_block(&blocks[0], 0, p->d_lin, 0, p->D, intdim__next_pow2(p->D));
+        return;
+    }
+    size_t i = 0;
+    for (size_t g = 0; g < p->n_groups; g++) {
+        size_t L = intdim__next_pow2(p->group_sizes[g]);
+        for (size_t first = 0; first < p->d_lin; first += L) {
+            size_t len = p->d_lin - first < L ? p->d_lin - first : L;
+            describe_block(&blocks[i++], first, len, p->group_offsets[g], p->group_sizes[g], L);
+        }
+    }
+}
+
+/* Work layout and sizes; fails with ETOOBIG over the memory budget. */
+static int plan_memory(intdim_proj *p, ff_state *st)
+{
+    size_t max_L = 0, max_k = 0, max_partial = 0, tables = sizeof *st;
+    tables += st->n_blocks * sizeof(ff_block);
+    for (size_t i = 0; i < st->n_blocks; i++) {
+        const ff_block *b = &st->blocks[i];
+        size_t L = (size_t)1 << b->log2L, k = (size_t)1 << b->log2k;
+        max_L = L > max_L ? L : max_L;
+        max_k = k > max_k ? k : max_k;
+        size_t part = (size_t)b->fold_groups * k;
+        max_partial = part > max_partial ? part : max_partial;
+        tables += block_table_bytes(b);
+    }
+    st->scratch_floats = intdim__fwht_scratch_floats(intdim__log2_exact(max_L));
+    int threads = intdim__threads(0);
+    if (st->scratch_floats > 0) {
+        size_t cap = max_L / 8 / st->scratch_floats; /* strip buffers <= L/8 floats */
+        if (cap < 1)
+            cap = 1;
+        if ((size_t)threads > cap)
+            threads = (int)cap;
+    }
+    st->scratch_threads = threads;
+    st->off_small = round16(max_L);
+    st->off_partial = st->off_small + round16(max_k);
+    st->off_scratch = st->off_partial + round16(max_partial);
+    p->work_floats = st->off_scratch + (size_t)threads * st->scratch_floats;
+    p->state_bytes = tables;
+    double total = (double)tables + 4.0 * (double)p->work_floats;
+    if (total > p->memory_budget)
+        return intdim__fail(INTDIM_ETOOBIG,
+                            "Fastfood with D = %zu, d = %zu needs %.3g GB (tables and "
+                            "workspace), over the memory budget of %.3g GB",
+                            p->D, p->d, total / 1e9, p->memory_budget / 1e9);
+    return INTDIM_OK;
+}
+
+int intdim__fastfood_create(intdim_proj *p)
+{
+    size_t max_D = (size_t)1 << 32; /* permutations are drawn as uint32 */
+    if (intdim__next_pow2(p->D) > max_D)
+        return intdim__fail(INTDIM_ETOOBIG, "Fastfood: D = %zu pads past 2^32 entries", p->D);
+    ff_state *st = intdim__calloc(1, sizeof *st);
+    if (st == NULL)
+        return intdim__fail_nomem("Fastfood state", sizeof *st);
+    p->state = st;
+    p->ops = &fastfood_ops;
+    int status = count_blocks(p, &st->n_blocks);
+    if (status == INTDIM_OK) {
+        st->blocks = intdim__calloc(st->n_blocks, sizeof(ff_block));
+        if (st->blocks == NULL)
+            status = intdim__fail_nomem("Fastfood blocks",
+                                        intdim__mul_size(st->n_blocks, sizeof(ff_block)));
+    }
+    if (status == INTDIM_OK) {
+        describe_blocks(p, st->blocks);
+        status = plan_memory(p, st);
+    }
+    size_t scale_groups = p->per_group && p->n_groups > 0 ? p->n_groups : 1;
+    for (size_t i = 0; status == INTDIM_OK && i < st->n_blocks; i++)
+        status = build_tables(&st->blocks[i], p->seed, i, scale_groups, intdim__threads(0));
+    if (status != INTDIM_OK) {
+        ff_destroy(p);
+        p->ops = NULL;
+        p->state_bytes = 0;
+        p->work_floats = 0;
+    }
+    return status;
+}

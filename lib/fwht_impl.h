@@ -1,0 +1,60 @@
+/* Inside the Walsh-Hadamard transform: the two building blocks every kernel provides and
+ * the blocked driver that strings them together (fwht.c). Fastfood uses the driver's
+ * hooks to fuse its gather, fold and output scaling into the transform's memory passes.
+ *
+ * Order of operations (what makes every kernel and thread count give the same bits):
+ * levels are applied in ascending stride (1, 2, 4, ...), each level is the butterfly
+ * (a, b) -> (a + b, a - b) on every pair. A level needs only the previous level's
+ * outputs, so any schedule that respects that (blocking, register tiling, threads)
+ * computes the same values. */
+#ifndef INTDIM_FWHT_IMPL_H
+#define INTDIM_FWHT_IMPL_H
+
+#include "fwht.h"
+
+typedef struct fwht_kernel {
+    /* All levels of a contiguous block of 2^log2n floats (log2n <= FWHT_BLOCK_LOG2, so
+     * it sits in L2). */
+    void (*block)(float *x, unsigned log2n);
+    /* The levels across rows: buf holds 2^log2rows rows of `width` floats back to back;
+     * level t pairs row r with row r + 2^t (same column). width is a multiple of 16. */
+    void (*rows)(float *buf, unsigned log2rows, size_t width);
+} fwht_kernel;
+
+const fwht_kernel *intdim__fwht_portable_kernel(void);
+/* NULL when the kernel is not compiled in (non-x86 builds). */
+const fwht_kernel *intdim__fwht_avx2_kernel(void);
+const fwht_kernel *intdim__fwht_avx512_kernel(void);
+
+/* Size of the blocks of the first pass (2^15 floats = 128 KiB, well inside L2). */
+#define FWHT_BLOCK_LOG2 15u
+
+/* Hooks into the driver's passes (all optional; NULL fields mean "plain in-place").
+ * fill: pass 1 asks for input elements [start, start + len) to be written into dst
+ *   (which is x + start) just before transforming that block, so the data is produced
+ *   while it is hot in cache.
+ * sink: the last pass hands over final values instead of writing them back to x:
+ *   `rows` rows of `width` floats in buf (row stride buf_stride floats); row r holds
+ *   output elements first + r * row_step + [0, width). x is then left undefined.
+ *   Calls are split into n_groups fixed groups of consecutive calls (independent of
+ *   the thread count); one thread makes all calls of a group, in order, so a sink may
+ *   accumulate per group and get the same bits with any number of threads. */
+typedef struct fwht_hooks {
+    void *ctx;
+    void (*fill)(void *ctx, float *dst, size_t start, size_t len);
+    void (*sink)(void *ctx, const float *buf, size_t buf_stride, size_t rows, size_t first,
+                 size_t row_step, size_t width, unsigned group);
+    unsigned n_groups; /* >= 1 when sink is set */
+} fwht_hooks;
+
+/* Scratch floats per thread the driver may use for transforms of 2^log2n floats, given
+ * a preferred size; depends on log2n only, never on the thread count. */
+size_t intdim__fwht_scratch_floats(unsigned log2n);
+
+/* In-place transform of x (2^log2n floats, 64-byte aligned) with hooks (may be NULL).
+ * scratch: threads * scratch_floats floats (64-byte aligned), scratch_floats from
+ * intdim__fwht_scratch_floats for the largest size used; NULL = a stack buffer. */
+void intdim__fwht_run(float *x, unsigned log2n, int kernel, int threads,
+                      const fwht_hooks *hooks, float *scratch, size_t scratch_floats);
+
+#endif

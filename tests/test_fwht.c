@@ -1,0 +1,537 @@
+/* Walsh-Hadamard kernels and the Fastfood kind, tested from the inside (internal headers).
+ * Kernels: agreement with the O(n^2) definition, with each other bit for bit, across
+ * thread counts, and the involution H H = n I. Fastfood: the REFERENCE formula computed
+ * independently in double, the adjoint identity, unit column norms, bitwise equality
+ * across threads and kernels, the memory budget and the bytes per parameter. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fwht.h"
+#include "proj_impl.h"
+
+static const int ALL_KERNELS[] = {INTDIM_KERNEL_PORTABLE, INTDIM_KERNEL_AVX2,
+                                  INTDIM_KERNEL_AVX512};
+
+static float *alloc_floats(size_t n)
+{
+    float *p = intdim__alloc(n * sizeof(float) + 64);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static void fill_gauss(float *x, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = intdim__rng_gauss(seed, 99, i);
+}
+
+static int popcount_parity(size_t v)
+{
+    int p = 0;
+    while (v) {
+        p ^= 1;
+        v &= v - 1;
+    }
+    return p;
+}
+
+/* ---- kernels --------------------------------------------------------------------- */
+
+START_TEST(portable_matches_naive_definition)
+{
+    /* Small integers keep every sum exact, so the comparison is exact too. */
+    for (unsigned m = 0; m <= 8; m++) {
+        size_t n = (size_t)1 << m;
+        float *x = alloc_floats(n);
+        double *want = calloc(n, sizeof(double));
+        for (size_t i = 0; i < n; i++)
+            x[i] = (float)((int)intdim__rng_below(7, m, i, 17) - 8);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++)
+                want[i] += (popcount_parity(i & j) ? -1.0 : 1.0) * x[j];
+        intdim__fwht(x, m, INTDIM_KERNEL_PORTABLE, 1);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg((double)x[i] == want[i], "n=%zu i=%zu got %g want %g", n, i,
+                          (double)x[i], want[i]);
+        free(want);
+        intdim__free(x);
+    }
+}
+END_TEST
+
+START_TEST(kernels_bitwise_equal_portable)
+{
+    for (unsigned m = 0; m <= 22; m++) {
+        size_t n = (size_t)1 << m;
+        float *ref = alloc_floats(n);
+        float *x = alloc_floats(n);
+        fill_gauss(ref, n, m);
+        intdim__fwht(ref, m, INTDIM_KERNEL_PORTABLE, 1);
+        for (size_t k = 1; k < 3; k++) {
+            if (!intdim__fwht_kernel_available(ALL_KERNELS[k]))
+                continue;
+            fill_gauss(x, n, m);
+            intdim__fwht(x, m, ALL_KERNELS[k], 1);
+            ck_assert_msg(memcmp(x, ref, n * sizeof(float)) == 0, "kernel %d differs at 2^%u",
+                          ALL_KERNELS[k], m);
+        }
+        intdim__free(x);
+        intdim__free(ref);
+    }
+}
+END_TEST
+
+START_TEST(threads_bitwise_equal)
+{
+    static const unsigned sizes[] = {10, 15, 16, 19, 22};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = (size_t)1 << sizes[s];
+        float *one = alloc_floats(n);
+        float *two = alloc_floats(n);
+        for (size_t k = 0; k < 3; k++) {
+            if (!intdim__fwht_kernel_available(ALL_KERNELS[k]))
+                continue;
+            fill_gauss(one, n, s);
+            fill_gauss(two, n, s);
+            intdim__fwht(one, sizes[s], ALL_KERNELS[k], 1);
+            intdim__fwht(two, sizes[s], ALL_KERNELS[k], 2);
+            ck_assert_msg(memcmp(one, two, n * sizeof(float)) == 0,
+                          "kernel %d 2^%u: 1 and 2 threads differ", ALL_KERNELS[k], sizes[s]);
+        }
+        intdim__free(two);
+        intdim__free(one);
+    }
+}
+END_TEST
+
+START_TEST(transform_twice_is_n_times_identity)
+{
+    static const unsigned sizes[] = {0, 1, 5, 12, 17, 20};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = (size_t)1 << sizes[s];
+        float *x = alloc_floats(n);
+        fill_gauss(x, n, 1000 + s);
+        intdim__fwht(x, sizes[s], intdim__fwht_best_kernel(), 2);
+        intdim__fwht(x, sizes[s], intdim__fwht_best_kernel(), 2);
+        for (size_t i = 0; i < n; i++) {
+            double want = intdim__rng_gauss(1000 + s, 99, i);
+            double got = x[i] / (double)n;
+            ck_assert_msg(fabs(got - want) <= 1e-4 * (1.0 + fabs(want)),
+                          "2^%u i=%zu: %g vs %g", sizes[s], i, got, want);
+        }
+        intdim__free(x);
+    }
+}
+END_TEST
+
+START_TEST(unavailable_kernel_ids_are_reported)
+{
+    ck_assert_int_eq(intdim__fwht_kernel_available(INTDIM_KERNEL_PORTABLE), 1);
+    ck_assert_int_eq(intdim__fwht_kernel_available(INTDIM_KERNEL_AUTO), 0);
+    ck_assert_int_eq(intdim__fwht_kernel_available(42), 0);
+    ck_assert_int_eq(intdim__fwht_kernel_available(intdim__fwht_best_kernel()), 1);
+}
+END_TEST
+
+/* ---- Fastfood through a hand-filled handle ---------------------------------------- */
+
+typedef struct ff_fixture {
+    struct intdim_proj p;
+    size_t offsets[16];
+    size_t sizes[16];
+    float *work;
+} ff_fixture;
+
+static void ff_init(ff_fixture *f, size_t D, size_t d, uint64_t seed, size_t n_groups,
+                    const size_t *sizes, int per_group)
+{
+    memset(f, 0, sizeof *f);
+    f->p.kind = INTDIM_PROJ_FASTFOOD;
+    f->p.D = D;
+    f->p.d = d;
+    f->p.d_lin = d;
+    f->p.seed = seed;
+    f->p.memory_budget = 8e9;
+    f->p.threads = 1;
+    f->p.kernel = intdim__fwht_best_kernel();
+    if (n_groups > 0) {
+        size_t off = 0;
+        for (size_t g = 0; g < n_groups; g++) {
+            f->sizes[g] = sizes[g];
+            f->offsets[g] = off;
+            off += sizes[g];
+        }
+        f->offsets[n_groups] = off;
+        ck_assert_uint_eq(off, D);
+        f->p.n_groups = n_groups;
+        f->p.group_sizes = f->sizes;
+        f->p.group_offsets = f->offsets;
+        f->p.per_group = per_group;
+    }
+}
+
+static void ff_create(ff_fixture *f)
+{
+    int status = intdim__fastfood_create(&f->p);
+    ck_assert_msg(status == INTDIM_OK, "create: %s", intdim_last_error());
+    f->work = alloc_floats(f->p.work_floats + 16);
+}
+
+static void ff_destroy_fixture(ff_fixture *f)
+{
+    f->p.ops->destroy(&f->p);
+    intdim__free(f->work);
+}
+
+static void ff_apply(ff_fixture *f, const float *x, float *y)
+{
+    f->p.ops->apply(&f->p, x, y, f->work);
+}
+
+static void ff_adjoint(ff_fixture *f, const float *g, float *x)
+{
+    f->p.ops->adjoint(&f->p, g, x, f->work);
+}
+
+/* Textbook transform in double: the test's own definition. */
+static void fwht_double(double *v, size_t n)
+{
+    for (size_t h = 1; h < n; h *= 2)
+        for (size_t i = 0; i < n; i += 2 * h)
+            for (size_t j = i; j < i + h; j++) {
+                double a = v[j], b = v[j + h];
+                v[j] = a + b;
+                v[j + h] = a - b;
+            }
+}
+
+/* One block of REFERENCE's formula with full-size transforms, added into y. */
+static void reference_block(const float *x, size_t n, size_t Dg, double *y, uint64_t seed,
+                            uint64_t block, double scale_groups)
+{
+    size_t L = intdim__next_pow2(Dg);
+    uint64_t shift = block << 8;
+    double *v = calloc(L, sizeof(double));
+    double *u = calloc(L, sizeof(double));
+    uint32_t *perm = malloc(L * sizeof(uint32_t));
+    for (size_t j = 0; j < n; j++)
+        v[j] = intdim__rng_sign(seed, INTDIM_STREAM_FF_B + shift, j) * (double)x[j];
+    fwht_double(v, L);
+    intdim__rng_permutation_u32(perm, L, seed, INTDIM_STREAM_FF_PI + shift);
+    double sum_sq = 0.0;
+    for (size_t i = 0; i < L; i++) {
+        double G = intdim__rng_gauss(seed, INTDIM_STREAM_FF_G + shift, i);
+        sum_sq += G * G;
+        u[i] = G * v[perm[i]];
+    }
+    fwht_double(u, L);
+    double s = sqrt(scale_groups * (double)Dg * sum_sq);
+    for (size_t i = 0; i < Dg; i++)
+        y[i] += u[i] / s;
+    free(perm);
+    free(u);
+    free(v);
+}
+
+/* REFERENCE semantics, with per-group chunking as documented in proj_fastfood.c. */
+static void reference_apply(const ff_fixture *f, const float *x, double *y)
+{
+    const struct intdim_proj *p = &f->p;
+    memset(y, 0, p->D * sizeof(double));
+    if (!p->per_group) {
+        reference_block(x, p->d_lin, p->D, y, p->seed, 0, 1.0);
+        return;
+    }
+    uint64_t block = 0;
+    for (size_t g = 0; g < p->n_groups; g++) {
+        size_t L = intdim__next_pow2(p->group_sizes[g]);
+        for (size_t first = 0; first < p->d_lin; first += L) {
+            size_t n = p->d_lin - first < L ? p->d_lin - first : L;
+            reference_block(x + first, n, p->group_sizes[g], y + p->group_offsets[g], p->seed,
+                            block++, (double)p->n_groups);
+        }
+    }
+}
+
+static void check_against_reference(ff_fixture *f)
+{
+    size_t D = f->p.D, d = f->p.d_lin;
+    float *x = alloc_floats(d);
+    float *y = alloc_floats(D);
+    double *want = calloc(D, sizeof(double));
+    fill_gauss(x, d, 5);
+    ff_apply(f, x, y);
+    reference_apply(f, x, want);
+    double max_abs = 0.0;
+    for (size_t i = 0; i < D; i++)
+        max_abs = fmax(max_abs, fabs(want[i]));
+    ck_assert(max_abs > 0.0);
+    for (size_t i = 0; i < D; i++)
+        ck_assert_msg(fabs(y[i] - want[i]) <= 2e-5 * max_abs, "D=%zu d=%zu i=%zu: %g vs %g",
+                      D, d, i, (double)y[i], want[i]);
+    free(want);
+    intdim__free(y);
+    intdim__free(x);
+}
+
+START_TEST(fastfood_matches_reference_formula)
+{
+    static const size_t cases[][2] = {{1, 1}, {1000, 37}, {1024, 1000}, {3000, 3000},
+                                      {40000, 700}, {70000, 5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        ff_fixture f;
+        ff_init(&f, cases[c][0], cases[c][1], 11 + c, 0, NULL, 0);
+        ff_create(&f);
+        check_against_reference(&f);
+        ff_destroy_fixture(&f);
+    }
+}
+END_TEST
+
+START_TEST(fastfood_per_group_matches_reference)
+{
+    /* d = 300 exceeds L_g for the groups of 100 (128) and 37 (64): chunks are summed. */
+    static const size_t sizes[] = {100, 37, 500};
+    ff_fixture f;
+    ff_init(&f, 637, 300, 3, 3, sizes, 1);
+    ff_create(&f);
+    check_against_reference(&f);
+    ff_destroy_fixture(&f);
+}
+END_TEST
+
+static void check_adjoint(ff_fixture *f)
+{
+    size_t D = f->p.D, d = f->p.d_lin;
+    float *x = alloc_floats(d), *px = alloc_floats(D);
+    float *g = alloc_floats(D), *ptg = alloc_floats(d);
+    fill_gauss(x, d, 21);
+    fill_gauss(g, D, 22);
+    ff_apply(f, x, px);
+    ff_adjoint(f, g, ptg);
+    double lhs = 0.0, rhs = 0.0, norm = 0.0;
+    for (size_t i = 0; i < D; i++) {
+        lhs += (double)px[i] * g[i];
+        norm += fabs((double)px[i] * g[i]);
+    }
+    for (size_t j = 0; j < d; j++)
+        rhs += (double)x[j] * ptg[j];
+    ck_assert_msg(fabs(lhs - rhs) <= 1e-5 * norm + 1e-12, "D=%zu d=%zu: <Px,g>=%.9g <x,P'g>=%.9g",
+                  D, d, lhs, rhs);
+    intdim__free(ptg);
+    intdim__free(g);
+    intdim__free(px);
+    intdim__free(x);
+}
+
+START_TEST(fastfood_adjoint_identity)
+{
+    static const size_t cases[][2] = {{1, 1},        {5000, 1},      {4096, 4096},
+                                      {3000, 2999},  {70000, 500},   {200000, 70000},
+                                      {1 << 18, 1000}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        ff_fixture f;
+        ff_init(&f, cases[c][0], cases[c][1], 100 + c, 0, NULL, 0);
+        ff_create(&f);
+        check_adjoint(&f);
+        f.p.threads = 2;
+        check_adjoint(&f);
+        ff_destroy_fixture(&f);
+    }
+}
+END_TEST
+
+START_TEST(fastfood_per_group_adjoint_identity)
+{
+    static const size_t sizes[] = {100, 37, 500, 70000};
+    ff_fixture f;
+    ff_init(&f, 70637, 1500, 9, 4, sizes, 1); /* d > L_g for the first three groups */
+    ff_create(&f);
+    check_adjoint(&f);
+    ff_destroy_fixture(&f);
+}
+END_TEST
+
+static void check_column_norms(ff_fixture *f, double tol)
+{
+    size_t D = f->p.D, d = f->p.d_lin;
+    float *e = alloc_floats(d), *col = alloc_floats(D);
+    for (size_t j = 0; j < d; j += (d > 8 ? d / 8 : 1)) {
+        memset(e, 0, d * sizeof(float));
+        e[j] = 1.0f;
+        ff_apply(f, e, col);
+        double sq = 0.0;
+        for (size_t i = 0; i < D; i++)
+            sq += (double)col[i] * col[i];
+        ck_assert_msg(fabs(sq - 1.0) <= tol, "D=%zu column %zu: squared norm %.9g", D, j, sq);
+    }
+    intdim__free(col);
+    intdim__free(e);
+}
+
+START_TEST(fastfood_unit_columns)
+{
+    ff_fixture f;
+    ff_init(&f, 4096, 100, 8, 0, NULL, 0); /* D = L: exactly one */
+    ff_create(&f);
+    check_column_norms(&f, 1e-5);
+    ff_destroy_fixture(&f);
+
+    ff_init(&f, 1 << 17, 3, 8, 0, NULL, 0);
+    ff_create(&f);
+    check_column_norms(&f, 1e-5);
+    ff_destroy_fixture(&f);
+
+    static const size_t sizes[] = {64, 256, 1024};
+    ff_init(&f, 1344, 300, 8, 3, sizes, 1); /* d > L_g for two groups */
+    ff_create(&f);
+    check_column_norms(&f, 1e-5);
+    ff_destroy_fixture(&f);
+
+    ff_init(&f, 3000, 50, 8, 0, NULL, 0); /* D < L: one on average, not exactly */
+    ff_create(&f);
+    check_column_norms(&f, 0.2);
+    ff_destroy_fixture(&f);
+}
+END_TEST
+
+/* apply and adjoint give identical bits for every (kernel, threads) combination. */
+static void check_bitwise_everywhere(ff_fixture *f)
+{
+    size_t D = f->p.D, d = f->p.d_lin;
+    float *x = alloc_floats(d), *g = alloc_floats(D);
+    float *y_ref = alloc_floats(D), *x_ref = alloc_floats(d);
+    float *y = alloc_floats(D), *xt = alloc_floats(d);
+    fill_gauss(x, d, 31);
+    fill_gauss(g, D, 32);
+    f->p.kernel = INTDIM_KERNEL_PORTABLE;
+    f->p.threads = 1;
+    ff_apply(f, x, y_ref);
+    ff_adjoint(f, g, x_ref);
+    for (size_t k = 0; k < 3; k++) {
+        if (!intdim__fwht_kernel_available(ALL_KERNELS[k]))
+            continue;
+        for (int t = 1; t <= 2; t++) {
+            f->p.kernel = ALL_KERNELS[k];
+            f->p.threads = t;
+            ff_apply(f, x, y);
+            ff_adjoint(f, g, xt);
+            ck_assert_msg(memcmp(y, y_ref, D * sizeof(float)) == 0, "apply kernel %d threads %d",
+                          ALL_KERNELS[k], t);
+            ck_assert_msg(memcmp(xt, x_ref, d * sizeof(float)) == 0,
+                          "adjoint kernel %d threads %d", ALL_KERNELS[k], t);
+        }
+    }
+    intdim__free(xt);
+    intdim__free(y);
+    intdim__free(x_ref);
+    intdim__free(y_ref);
+    intdim__free(g);
+    intdim__free(x);
+}
+
+START_TEST(fastfood_bitwise_across_threads_and_kernels)
+{
+    ff_fixture f;
+    ff_init(&f, (1 << 19) + 77, 1000, 4, 0, NULL, 0);
+    ff_create(&f);
+    check_bitwise_everywhere(&f);
+    ff_destroy_fixture(&f);
+
+    static const size_t sizes[] = {300000, 50, 7000};
+    ff_init(&f, 307050, 5000, 4, 3, sizes, 1);
+    ff_create(&f);
+    check_bitwise_everywhere(&f);
+    ff_destroy_fixture(&f);
+}
+END_TEST
+
+START_TEST(fastfood_is_a_function_of_the_seed)
+{
+    ff_fixture a, b;
+    ff_init(&a, 5000, 40, 77, 0, NULL, 0);
+    ff_init(&b, 5000, 40, 77, 0, NULL, 0);
+    ff_create(&a);
+    ff_create(&b);
+    float *x = alloc_floats(40), *ya = alloc_floats(5000), *yb = alloc_floats(5000);
+    fill_gauss(x, 40, 1);
+    ff_apply(&a, x, ya);
+    ff_apply(&b, x, yb);
+    ck_assert(memcmp(ya, yb, 5000 * sizeof(float)) == 0);
+    ff_destroy_fixture(&b);
+    ff_init(&b, 5000, 40, 78, 0, NULL, 0);
+    ff_create(&b);
+    ff_apply(&b, x, yb);
+    ck_assert(memcmp(ya, yb, 5000 * sizeof(float)) != 0);
+    intdim__free(yb);
+    intdim__free(ya);
+    intdim__free(x);
+    ff_destroy_fixture(&b);
+    ff_destroy_fixture(&a);
+}
+END_TEST
+
+START_TEST(fastfood_respects_memory_budget)
+{
+    ff_fixture f;
+    ff_init(&f, 1 << 20, 100, 1, 0, NULL, 0);
+    f.p.memory_budget = 1e6;
+    ck_assert_int_eq(intdim__fastfood_create(&f.p), INTDIM_ETOOBIG);
+    ck_assert_ptr_null(f.p.state);
+    ck_assert(strstr(intdim_last_error(), "budget") != NULL);
+}
+END_TEST
+
+START_TEST(fastfood_bytes_per_parameter)
+{
+    /* State plus workspace stays under 12 bytes per padded parameter. */
+    static const size_t cases[][2] = {{1 << 20, 1000}, {(1 << 20) - 5, 20000}, {1 << 16, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        ff_fixture f;
+        ff_init(&f, cases[c][0], cases[c][1], 1, 0, NULL, 0);
+        ck_assert_int_eq(intdim__fastfood_create(&f.p), INTDIM_OK);
+        double L = (double)intdim__next_pow2(cases[c][0]);
+        double bytes = (double)f.p.state_bytes + 4.0 * (double)f.p.work_floats;
+        ck_assert_msg(bytes <= 12.0 * L, "D=%zu d=%zu: %.3f bytes per padded parameter",
+                      cases[c][0], cases[c][1], bytes / L);
+        f.p.ops->destroy(&f.p);
+    }
+}
+END_TEST
+
+static Suite *fwht_suite(void)
+{
+    Suite *s = suite_create("fwht");
+    TCase *kernels = tcase_create("kernels");
+    tcase_set_timeout(kernels, 600);
+    tcase_add_test(kernels, portable_matches_naive_definition);
+    tcase_add_test(kernels, kernels_bitwise_equal_portable);
+    tcase_add_test(kernels, threads_bitwise_equal);
+    tcase_add_test(kernels, transform_twice_is_n_times_identity);
+    tcase_add_test(kernels, unavailable_kernel_ids_are_reported);
+    suite_add_tcase(s, kernels);
+    TCase *ff = tcase_create("fastfood");
+    tcase_set_timeout(ff, 600);
+    tcase_add_test(ff, fastfood_matches_reference_formula);
+    tcase_add_test(ff, fastfood_per_group_matches_reference);
+    tcase_add_test(ff, fastfood_adjoint_identity);
+    tcase_add_test(ff, fastfood_per_group_adjoint_identity);
+    tcase_add_test(ff, fastfood_unit_columns);
+    tcase_add_test(ff, fastfood_bitwise_across_threads_and_kernels);
+    tcase_add_test(ff, fastfood_is_a_function_of_the_seed);
+    tcase_add_test(ff, fastfood_respects_memory_budget);
+    tcase_add_test(ff, fastfood_bytes_per_parameter);
+    suite_add_tcase(s, ff);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *runner = srunner_create(fwht_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
