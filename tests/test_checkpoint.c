@@ -1,0 +1,339 @@
+/* Checkpoints: bitwise round trip, refusal of every single-byte corruption and every
+ * truncation of a small file (leaving the trainer untouched), refusal of another theta0
+ * or projection, recreation of the projection, atomic writes. */
+#include <check.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "optim.h"
+
+enum { D = 16, N_GROUPS = 2 };
+static const size_t g_groups[N_GROUPS] = {6, 10};
+static char g_dir[64];
+
+static int host_grad(void *user, uint64_t step, const float *theta, float *grad, double *loss)
+{
+    (void)user;
+    double l = 0.0;
+    for (size_t i = 0; i < D; i++) {
+        double r = (double)theta[i] - 0.1 * (double)(i % 5) - 0.01 * (double)(step % 3);
+        grad[i] = (float)(2.0 * r);
+        l += r * r;
+    }
+    *loss = l;
+    return 0;
+}
+
+static void path_of(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", g_dir, name);
+}
+
+typedef struct rig {
+    intdim_proj *p;
+    intdim_trainer *t;
+    float theta[D], theta0[D];
+} rig;
+
+/* SAID over dense with two groups: every field of the description is non-trivial. */
+static void rig_open(rig *r, uint64_t seed, float theta0_shift)
+{
+    for (size_t i = 0; i < D; i++)
+        r->theta0[i] = (float)i * 0.01f + theta0_shift;
+    ck_assert_int_eq(intdim_proj_create_said(&r->p, INTDIM_PROJ_DENSE, D, 5, N_GROUPS, g_groups,
+                                             seed), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_create(&r->t, r->p, r->theta, r->theta0, NULL, 0, host_grad,
+                                           NULL), INTDIM_OK);
+}
+
+static void rig_close(rig *r)
+{
+    intdim_trainer_destroy(r->t);
+    intdim_proj_destroy(r->p);
+}
+
+static void configure(intdim_trainer *t)
+{
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_OPTIMIZER, INTDIM_OPT_ADAMW), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_LR, 0.05), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_WEIGHT_DECAY, 0.01), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_SCHEDULE, INTDIM_SCHED_COSINE), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_WARMUP_STEPS, 2), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_TOTAL_STEPS, 20), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_LAMBDA_LR, 0.02), INTDIM_OK);
+}
+
+/* The whole mutable state of a trainer, for bitwise comparison. */
+typedef struct state {
+    float theta_d[8], m[8], v[8];
+    double settings[16]; /* by value: the struct has padding */
+    uint64_t step, updates, skipped;
+} state;
+
+static void capture(const intdim_trainer *t, state *s)
+{
+    memset(s, 0, sizeof *s);
+    memcpy(s->theta_d, t->theta_d, t->d * sizeof(float));
+    memcpy(s->m, t->m, t->d * sizeof(float));
+    memcpy(s->v, t->v, t->d * sizeof(float));
+    for (int i = 0; i < 16; i++)
+        ck_assert_int_eq(intdim__optim_get(&t->settings, i, &s->settings[i]), INTDIM_OK);
+    s->step = t->step, s->updates = t->updates, s->skipped = t->skipped;
+}
+
+static int same_state(const intdim_trainer *t, const state *s)
+{
+    state now;
+    capture(t, &now);
+    return memcmp(&now, s, sizeof now) == 0;
+}
+
+static unsigned char *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)size + 1);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    *n = (size_t)size;
+    return buf;
+}
+
+static void write_all(const char *path, const unsigned char *buf, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, n, f), n);
+    fclose(f);
+}
+
+START_TEST(round_trip_is_bitwise)
+{
+    char a_path[128], b_path[128];
+    path_of(a_path, sizeof a_path, "a.ckpt");
+    path_of(b_path, sizeof b_path, "b.ckpt");
+    rig a, b;
+    rig_open(&a, 7, 0.0f);
+    rig_open(&b, 7, 0.0f);
+    configure(a.t);
+    ck_assert_int_eq(intdim_trainer_run(a.t, 5, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_save(a.t, a_path), INTDIM_OK);
+    state saved;
+    capture(a.t, &saved);
+    /* b has default settings and no progress: load brings everything */
+    ck_assert_int_eq(intdim_trainer_load(b.t, a_path), INTDIM_OK);
+    ck_assert(same_state(b.t, &saved));
+    ck_assert_int_eq(intdim_trainer_save(b.t, b_path), INTDIM_OK);
+    size_t na, nb;
+    unsigned char *fa = read_all(a_path, &na), *fb = read_all(b_path, &nb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_mem_eq(fa, fb, na);
+    free(fa);
+    free(fb);
+    /* both continue identically */
+    ck_assert_int_eq(intdim_trainer_run(a.t, 7, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(b.t, 7, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    state sa;
+    capture(a.t, &sa);
+    ck_assert(same_state(b.t, &sa));
+    ck_assert_mem_eq(a.theta, b.theta, sizeof a.theta);
+    rig_close(&a);
+    rig_close(&b);
+}
+END_TEST
+
+START_TEST(checkpoint_recreates_the_projection)
+{
+    char path[128];
+    path_of(path, sizeof path, "proj.ckpt");
+    rig a;
+    rig_open(&a, 11, 0.0f);
+    ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_OK);
+    intdim_proj *q = NULL;
+    ck_assert_int_eq(intdim_checkpoint_proj(path, &q), INTDIM_OK);
+    ck_assert_int_eq(intdim_proj_kind_of(q), INTDIM_PROJ_DENSE);
+    ck_assert_uint_eq(intdim_proj_D(q), D);
+    ck_assert_uint_eq(intdim_proj_d(q), 5);
+    ck_assert_uint_eq(intdim_proj_n_scales(q), N_GROUPS);
+    ck_assert_uint_eq(intdim_proj_seed(q), 11);
+    const float x[5] = {0.3f, -0.2f, 0.1f, 1.5f, 0.7f};
+    float ya[D], yb[D];
+    ck_assert_int_eq(intdim_proj_apply(a.p, x, ya), INTDIM_OK);
+    ck_assert_int_eq(intdim_proj_apply(q, x, yb), INTDIM_OK);
+    ck_assert_mem_eq(ya, yb, sizeof ya);
+    intdim_proj_destroy(q);
+    ck_assert_int_eq(intdim_checkpoint_proj(path, NULL), INTDIM_EINVAL);
+    rig_close(&a);
+}
+END_TEST
+
+/* Load a damaged copy; it must be refused with one of the file statuses and leave the
+ * trainer exactly as it was. */
+static void expect_refused(rig *r, const char *path, const unsigned char *buf, size_t n,
+                           const char *what, size_t where)
+{
+    write_all(path, buf, n);
+    state before;
+    capture(r->t, &before);
+    int status = intdim_trainer_load(r->t, path);
+    ck_assert_msg(status == INTDIM_EFORMAT || status == INTDIM_EMISMATCH,
+                  "%s at %zu: load gave %s", what, where, intdim_strerror(status));
+    ck_assert_msg(same_state(r->t, &before), "%s at %zu changed the trainer", what, where);
+    intdim_proj *q = (intdim_proj *)1;
+    status = intdim_checkpoint_proj(path, &q);
+    ck_assert_msg(status == INTDIM_EFORMAT, "%s at %zu: checkpoint_proj gave %s", what, where,
+                  intdim_strerror(status));
+    ck_assert_ptr_null(q);
+}
+
+START_TEST(every_corruption_is_refused)
+{
+    char good[128], bad[128];
+    path_of(good, sizeof good, "good.ckpt");
+    path_of(bad, sizeof bad, "bad.ckpt");
+    rig a, b;
+    rig_open(&a, 3, 0.0f);
+    rig_open(&b, 3, 0.0f);
+    configure(a.t);
+    ck_assert_int_eq(intdim_trainer_run(a.t, 4, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_save(a.t, good), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(b.t, 2, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    size_t n;
+    unsigned char *buf = read_all(good, &n);
+    ck_assert_uint_gt(n, 100);
+    ck_assert_uint_lt(n, 1000);
+    const unsigned char masks[2] = {0xff, 0x01};
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++) {
+            buf[i] ^= masks[k];
+            expect_refused(&b, bad, buf, n, "flipped byte", i);
+            buf[i] ^= masks[k];
+        }
+    for (size_t len = 0; len < n; len++)
+        expect_refused(&b, bad, buf, len, "truncation", len);
+    unsigned char *longer = malloc(n + 1);
+    memcpy(longer, buf, n);
+    longer[n] = 0;
+    expect_refused(&b, bad, longer, n + 1, "trailing byte", n);
+    free(longer);
+    /* the intact file still loads */
+    write_all(bad, buf, n);
+    ck_assert_int_eq(intdim_trainer_load(b.t, bad), INTDIM_OK);
+    free(buf);
+    rig_close(&a);
+    rig_close(&b);
+}
+END_TEST
+
+START_TEST(another_model_or_projection_is_refused)
+{
+    char path[128];
+    path_of(path, sizeof path, "m.ckpt");
+    rig a, other_theta0, other_seed;
+    rig_open(&a, 5, 0.0f);
+    rig_open(&other_theta0, 5, 1e-3f);
+    rig_open(&other_seed, 6, 0.0f);
+    ck_assert_int_eq(intdim_trainer_run(a.t, 3, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_OK);
+    state before;
+    capture(other_theta0.t, &before);
+    ck_assert_int_eq(intdim_trainer_load(other_theta0.t, path), INTDIM_EMISMATCH);
+    ck_assert(strstr(intdim_last_error(), "theta0") != NULL);
+    ck_assert(same_state(other_theta0.t, &before));
+    capture(other_seed.t, &before);
+    ck_assert_int_eq(intdim_trainer_load(other_seed.t, path), INTDIM_EMISMATCH);
+    ck_assert(same_state(other_seed.t, &before));
+
+    /* another kind and another d */
+    float theta[D];
+    intdim_proj *p;
+    intdim_trainer *t;
+    ck_assert_int_eq(intdim_proj_create(&p, INTDIM_PROJ_SPARSE, D, 5, 5), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_create(&t, p, theta, a.theta0, NULL, 0, host_grad, NULL),
+                     INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_load(t, path), INTDIM_EMISMATCH);
+    intdim_trainer_destroy(t);
+    intdim_proj_destroy(p);
+    ck_assert_int_eq(intdim_proj_create(&p, INTDIM_PROJ_DENSE, D, 4, 5), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_create(&t, p, theta, a.theta0, NULL, 0, host_grad, NULL),
+                     INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_load(t, path), INTDIM_EMISMATCH);
+    intdim_trainer_destroy(t);
+    intdim_proj_destroy(p);
+    rig_close(&a);
+    rig_close(&other_theta0);
+    rig_close(&other_seed);
+}
+END_TEST
+
+START_TEST(io_errors_and_atomic_write)
+{
+    rig a;
+    rig_open(&a, 5, 0.0f);
+    char path[160];
+    path_of(path, sizeof path, "no-such-dir/x.ckpt");
+    ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_EIO);
+    ck_assert_int_eq(intdim_trainer_load(a.t, path), INTDIM_EIO);
+    ck_assert_int_eq(intdim_trainer_save(a.t, NULL), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_load(NULL, path), INTDIM_EINVAL);
+    /* overwrite an existing checkpoint: no temporary file is left behind */
+    path_of(path, sizeof path, "atomic.ckpt");
+    ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(a.t, 2, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_OK);
+    DIR *dir = opendir(g_dir);
+    ck_assert_ptr_nonnull(dir);
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL)
+        ck_assert_msg(strstr(e->d_name, ".tmp.") == NULL, "left over: %s", e->d_name);
+    closedir(dir);
+    ck_assert_int_eq(intdim_trainer_load(a.t, path), INTDIM_OK);
+    ck_assert_uint_eq(intdim_trainer_steps_done(a.t), 2);
+    rig_close(&a);
+}
+END_TEST
+
+static void remove_dir(void)
+{
+    DIR *dir = opendir(g_dir);
+    if (dir == NULL)
+        return;
+    struct dirent *e;
+    char path[512];
+    while ((e = readdir(dir)) != NULL)
+        if (e->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%s/%s", g_dir, e->d_name);
+            unlink(path);
+        }
+    closedir(dir);
+    rmdir(g_dir);
+}
+
+int main(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/intdim_ckpt_XXXXXX");
+    if (mkdtemp(g_dir) == NULL)
+        return 1;
+    Suite *suite = suite_create("checkpoint");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, round_trip_is_bitwise);
+    tcase_add_test(tc, checkpoint_recreates_the_projection);
+    tcase_add_test(tc, every_corruption_is_refused);
+    tcase_add_test(tc, another_model_or_projection_is_refused);
+    tcase_add_test(tc, io_errors_and_atomic_write);
+    suite_add_tcase(suite, tc);
+    SRunner *runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    remove_dir();
+    return failed == 0 ? 0 : 1;
+}
