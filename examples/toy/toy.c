@@ -77,8 +77,8 @@ static int table(uint64_t steps)
     const char *names[] = {"dense", "sparse", "fastfood", "said"};
     printf("%-9s %3s %12s %7s\n", "kind", "d", "loss", "solved");
     for (size_t k = 0; k < 4; k++) {
-        int kind, said;
-        parse_kind(names[k], &kind, &said);
+        int kind = INTDIM_PROJ_DENSE, said = 0;
+        (void)parse_kind(names[k], &kind, &said);
         for (size_t d = 5; d <= 15; d++) {
             /* SAID spends 10 coordinates on the group scales */
             size_t d_total = said ? d + TOY_GROUPS : d;
@@ -100,7 +100,7 @@ int main(int argc, char **argv)
     uint64_t steps = 20000;
     if (argc == 1)
         return table(steps);
-    int kind, said;
+    int kind = INTDIM_PROJ_DENSE, said = 0;
     if (argc < 3 || parse_kind(argv[1], &kind, &said) != 0) {
         fprintf(stderr, "usage: %s [identity|dense|sparse|fastfood|said D_SUB [STEPS]]\n",
                 argv[0]);
