@@ -10,9 +10,12 @@
 
 #ifdef INTDIM_HAVE_OPENMP
 #define INTDIM_PRAGMA(x) _Pragma(#x)
-#define OMP_PARALLEL_FOR(nt) INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static))
+/* Parallel only when `cond` says the loop is worth waking threads for (small projections
+ * run on the calling thread; the bits are the same either way). */
+#define OMP_PARALLEL_FOR(nt, cond) \
+    INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static) if (cond))
 #else
-#define OMP_PARALLEL_FOR(nt)
+#define OMP_PARALLEL_FOR(nt, cond)
 #endif
 
 /* Largest D we accept: 2^40 keeps every index product of the kinds far below 2^64 and is
@@ -584,7 +587,7 @@ static void said_scale(const proj_handle *h, const float *lambda, const float *i
     size_t n_blocks = h->said_blocks;
     int threads = intdim__threads(h->base.threads);
     (void)threads;
-    OMP_PARALLEL_FOR(threads)
+    OMP_PARALLEL_FOR(threads, n_blocks > 1)
     for (size_t b = 0; b < n_blocks; b++) {
         size_t start, end;
         size_t k = said_block_range(h, b, &start, &end);
@@ -601,7 +604,7 @@ static void said_block_partials(const proj_handle *h, const float *g, const floa
     size_t n_blocks = h->said_blocks;
     int threads = intdim__threads(h->base.threads);
     (void)threads;
-    OMP_PARALLEL_FOR(threads)
+    OMP_PARALLEL_FOR(threads, n_blocks > 1)
     for (size_t b = 0; b < n_blocks; b++) {
         size_t start, end;
         said_block_range(h, b, &start, &end);

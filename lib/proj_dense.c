@@ -16,9 +16,12 @@
 
 #ifdef INTDIM_HAVE_OPENMP
 #define INTDIM_PRAGMA(x) _Pragma(#x)
-#define OMP_PARALLEL_FOR(nt) INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static))
+/* Parallel only when `cond` says the loop is worth waking threads for (small projections
+ * run on the calling thread; the bits are the same either way). */
+#define OMP_PARALLEL_FOR(nt, cond) \
+    INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static) if (cond))
 #else
-#define OMP_PARALLEL_FOR(nt)
+#define OMP_PARALLEL_FOR(nt, cond)
 #endif
 
 enum { DENSE_BLOCK_ROWS = 4096 };
@@ -46,7 +49,7 @@ static void dense_apply(const intdim_proj *p, const float *x, float *y, float *w
     size_t D = p->D, d = p->d_lin;
     int threads = intdim__threads(p->threads);
     (void)threads;
-    OMP_PARALLEL_FOR(threads)
+    OMP_PARALLEL_FOR(threads, s->n_blocks > 1)
     for (size_t b = 0; b < s->n_blocks; b++) {
         size_t r0, r1;
         block_rows(D, b, &r0, &r1);
@@ -78,14 +81,14 @@ static void dense_adjoint(const intdim_proj *p, const float *g, float *x, float 
     size_t D = p->D, d = p->d_lin;
     int threads = intdim__threads(p->threads);
     (void)threads;
-    OMP_PARALLEL_FOR(threads)
+    OMP_PARALLEL_FOR(threads, s->n_blocks > 1)
     for (size_t b = 0; b < s->n_blocks; b++) {
         size_t r0, r1;
         block_rows(D, b, &r0, &r1);
         block_adjoint(s->a, d, r0, r1, g, work + b * d);
     }
     size_t n_blocks = s->n_blocks;
-    OMP_PARALLEL_FOR(threads)
+    OMP_PARALLEL_FOR(threads, n_blocks * d > 65536)
     for (size_t j = 0; j < d; j++) {
         double sum = 0.0;
         for (size_t b = 0; b < n_blocks; b++)
@@ -113,7 +116,7 @@ static void fill_gaussian(const intdim_proj *p, float *a, size_t n_blocks, doubl
     size_t D = p->D, d = p->d_lin;
     int threads = intdim__threads(p->threads);
     (void)threads;
-    OMP_PARALLEL_FOR(threads)
+    OMP_PARALLEL_FOR(threads, n_blocks > 1)
     for (size_t b = 0; b < n_blocks; b++) {
         size_t r0, r1;
         block_rows(D, b, &r0, &r1);
@@ -148,7 +151,7 @@ static void scale_columns(const intdim_proj *p, float *a, const double *scale)
     size_t D = p->D, d = p->d_lin;
     int threads = intdim__threads(p->threads);
     (void)threads;
-    OMP_PARALLEL_FOR(threads)
+    OMP_PARALLEL_FOR(threads, D * d > 65536)
     for (size_t i = 0; i < D; i++)
         for (size_t j = 0; j < d; j++)
             a[i * d + j] = (float)((double)a[i * d + j] * scale[j]);

@@ -23,12 +23,15 @@
 
 #ifdef INTDIM_HAVE_OPENMP
 #define INTDIM_PRAGMA(x) _Pragma(#x)
-#define OMP_PARALLEL_FOR(nt) INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static))
-#define OMP_PARALLEL_FOR_DYNAMIC(nt) \
-    INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 64))
+/* Parallel only when `cond` says the loop is worth waking threads for (small projections
+ * run on the calling thread; the bits are the same either way). */
+#define OMP_PARALLEL_FOR(nt, cond) \
+    INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static) if (cond))
+#define OMP_PARALLEL_FOR_DYNAMIC(nt, cond) \
+    INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 64) if (cond))
 #else
-#define OMP_PARALLEL_FOR(nt)
-#define OMP_PARALLEL_FOR_DYNAMIC(nt)
+#define OMP_PARALLEL_FOR(nt, cond)
+#define OMP_PARALLEL_FOR_DYNAMIC(nt, cond)
 #endif
 
 /* Rows per apply chunk: 2^18 floats of y (1 MiB) stay in L2 while the columns scatter. */
@@ -114,7 +117,7 @@ static void sparse_apply(const intdim_proj *p, const float *x, float *y, float *
     size_t n_chunks = (D + SPARSE_ROW_CHUNK - 1) / SPARSE_ROW_CHUNK;
     int threads = intdim__threads(p->threads);
     (void)threads;
-    OMP_PARALLEL_FOR(threads)
+    OMP_PARALLEL_FOR(threads, n_chunks > 1)
     for (size_t c = 0; c < n_chunks; c++) {
         uint64_t r0 = (uint64_t)c * SPARSE_ROW_CHUNK;
         uint64_t r1 = r0 + SPARSE_ROW_CHUNK < D ? r0 + SPARSE_ROW_CHUNK : D;
@@ -138,7 +141,7 @@ static void sparse_adjoint(const intdim_proj *p, const float *g, float *x, float
     size_t d = p->d_lin;
     int threads = intdim__threads(p->threads);
     (void)threads;
-    OMP_PARALLEL_FOR_DYNAMIC(threads)
+    OMP_PARALLEL_FOR_DYNAMIC(threads, s->nnz > 65536)
     for (size_t j = 0; j < d; j++) {
         double sum = 0.0;
         for (uint64_t k = s->col_ptr[j]; k < s->col_ptr[j + 1]; k++)
@@ -171,13 +174,18 @@ static size_t sparse_bytes(size_t d, uint64_t nnz)
            (size_t)nnz * (sizeof(uint64_t) + sizeof(float));
 }
 
+static double expected_nonzeros(const intdim_proj *p)
+{
+    return (double)p->D * (double)p->d_lin * p->density;
+}
+
 /* Counts per column (rescued dead columns count 1), then prefix sums into col_ptr. */
 static void count_columns(const intdim_proj *p, uint64_t *col_ptr)
 {
     size_t d = p->d_lin;
     int threads = intdim__threads(p->threads);
     (void)threads;
-    OMP_PARALLEL_FOR_DYNAMIC(threads)
+    OMP_PARALLEL_FOR_DYNAMIC(threads, expected_nonzeros(p) > 16384)
     for (size_t j = 0; j < d; j++) {
         uint64_t n = walk_column(p, j, NULL, NULL);
         col_ptr[j + 1] = n > 0 ? n : 1;
@@ -216,7 +224,7 @@ int intdim__sparse_create(intdim_proj *p)
     }
     int threads = intdim__threads(p->threads);
     (void)threads;
-    OMP_PARALLEL_FOR_DYNAMIC(threads)
+    OMP_PARALLEL_FOR_DYNAMIC(threads, s->nnz > 16384)
     for (size_t j = 0; j < d; j++) {
         uint64_t start = s->col_ptr[j];
         fill_column(p, j, s->row_idx + start, s->val + start, s->col_ptr[j + 1] - start);
