@@ -17,7 +17,7 @@ for sym in $exports; do
   esac
 done
 names=$(echo "$exports" | sed 's/@@.*//' | sort -u)
-declared=$(tr '\n' ' ' < "$header" | grep -o 'INTDIM_API[^;(]*(' | grep -o 'intdim_[a-z0-9_]*' | sort -u)
+declared=$(tr '\n' ' ' < "$header" | grep -o 'INTDIM_API[^;(]*(' | grep -o 'intdim_[A-Za-z0-9_]*' | sort -u)
 for sym in $declared; do
   echo "$names" | grep -qx "$sym" || { echo "FAIL declared in intdim.h but not exported: $sym"; fail=1; }
 done
