@@ -215,6 +215,21 @@ START_TEST(test_columns_unit_norm_fastfood)
 }
 END_TEST
 
+/* Per-group Fastfood normalizes each group's blocks by 1/sqrt(n_groups): with every group
+ * a power of two, every column of the whole matrix has unit norm, also when d exceeds a
+ * group's L and its blocks are stacked. */
+START_TEST(test_columns_unit_norm_per_group)
+{
+    static const size_t sizes[] = { 4, 16, 1024 };
+    intdim_proj *p = make_per_group(1044, 40, 3, sizes, 0, 12);
+    double norms[40];
+    column_norms(p, 40, norms);
+    for (size_t j = 0; j < 40; j++)
+        ck_assert_msg(fabs(norms[j] - 1.0) < 1e-4, "column %zu norm^2 %.9g", j, norms[j]);
+    intdim_proj_destroy(p);
+}
+END_TEST
+
 START_TEST(test_sparse_pattern)
 {
     /* density 1/sqrt(D) = 1/64: about D d / 64 nonzeros, each column's nonzeros all
@@ -496,6 +511,27 @@ START_TEST(test_creation_threads_same_bits)
     free_outputs(ob);
     intdim_proj_destroy(a);
     intdim_proj_destroy(b);
+}
+END_TEST
+
+/* OpenBLAS may split a gemv over its own threads; the dense kind must not depend on that.
+ * (Weak: the BLIS build has no such function and skips the comparison.) */
+extern void openblas_set_num_threads(int n) __attribute__((weak));
+
+START_TEST(test_dense_independent_of_blas_threads)
+{
+    if (openblas_set_num_threads == NULL)
+        return;
+    intdim_proj *p = make(INTDIM_PROJ_DENSE, 20000, 301, 4);
+    openblas_set_num_threads(1);
+    outputs one = run_once(p, 6);
+    openblas_set_num_threads(2);
+    outputs two = run_once(p, 6);
+    ck_assert_mem_eq(one.y, two.y, 20000 * sizeof(float));
+    ck_assert_mem_eq(one.gd, two.gd, 301 * sizeof(float));
+    free_outputs(one);
+    free_outputs(two);
+    intdim_proj_destroy(p);
 }
 END_TEST
 
@@ -882,6 +918,7 @@ static Suite *proj_suite(void)
     TCase *norms = tcase_create("norms");
     tcase_add_loop_test(norms, test_columns_unit_norm_dense_sparse, 0, 2);
     tcase_add_test(norms, test_columns_unit_norm_fastfood);
+    tcase_add_test(norms, test_columns_unit_norm_per_group);
     tcase_add_test(norms, test_sparse_pattern);
     suite_add_tcase(s, norms);
 
@@ -895,6 +932,7 @@ static Suite *proj_suite(void)
     tcase_add_loop_test(repro, test_same_seed_same_bits_other_seed_differs, 0, N_BIG_VARIANTS);
     tcase_add_loop_test(repro, test_threads_same_bits, 0, N_BIG_VARIANTS);
     tcase_add_loop_test(repro, test_creation_threads_same_bits, 0, N_LINEAR_KINDS);
+    tcase_add_test(repro, test_dense_independent_of_blas_threads);
     tcase_add_test(repro, test_kernels_same_bits);
     tcase_add_loop_test(repro, test_concurrent_callers, 0, N_LINEAR_KINDS);
     suite_add_tcase(s, repro);
