@@ -46,6 +46,7 @@ static void rig_open(rig *r, uint64_t seed, float theta0_shift)
         r->theta0[i] = (float)i * 0.01f + theta0_shift;
     ck_assert_int_eq(intdim_proj_create_said(&r->p, INTDIM_PROJ_DENSE, D, 5, N_GROUPS, g_groups,
                                              seed), INTDIM_OK);
+    ck_assert_int_eq(intdim_proj_set(r->p, INTDIM_PROJ_THREADS, 1), INTDIM_OK);
     ck_assert_int_eq(intdim_trainer_create(&r->t, r->p, r->theta, r->theta0, NULL, 0, host_grad,
                                            NULL), INTDIM_OK);
 }

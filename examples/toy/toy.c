@@ -57,9 +57,14 @@ static int train_one(int kind, int said, size_t d, uint64_t steps, uint64_t seed
     intdim_proj *p = NULL;
     int status = said ? intdim_proj_create_said(&p, kind, TOY_D, d, TOY_GROUPS, groups, seed)
                       : intdim_proj_create(&p, kind, TOY_D, d, seed);
-    if (status != INTDIM_OK)
-        return status;
+    /* D = 1000 is far too small to gain from threads */
+    if (status == INTDIM_OK)
+        status = intdim_proj_set(p, INTDIM_PROJ_THREADS, 1);
     intdim_trainer *t = NULL;
+    if (status != INTDIM_OK) {
+        intdim_proj_destroy(p);
+        return status;
+    }
     status = intdim_trainer_create(&t, p, theta, theta0, NULL, 0, toy_grad, &tp);
     if (status == INTDIM_OK)
         status = configure(t, steps);
