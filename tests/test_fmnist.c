@@ -448,6 +448,7 @@ START_TEST(two_class_subset_learns_through_subspace)
     problem pb;
     ck_assert_int_eq(problem_init(&pb, 3, widths, &pool, &train_eval, &val, NULL, 64, 150, 1), 0);
     pb.quiet = 1;
+    pb.proj_threads = 1;
     trial t;
     memset(&t, 0, sizeof t);
     double untrained = 0.0;

@@ -27,6 +27,7 @@ typedef struct {
     size_t batch;
     uint64_t steps;  /* optimizer steps per trial */
     int quiet;
+    int proj_threads; /* INTDIM_PROJ_THREADS of every projection (0 = the library's default) */
 } problem;
 
 /* Set up a problem for a network with the given widths (widths[0] must be 784), with

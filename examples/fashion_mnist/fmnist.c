@@ -57,6 +57,7 @@ typedef struct {
     uint64_t width_pre_steps; /* pre-training steps of the width experiment */
     uint64_t speed_steps;
     size_t speed_repeats;
+    size_t proj_threads;   /* threads per projection; 1 by default (see exper.c) */
 } protocol;
 
 typedef struct {
@@ -106,6 +107,7 @@ static void preset_common(protocol *p)
     p->methods[0] = p->methods[1] = p->methods[2] = p->methods[3] = 1;
     p->speed_steps = 300;
     p->speed_repeats = 3;
+    p->proj_threads = 1;
 }
 
 /* Small but honest: the whole command stays within a few minutes on 2 shared cores. */
@@ -118,7 +120,7 @@ static void preset_quick(protocol *p)
     p->n_train_eval = 2000;
     p->steps = 500;
     static const double full_lrs[] = {1e-3, 3e-3};
-    static const double sub_lrs[] = {1e-2, 3e-2};
+    static const double sub_lrs[] = {3e-2, 1e-1};
     static const size_t ds[] = {100, 300, 1000, 3000};
     memcpy(p->full_lrs, full_lrs, sizeof full_lrs);
     p->n_full_lrs = 2;
@@ -126,7 +128,9 @@ static void preset_quick(protocol *p)
     p->n_sub_lrs = 2;
     memcpy(p->ds, ds, sizeof ds);
     p->n_ds = 4;
-    p->dense_max_d = 300;
+    /* Dense keeps D x d floats and streams them twice a step: d = 300 alone would cost
+     * more than the rest of quick mode. */
+    p->dense_max_d = 100;
     static const uint64_t marks[] = {0, 300, 1000};
     static const size_t pre_ds[] = {30, 100, 300, 1000, 3000};
     static const size_t widths[] = {50, 200, 800};
@@ -139,7 +143,8 @@ static void preset_quick(protocol *p)
     p->width_pre_steps = 500;
 }
 
-/* The protocol of docs/results.md. */
+/* The protocol of docs/results.md: what fits in about 20 CPU-minutes on the 2-core
+ * machine it was run on. Longer runs override --steps, --seeds, --ds (see the README). */
 static void preset_full(protocol *p)
 {
     preset_common(p);
@@ -147,27 +152,27 @@ static void preset_full(protocol *p)
     p->n_pool = TRAIN_SPLIT;
     p->n_val = 10000;
     p->n_train_eval = 10000;
-    p->steps = 2000;
-    p->n_seeds = 2;
-    static const double full_lrs[] = {3e-4, 1e-3, 3e-3};
-    static const double sub_lrs[] = {3e-3, 1e-2, 3e-2, 1e-1};
-    static const size_t ds[] = {30, 100, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000};
+    p->steps = 1000;
+    p->n_seeds = 1;
+    static const double full_lrs[] = {1e-3, 3e-3};
+    static const double sub_lrs[] = {3e-2, 1e-1, 3e-1};
+    static const size_t ds[] = {100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000};
     static const uint64_t marks[] = {0, 100, 300, 1000, 3000};
-    static const size_t pre_ds[] = {10, 30, 100, 300, 1000, 3000};
+    static const size_t pre_ds[] = {30, 100, 300, 1000, 3000};
     static const size_t widths[] = {50, 100, 200, 400, 800};
     memcpy(p->full_lrs, full_lrs, sizeof full_lrs);
-    p->n_full_lrs = 3;
+    p->n_full_lrs = 2;
     memcpy(p->sub_lrs, sub_lrs, sizeof sub_lrs);
-    p->n_sub_lrs = 4;
+    p->n_sub_lrs = 3;
     memcpy(p->ds, ds, sizeof ds);
     p->n_ds = sizeof ds / sizeof ds[0];
-    p->dense_max_d = 1000;
+    p->dense_max_d = 300;
     memcpy(p->marks, marks, sizeof marks);
-    p->n_marks = 5;
+    p->n_marks = sizeof marks / sizeof marks[0];
     memcpy(p->pre_ds, pre_ds, sizeof pre_ds);
-    p->n_pre_ds = 6;
+    p->n_pre_ds = sizeof pre_ds / sizeof pre_ds[0];
     memcpy(p->widths, widths, sizeof widths);
-    p->n_widths = 5;
+    p->n_widths = sizeof widths / sizeof widths[0];
     p->width_pre_steps = 1000;
 }
 
@@ -188,7 +193,8 @@ static void usage(FILE *f)
             "  --data DIR --out DIR --steps N --batch N --pool N --val N --train-eval N\n"
             "  --seeds N --seed N --init-seed N --hidden N --ds LIST --lrs LIST --full-lrs LIST\n"
             "  --dense-max-d N --methods dense,sparse,fastfood,said --marks LIST\n"
-            "  --pre-ds LIST --widths LIST --pre-steps N --speed-steps N --speed-repeats N\n");
+            "  --pre-ds LIST --widths LIST --pre-steps N --speed-steps N --speed-repeats N\n"
+            "  --proj-threads N (threads of each projection; default 1, 0 = library default)\n");
 }
 
 /* ---- option parsing ------------------------------------------------------------------- */
@@ -305,6 +311,7 @@ static int parse_option(protocol *p, const char *name, const char *value)
     if (strcmp(name, "--pre-steps") == 0) return parse_u64(value, &p->width_pre_steps);
     if (strcmp(name, "--speed-steps") == 0)
         return parse_u64(value, &p->speed_steps) || p->speed_steps == 0;
+    if (strcmp(name, "--proj-threads") == 0) return parse_size(value, &p->proj_threads);
     if (strcmp(name, "--speed-repeats") == 0)
         return parse_size(value, &p->speed_repeats) || p->speed_repeats == 0;
     return 2;
@@ -442,6 +449,7 @@ static int run_methods(const protocol *p, const dataset *data, methods_result *r
     if (problem_init(&pb, 4, widths, &pool, &train_eval, &val, &data->test_all, p->batch,
                      p->steps, p->init_seed))
         return 1;
+    pb.proj_threads = (int)p->proj_threads;
     out("## Baseline and d90 per projection\n\n");
     print_protocol(p, "methods");
     out("D = %zu parameters in %zu groups (SAID: one scale per weight and per bias block, "
@@ -545,6 +553,8 @@ static double library_trial(problem *pb, size_t d, uint64_t steps, int *rc)
     intdim_proj *p = NULL;
     intdim_trainer *tr = NULL;
     *rc = intdim_proj_create(&p, INTDIM_PROJ_FASTFOOD, pb->D, d, 7);
+    if (*rc == INTDIM_OK && pb->proj_threads > 0)
+        *rc = intdim_proj_set(p, INTDIM_PROJ_THREADS, pb->proj_threads);
     pb->host.batch_seed = 7;
     if (*rc == INTDIM_OK)
         *rc = intdim_trainer_create(&tr, p, pb->theta, pb->theta0, pb->grad,
@@ -567,6 +577,7 @@ static int run_speed(const protocol *p, const dataset *data)
     if (problem_init(&pb, 4, widths, &pool, NULL, NULL, NULL, p->batch, p->speed_steps,
                      p->init_seed))
         return 1;
+    pb.proj_threads = (int)p->proj_threads;
     size_t reps = p->speed_repeats > 32 ? 32 : p->speed_repeats;
     double grad_only[32], full[32], lib[32];
     int rc = INTDIM_OK;
@@ -588,8 +599,10 @@ static int run_speed(const protocol *p, const dataset *data)
     double g = grad_only[reps / 2], f = full[reps / 2], l = lib[reps / 2];
     out("## Speed: Fastfood d = 1000 trial vs the host alone\n\n");
     out("Network 784-%zu-%zu-10 (D = %zu), batch %zu, %llu steps, median of %zu interleaved "
-        "repeats (minimum in brackets); CBLAS threads and library threads at their defaults.\n\n",
-        p->hidden, p->hidden, pb.D, p->batch, (unsigned long long)p->speed_steps, reps);
+        "repeats (minimum in brackets); %zu thread(s) per projection (0 = library default), "
+        "CBLAS threads at its default.\n\n",
+        p->hidden, p->hidden, pb.D, p->batch, (unsigned long long)p->speed_steps, reps,
+        p->proj_threads);
     out("| what | seconds | ms/step | ratio to host full training |\n|---|---:|---:|---:|\n");
     out("| host alone: loss + gradient only | %.3f [%.3f] | %.3f | %.3f |\n", g, grad_only[0],
         1e3 * g / (double)p->speed_steps, g / f);
@@ -673,6 +686,7 @@ static int transfer_d90(const protocol *p, const transfer_data *td, size_t width
         problem_free(&a);
         return 1;
     }
+    a.proj_threads = b.proj_threads = (int)p->proj_threads;
     *D_out = b.D;
     int rc = INTDIM_OK;
     float **ckpt = calloc(n_marks, sizeof *ckpt);
@@ -903,7 +917,7 @@ static int run_width(const protocol *p, const dataset *data, width_point *points
     return rc;
 }
 
-/* ---- full mode: results.md and plots ----------------------------------------------------- */
+/* ---- plots and results.md ------------------------------------------------------------------ */
 
 static int ensure_dir(const char *path)
 {
@@ -923,80 +937,118 @@ static FILE *open_in(const char *dir, const char *name, const char *mode)
     return f;
 }
 
-/* Data files and a gnuplot script under OUT/img; gnuplot is run if present. */
-static void write_plots(const char *out_dir, size_t hidden, const methods_result *mr, const transfer_point *pp,
-                        size_t n_pp, const width_point *wp, size_t n_wp)
+/* OUT/img (created), or NULL without --out. */
+static const char *img_dir(const protocol *p)
 {
-    char img[4096];
-    snprintf(img, sizeof img, "%s/img", out_dir);
-    if (ensure_dir(img)) {
+    static char img[4096];
+    if (p->out_dir == NULL)
+        return NULL;
+    snprintf(img, sizeof img, "%s/img", p->out_dir);
+    if (ensure_dir(p->out_dir) || ensure_dir(img)) {
         fprintf(stderr, "fmnist: cannot create %s\n", img);
-        return;
+        return NULL;
     }
+    return img;
+}
+
+/* Run gnuplot on img/<name>.gp if it is installed; the data and script stay either way. */
+static void run_gnuplot(const char *img, const char *name)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot %s.gp 2>/dev/null", img, name);
+    if (system(cmd) != 0)
+        fprintf(stderr, "fmnist: gnuplot failed or is missing; data and script are in %s\n", img);
+}
+
+static void plot_methods(const protocol *p, const methods_result *mr)
+{
+    const char *img = img_dir(p);
+    if (img == NULL)
+        return;
     char names[256] = "";
     int n_methods = 0;
     FILE *f = open_in(img, "fmnist_methods.dat", "w");
-    if (f != NULL) {
-        for (int m = 0; m < 4; m++) {
-            if (!mr->ran[m])
-                continue;
-            const char *name = method_name(mr->methods[m].kind, mr->methods[m].said);
-            fprintf(f, "# %s: d, val acc, test acc (best lr on val)\n", name);
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
-                     n_methods ? " " : "", name);
-            n_methods++;
-            for (size_t i = 0; i < mr->methods[m].n_rows; i++)
-                fprintf(f, "%zu %.5f %.5f\n", mr->methods[m].rows[i].d,
-                        mr->methods[m].rows[i].val_mean, mr->methods[m].rows[i].test_mean);
-            fprintf(f, "\n\n");
-        }
-        fclose(f);
-    }
-    f = open_in(img, "fmnist_pretrain.dat", "w");
-    if (f != NULL) {
-        for (size_t k = 0; k < n_pp; k++)
-            fprintf(f, "%llu %.1f\n", (unsigned long long)pp[k].pre_steps, d90_value(&pp[k].r));
-        fclose(f);
-    }
-    f = open_in(img, "fmnist_width.dat", "w");
-    if (f != NULL) {
-        for (size_t i = 0; i < n_wp; i++)
-            fprintf(f, "%zu %.1f %.5f\n", wp[i].width, d90_value(&wp[i].pt.r), wp[i].pt.gap);
-        fclose(f);
-    }
-    f = open_in(img, "fmnist.gp", "w");
     if (f == NULL)
         return;
+    for (int m = 0; m < 4; m++) {
+        if (!mr->ran[m])
+            continue;
+        const char *name = method_name(mr->methods[m].kind, mr->methods[m].said);
+        fprintf(f, "# %s: d, val acc, test acc (best lr on val)\n", name);
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                 n_methods ? " " : "", name);
+        n_methods++;
+        for (size_t i = 0; i < mr->methods[m].n_rows; i++)
+            fprintf(f, "%zu %.5f %.5f\n", mr->methods[m].rows[i].d,
+                    mr->methods[m].rows[i].val_mean, mr->methods[m].rows[i].test_mean);
+        fprintf(f, "\n\n");
+    }
+    fclose(f);
+    if (n_methods == 0 || (f = open_in(img, "fmnist_methods.gp", "w")) == NULL)
+        return;
     fprintf(f,
-            "# gnuplot script written by fmnist --full; run from %s/img\n"
+            "# written by fmnist; run from this directory\n"
             "set terminal pngcairo size 800,500\n"
-            "set logscale x\nset key bottom right\nset grid\n"
             "set output 'fmnist_methods.png'\n"
+            "set logscale x\nset key bottom right\nset grid\n"
             "set title 'Fashion-MNIST 784-%zu-%zu-10: validation accuracy vs d'\n"
             "set xlabel 'd'\nset ylabel 'validation accuracy (best lr)'\n"
             "names = '%s'\n"
             "plot for [i=0:%d] 'fmnist_methods.dat' index i using 1:2 with linespoints "
             "title word(names, i + 1), %.5f title '90%% of full training' with lines dt 2\n",
-            out_dir, hidden, hidden, names, n_methods - 1, 0.9 * mr->baseline.val_acc);
+            p->hidden, p->hidden, names, n_methods - 1, 0.9 * mr->baseline.val_acc);
+    fclose(f);
+    run_gnuplot(img, "fmnist_methods");
+}
+
+static void plot_pretrain(const protocol *p, const transfer_point *pp, size_t n)
+{
+    const char *img = img_dir(p);
+    FILE *f;
+    if (img == NULL || n == 0 || (f = open_in(img, "fmnist_pretrain.dat", "w")) == NULL)
+        return;
+    fprintf(f, "# pre-training steps, d90 on classes 5-9 (not reached: 2 x largest d)\n");
+    for (size_t k = 0; k < n; k++)
+        fprintf(f, "%llu %.1f\n", (unsigned long long)pp[k].pre_steps, d90_value(&pp[k].r));
+    fclose(f);
+    if ((f = open_in(img, "fmnist_pretrain.gp", "w")) == NULL)
+        return;
     fprintf(f,
-            "set output 'fmnist_pretrain.png'\nunset logscale x\nset logscale y\n"
+            "# written by fmnist; run from this directory\n"
+            "set terminal pngcairo size 800,500\n"
+            "set output 'fmnist_pretrain.png'\nset grid\nset logscale y\n"
             "set title 'd90 on classes 5-9 vs pre-training steps on classes 0-4'\n"
-            "set xlabel 'pre-training steps'\nset ylabel 'd90 (not reached plotted at 2 x max d)'\n"
-            "plot 'fmnist_pretrain.dat' using 1:2 with linespoints notitle\n"
-            "set output 'fmnist_width.png'\nset logscale x\n"
+            "set xlabel 'pre-training steps'\n"
+            "set ylabel 'd90 (not reached: plotted at 2 x largest d)'\n"
+            "plot 'fmnist_pretrain.dat' using 1:2 with linespoints notitle\n");
+    fclose(f);
+    run_gnuplot(img, "fmnist_pretrain");
+}
+
+static void plot_width(const protocol *p, const width_point *wp, size_t n)
+{
+    const char *img = img_dir(p);
+    FILE *f;
+    if (img == NULL || n == 0 || (f = open_in(img, "fmnist_width.dat", "w")) == NULL)
+        return;
+    fprintf(f, "# hidden width, d90 (not reached: 2 x largest d), relative generalization gap\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%zu %.1f %.5f\n", wp[i].width, d90_value(&wp[i].pt.r), wp[i].pt.gap);
+    fclose(f);
+    if ((f = open_in(img, "fmnist_width.gp", "w")) == NULL)
+        return;
+    fprintf(f,
+            "# written by fmnist; run from this directory\n"
+            "set terminal pngcairo size 800,500\n"
+            "set output 'fmnist_width.png'\nset grid\nset logscale x\n"
             "set title 'd90 and relative generalization gap vs hidden width'\n"
             "set xlabel 'hidden width'\nset ylabel 'd90'\nset y2label 'relative gap'\n"
-            "set y2tics\nunset logscale y2\n"
+            "set y2tics\nset ytics nomirror\n"
             "plot 'fmnist_width.dat' using 1:2 with linespoints title 'd90', "
             "'' using 1:3 axes x1y2 with linespoints title 'relative gap'\n");
     fclose(f);
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot fmnist.gp 2>/dev/null", img);
-    if (system(cmd) != 0)
-        fprintf(stderr, "fmnist: gnuplot failed or is missing; data and script are in %s\n", img);
+    run_gnuplot(img, "fmnist_width");
 }
-
-/* ---- main --------------------------------------------------------------------------------- */
 
 static void print_command(int argc, char **argv)
 {
@@ -1008,11 +1060,12 @@ static void print_command(int argc, char **argv)
 
 static int run_quick(const protocol *p, const dataset *data)
 {
-    methods_result mr;
+    static methods_result mr;
     int rc = run_methods(p, data, &mr);
-    out("Quick mode is a smoke-sized protocol (subset of the data, %llu steps): its d90 is "
-        "an upper bound of what the full protocol finds. See docs/results.md.\n",
-        (unsigned long long)p->steps);
+    out("Quick mode is a smoke-sized protocol (a fifth of the training data, %llu steps per "
+        "trial, one seed, dense only up to d = %zu); see docs/results.md for the full "
+        "protocol.\n",
+        (unsigned long long)p->steps, p->dense_max_d);
     return rc;
 }
 
@@ -1034,11 +1087,13 @@ static int run_full(const protocol *p, const dataset *data, int argc, char **arg
     static width_point wp[MAX_LIST];
     size_t n_pp = 0, n_wp = 0;
     int rc = run_methods(p, data, &mr);
+    plot_methods(p, &mr);
     rc |= run_speed(p, data);
     rc |= run_pretrain(p, data, pp, &n_pp);
+    plot_pretrain(p, pp, n_pp);
     rc |= run_width(p, data, wp, &n_wp);
-    if (p->out_dir != NULL) {
-        write_plots(p->out_dir, p->hidden, &mr, pp, n_pp, wp, n_wp);
+    plot_width(p, wp, n_wp);
+    if (rep.md != NULL) {
         out("Plots: ![d90 per method](img/fmnist_methods.png) "
             "![pre-training](img/fmnist_pretrain.png) ![width](img/fmnist_width.png)\n");
         fclose(rep.md);
@@ -1046,6 +1101,8 @@ static int run_full(const protocol *p, const dataset *data, int argc, char **arg
     }
     return rc;
 }
+
+/* ---- main --------------------------------------------------------------------------------- */
 
 /* The command (first word, or --quick / --full) and the preset (--protocol, or the
  * command's own) come first so that every other option overrides single fields. */
@@ -1126,20 +1183,25 @@ static int dispatch(const char *command, const protocol *p, const dataset *data,
     if (strcmp(command, "full") == 0)
         return run_full(p, data, argc, argv);
     print_command(argc, argv);
+    int rc;
     if (strcmp(command, "methods") == 0) {
         static methods_result mr;
-        return run_methods(p, data, &mr);
-    }
-    if (strcmp(command, "speed") == 0)
-        return run_speed(p, data);
-    if (strcmp(command, "pretrain") == 0) {
+        rc = run_methods(p, data, &mr);
+        plot_methods(p, &mr);
+    } else if (strcmp(command, "speed") == 0) {
+        rc = run_speed(p, data);
+    } else if (strcmp(command, "pretrain") == 0) {
         static transfer_point pp[MAX_LIST];
         size_t n = 0;
-        return run_pretrain(p, data, pp, &n);
+        rc = run_pretrain(p, data, pp, &n);
+        plot_pretrain(p, pp, n);
+    } else {
+        static width_point wp[MAX_LIST];
+        size_t n = 0;
+        rc = run_width(p, data, wp, &n);
+        plot_width(p, wp, n);
     }
-    static width_point wp[MAX_LIST];
-    size_t n = 0;
-    return run_width(p, data, wp, &n);
+    return rc;
 }
 
 int main(int argc, char **argv)
