@@ -160,7 +160,7 @@ static void scale_columns(const intdim_proj *p, float *a, const double *scale)
 int intdim__dense_create(intdim_proj *p)
 {
     size_t D = p->D, d = p->d_lin;
-    if (d > INT_MAX || DENSE_BLOCK_ROWS > INT_MAX)
+    if (d > INT_MAX) /* cannot happen under the 2^53-byte budget bound; cheap to check */
         return intdim__fail(INTDIM_ETOOBIG, "intdim_proj_create: DENSE d = %zu exceeds the "
                                             "CBLAS int limit", d);
     size_t n_blocks = block_count(D);

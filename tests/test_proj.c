@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fwht.h" /* only to know which transform kernels this CPU has */
+#include "fwht.h"      /* only to know which transform kernels this CPU has */
 #include "intdim.h"
+#include "proj_impl.h" /* only for test_busy_workspace_fallback */
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -906,6 +907,41 @@ START_TEST(test_allocation_failures)
 }
 END_TEST
 
+/* The fallback for a concurrent caller, forced by holding the cached workspace's flag
+ * (the only test that reaches into the handle): it allocates a private workspace, frees
+ * it, and fails cleanly with INTDIM_ENOMEM when that allocation fails. */
+START_TEST(test_busy_workspace_fallback)
+{
+    static const size_t groups[] = { 40, 60 };
+    intdim_proj *p = make_said(g_linear_kinds[_i], 100, 10, 2, groups, 3);
+    outputs expected = run_once(p, 1);
+    atomic_flag_test_and_set(&p->work_busy);
+
+    g_attempts = g_allocs = g_frees = 0;
+    g_fail_at = 0; /* never fail */
+    ck_assert_int_eq(intdim_set_allocator(failing_alloc, counting_free, NULL), INTDIM_OK);
+    outputs o = run_once(p, 1);
+    ck_assert_uint_eq(g_allocs, 2); /* one private workspace per call */
+    ck_assert_uint_eq(g_frees, 2);
+    ck_assert_mem_eq(o.y, expected.y, 100 * sizeof(float));
+    ck_assert_mem_eq(o.gd, expected.gd, 10 * sizeof(float));
+
+    g_attempts = 0;
+    g_fail_at = 1;
+    float theta[10] = { 0 }, y[100] = { 0 }, gd[10];
+    ck_assert_int_eq(intdim_proj_apply(p, theta, y), INTDIM_ENOMEM);
+    g_attempts = 0;
+    ck_assert_int_eq(intdim_proj_vjp(p, theta, y, gd), INTDIM_ENOMEM);
+    ck_assert_uint_eq(g_allocs, g_frees);
+    ck_assert_int_eq(intdim_set_allocator(NULL, NULL, NULL), INTDIM_OK);
+
+    atomic_flag_clear(&p->work_busy);
+    free_outputs(o);
+    free_outputs(expected);
+    intdim_proj_destroy(p);
+}
+END_TEST
+
 static Suite *proj_suite(void)
 {
     Suite *s = suite_create("proj");
@@ -943,6 +979,7 @@ static Suite *proj_suite(void)
     tcase_add_test(api, test_bad_call_arguments);
     tcase_add_test(api, test_dense_over_budget_fails_fast);
     tcase_add_test(api, test_allocation_failures);
+    tcase_add_loop_test(api, test_busy_workspace_fallback, 0, N_LINEAR_KINDS);
     suite_add_tcase(s, api);
     return s;
 }
