@@ -1,0 +1,644 @@
+/* The d90 search: the rule on hand-chosen metrics (strictness, ties, seeds averaged, best lr,
+ * not reached, failures), ask/tell misuse, the bootstrap, adaptive vs grid on synthetic
+ * curves and on the real toy problem, and allocation failures. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../examples/toy/toy_problem.h"
+#include "search_impl.h"
+
+/* metric(d, lr, seed index) for the ask/tell driver. */
+typedef double (*metric_fn)(const void *ctx, size_t d, int kind, double lr, size_t seed_index);
+
+typedef struct drive_result {
+    size_t trials;
+    size_t d90;
+    int reached;
+} drive_result;
+
+/* Ask until DONE, telling metric() for every trial; the seed index is id % seeds (the id
+ * layout of search_impl.h). */
+static void drive(intdim_search *s, metric_fn metric, const void *ctx)
+{
+    double seeds_d;
+    ck_assert_int_eq(intdim_search_get(s, INTDIM_SEARCH_SEEDS, &seeds_d), INTDIM_OK);
+    size_t seeds = (size_t)seeds_d;
+    for (int guard = 0; guard < 100000; guard++) {
+        int what, kind, said;
+        uint64_t id, seed;
+        size_t d;
+        double lr;
+        ck_assert_int_eq(intdim_search_ask(s, &what, &id, &d, &kind, &said, &lr, &seed),
+                         INTDIM_OK);
+        if (what == INTDIM_ASK_DONE)
+            return;
+        ck_assert_int_eq(what, INTDIM_ASK_TRIAL);
+        double m = metric(ctx, d, kind, lr, (size_t)(id % seeds));
+        ck_assert_int_eq(intdim_search_tell(s, id, NAN, m, 10, 0.001, INTDIM_OK), INTDIM_OK);
+    }
+    ck_abort_msg("search did not finish");
+}
+
+static intdim_search *make(size_t D, const size_t *ds, size_t n_ds, const double *lrs,
+                           size_t n_lrs, size_t seeds, double baseline)
+{
+    intdim_search *s;
+    ck_assert_int_eq(intdim_search_create(&s, D), INTDIM_OK);
+    if (ds != NULL)
+        ck_assert_int_eq(intdim_search_set_d_list(s, ds, n_ds), INTDIM_OK);
+    if (lrs != NULL)
+        ck_assert_int_eq(intdim_search_set_lrs(s, lrs, n_lrs), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SEEDS, (double)seeds), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_BASELINE, baseline), INTDIM_OK);
+    return s;
+}
+
+/* ---- the rule on hand-chosen values ------------------------------------------------ */
+
+/* A table metric: value[d index][lr index][seed index] for d in {1..4}. */
+typedef struct table {
+    double v[4][2][3];
+} table;
+
+static double table_metric(const void *ctx, size_t d, int kind, double lr, size_t k)
+{
+    const table *t = ctx;
+    (void)kind;
+    return t->v[d - 1][lr == 0.01 ? 0 : 1][k];
+}
+
+static const size_t DS4[] = {1, 2, 3, 4};
+static const double LRS2[] = {0.01, 0.1};
+
+START_TEST(rule_is_strict)
+{
+    /* baseline 1, fraction 0.9: d = 2 reaches exactly 0.9 (= 0.9 x 1.0 in double) and
+     * must fail; d = 3 is the first strictly above. */
+    table t = {{{{0.5}, {0.5}}, {{0.9}, {0.9}}, {{0.9000001}, {0.2}}, {{1.0}, {1.0}}}};
+    intdim_search *s = make(100, DS4, 4, LRS2, 2, 1, 1.0);
+    drive(s, table_metric, &t);
+    size_t d90, lo, hi;
+    int reached;
+    double baseline;
+    ck_assert_int_eq(intdim_search_result(s, &d90, &reached, &baseline, &lo, &hi), INTDIM_OK);
+    ck_assert_int_eq(reached, 1);
+    ck_assert_uint_eq(d90, 3);
+    ck_assert_uint_eq(lo, 3);
+    ck_assert_uint_eq(hi, 3);
+    ck_assert_double_eq(baseline, 1.0);
+    ck_assert_uint_eq(intdim_search_trials_done(s), 8);
+    intdim_search_destroy(s);
+}
+END_TEST
+
+START_TEST(rule_averages_seeds)
+{
+    /* 3 seeds. d = 1: one seed at 1.0 but mean 0.8 -> fail (mean, not max).
+     * d = 2: mean of {0.95, 0.95, 0.85} = 0.91666 -> pass although one seed is below. */
+    table t = {{{{1.0, 0.7, 0.7}, {0.1, 0.1, 0.1}},
+                {{0.95, 0.95, 0.85}, {0.1, 0.1, 0.1}},
+                {{1, 1, 1}, {1, 1, 1}},
+                {{1, 1, 1}, {1, 1, 1}}}};
+    intdim_search *s = make(100, DS4, 4, LRS2, 2, 3, 1.0);
+    drive(s, table_metric, &t);
+    size_t d90;
+    int reached;
+    ck_assert_int_eq(intdim_search_result(s, &d90, &reached, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_uint_eq(d90, 2);
+    size_t d, n;
+    double lr, mean, spread;
+    int pass;
+    ck_assert_uint_eq(intdim_search_n_points(s), 4);
+    ck_assert_int_eq(intdim_search_point(s, 0, &d, &lr, &mean, &spread, &n, &pass), INTDIM_OK);
+    ck_assert_uint_eq(d, 1);
+    ck_assert_double_eq_tol(mean, 0.8, 1e-12);
+    ck_assert_double_eq_tol(spread, sqrt(0.06 / 2.0), 1e-12); /* sample sd of {1, .7, .7} */
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(pass, 0);
+    ck_assert_int_eq(intdim_search_point(s, 1, &d, &lr, &mean, &spread, &n, &pass), INTDIM_OK);
+    ck_assert_double_eq_tol(mean, 2.75 / 3.0, 1e-12);
+    ck_assert_int_eq(pass, 1);
+    ck_assert_double_eq(lr, 0.01);
+    intdim_search_destroy(s);
+}
+END_TEST
+
+START_TEST(rule_best_lr_and_ties)
+{
+    /* d = 1: lrs tie at 0.5 -> the first listed lr is reported. d = 2: only lr 0.1 passes,
+     * which is enough. d = 3 and 4 also pass: the smallest passing d wins. */
+    table t = {{{{0.5}, {0.5}}, {{0.3}, {0.95}}, {{0.95}, {0.95}}, {{0.95}, {0.95}}}};
+    intdim_search *s = make(100, DS4, 4, LRS2, 2, 1, 1.0);
+    drive(s, table_metric, &t);
+    size_t d90;
+    ck_assert_int_eq(intdim_search_result(s, &d90, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_uint_eq(d90, 2);
+    double lr;
+    ck_assert_int_eq(intdim_search_point(s, 0, NULL, &lr, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_double_eq(lr, 0.01);
+    ck_assert_int_eq(intdim_search_point(s, 1, NULL, &lr, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_double_eq(lr, 0.1);
+    intdim_search_destroy(s);
+}
+END_TEST
+
+START_TEST(rule_not_reached_is_not_the_last_d)
+{
+    table t = {{{{0.1}, {0.1}}, {{0.2}, {0.2}}, {{0.5}, {0.3}}, {{0.89}, {0.9}}}};
+    intdim_search *s = make(100, DS4, 4, LRS2, 2, 1, 1.0);
+    drive(s, table_metric, &t);
+    size_t d90 = 99, lo = 99, hi = 99;
+    int reached = 99;
+    ck_assert_int_eq(intdim_search_result(s, &d90, &reached, NULL, &lo, &hi), INTDIM_OK);
+    ck_assert_int_eq(reached, 0);
+    ck_assert_uint_eq(d90, 0);
+    ck_assert_uint_eq(lo, 0);
+    ck_assert_uint_eq(hi, 0);
+    intdim_search_destroy(s);
+}
+END_TEST
+
+/* Seed 1 of lr 0.01 at d = 2 fails (ENONFINITE): its mean is -inf, the point fails. */
+START_TEST(rule_failed_trial_counts_minus_infinity)
+{
+    intdim_search *s = make(100, DS4, 4, LRS2, 1, 2, 1.0);
+    ck_assert_int_eq(intdim_search_set_lrs(s, LRS2, 1), INTDIM_OK);
+    for (;;) {
+        int what, kind, said;
+        uint64_t id, seed;
+        size_t d;
+        double lr;
+        ck_assert_int_eq(intdim_search_ask(s, &what, &id, &d, &kind, &said, &lr, &seed), 0);
+        if (what == INTDIM_ASK_DONE)
+            break;
+        int fail = d == 2 && id % 2 == 1;
+        ck_assert_int_eq(intdim_search_tell(s, id, NAN, fail ? NAN : 1.0, 5, 0.0,
+                                            fail ? INTDIM_ENONFINITE : INTDIM_OK), INTDIM_OK);
+    }
+    double mean;
+    int pass;
+    ck_assert_int_eq(intdim_search_point(s, 1, NULL, NULL, &mean, NULL, NULL, &pass), 0);
+    ck_assert(isinf(mean) && mean < 0);
+    ck_assert_int_eq(pass, 0);
+    size_t d90;
+    ck_assert_int_eq(intdim_search_result(s, &d90, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_uint_eq(d90, 1);
+    intdim_search_destroy(s);
+}
+END_TEST
+
+static double baseline_metric(const void *ctx, size_t d, int kind, double lr, size_t k)
+{
+    (void)ctx;
+    if (kind == INTDIM_PROJ_IDENTITY) /* best lr 0.1 has mean 0.8 */
+        return lr == 0.1 ? (k == 0 ? 0.7 : 0.9) : 0.5;
+    return d >= 3 ? 0.75 : 0.72; /* 0.9 x 0.8 = 0.72: d = 1, 2 sit exactly on it */
+}
+
+START_TEST(measured_baseline_comes_first)
+{
+    intdim_search *s = make(50, DS4, 4, LRS2, 2, 2, NAN);
+    size_t d90;
+    ck_assert_int_eq(intdim_search_result(s, &d90, NULL, NULL, NULL, NULL), INTDIM_ESTATE);
+    /* The first lrs x seeds asks are IDENTITY trials at d = D. */
+    uint64_t ids[4];
+    for (int i = 0; i < 4; i++) {
+        int what, kind, said;
+        uint64_t seed;
+        size_t d;
+        double lr;
+        ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_PARALLEL, 4), INTDIM_OK);
+        ck_assert_int_eq(intdim_search_ask(s, &what, &ids[i], &d, &kind, &said, &lr, &seed), 0);
+        ck_assert_int_eq(what, INTDIM_ASK_TRIAL);
+        ck_assert_int_eq(kind, INTDIM_PROJ_IDENTITY);
+        ck_assert_uint_eq(d, 50);
+        ck_assert_int_eq(intdim_search_tell(s, ids[i], NAN,
+                                            baseline_metric(NULL, d, kind, lr, ids[i] % 2), 1,
+                                            0.0, INTDIM_OK), INTDIM_OK);
+    }
+    drive(s, baseline_metric, NULL);
+    double baseline;
+    ck_assert_int_eq(intdim_search_result(s, &d90, NULL, &baseline, NULL, NULL), INTDIM_OK);
+    ck_assert_double_eq_tol(baseline, 0.8, 1e-15);
+    ck_assert_uint_eq(d90, 3);
+    intdim_search_destroy(s);
+}
+END_TEST
+
+/* ---- ask/tell misuse ------------------------------------------------------------- */
+
+START_TEST(ask_tell_misuse_gives_status)
+{
+    intdim_search *s = make(100, DS4, 4, LRS2, 2, 1, 1.0);
+    int what, kind, said;
+    uint64_t id, seed;
+    size_t d;
+    double lr;
+    ck_assert_int_eq(intdim_search_tell(s, 0, 0, 1, 1, 0, 0), INTDIM_ENOTFOUND); /* no plan */
+    ck_assert_int_eq(intdim_search_ask(s, &what, &id, &d, &kind, &said, &lr, NULL),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_ask(s, &what, &id, &d, &kind, &said, &lr, &seed), INTDIM_OK);
+    ck_assert_int_eq(what, INTDIM_ASK_TRIAL);
+    ck_assert_int_eq(intdim_search_tell(s, 123456, 0, 1, 1, 0, 0), INTDIM_ENOTFOUND);
+    ck_assert_int_eq(intdim_search_tell(s, id + 1, 0, 1, 1, 0, 0), INTDIM_ESTATE); /* not asked */
+    ck_assert_int_eq(intdim_search_tell(s, id, 0, NAN, 1, 0, INTDIM_OK), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_tell(s, id, 0, 1, 1, -1.0, INTDIM_OK), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_tell(s, id, 0, 1, 1, 0, 5), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_tell(s, id, 0, 0.5, 1, 0, INTDIM_OK), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_tell(s, id, 0, 0.5, 1, 0, INTDIM_OK), INTDIM_ESTATE); /* twice */
+    ck_assert_uint_eq(intdim_search_trials_done(s), 1);
+    /* The plan is frozen after the first ask; runtime parameters may still change. */
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SEEDS, 3), INTDIM_ESTATE);
+    ck_assert_int_eq(intdim_search_set_lrs(s, LRS2, 1), INTDIM_ESTATE);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_PARALLEL, 2), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_point(s, 7, NULL, NULL, NULL, NULL, NULL, NULL),
+                     INTDIM_ENOTFOUND);
+    intdim_search_destroy(s);
+}
+END_TEST
+
+START_TEST(configuration_is_checked)
+{
+    intdim_search *s;
+    ck_assert_int_eq(intdim_search_create(NULL, 10), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_create(&s, 0), INTDIM_EINVAL);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(intdim_search_create(&s, 5000), INTDIM_OK);
+    double v;
+    ck_assert_int_eq(intdim_search_get(s, INTDIM_SEARCH_D_MAX, &v), INTDIM_OK);
+    ck_assert_double_eq(v, 5000); /* default min(10000, D) */
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SEEDS, 0), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SEEDS, 1.5), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FRACTION, NAN), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_KIND, INTDIM_PROJ_IDENTITY), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set(s, 99, 1), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set(NULL, INTDIM_SEARCH_SEEDS, 1), INTDIM_EINVAL);
+    double lo, hi;
+    ck_assert_int_eq(intdim_search_param_bounds(INTDIM_SEARCH_SEEDS, &lo, &hi), INTDIM_OK);
+    ck_assert(lo == 1 && hi >= 100);
+    ck_assert_int_eq(intdim_search_param_bounds(-1, &lo, &hi), INTDIM_EINVAL);
+    size_t bad[] = {3, 6000};
+    ck_assert_int_eq(intdim_search_set_d_list(s, bad, 2), INTDIM_EINVAL);
+    double bad_lrs[] = {0.1, -1};
+    ck_assert_int_eq(intdim_search_set_lrs(s, bad_lrs, 2), INTDIM_EINVAL);
+    double dup_lrs[] = {0.1, 0.1};
+    ck_assert_int_eq(intdim_search_set_lrs(s, dup_lrs, 2), INTDIM_EINVAL);
+    size_t groups[] = {1000, 1000};
+    ck_assert_int_eq(intdim_search_set_groups(s, 2, groups), INTDIM_EINVAL); /* sums to 2000 */
+    ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_LR, 1), INTDIM_EINVAL);
+    /* SAID without groups is refused when the plan is made. */
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SAID, 1), INTDIM_OK);
+    int what, kind, said;
+    uint64_t id, seed;
+    size_t d;
+    ck_assert_int_eq(intdim_search_ask(s, &what, &id, &d, &kind, &said, &v, &seed),
+                     INTDIM_EINVAL);
+    intdim_search_destroy(s);
+    /* The log grid: sorted, deduplicated, from d_min to d_max. */
+    ck_assert_int_eq(intdim_search_create(&s, 1000), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_D_MIN, 1), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_D_MAX, 1000), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_N_D, 100), INTDIM_OK);
+    ck_assert_int_eq(intdim__search_freeze(s), INTDIM_OK);
+    ck_assert_uint_eq(s->grid[0], 1);
+    ck_assert_uint_eq(s->grid[s->n_grid - 1], 1000);
+    ck_assert(s->n_grid < 100 && s->n_grid > 50);
+    for (size_t i = 1; i < s->n_grid; i++)
+        ck_assert(s->grid[i] > s->grid[i - 1]);
+    intdim_search_destroy(s);
+}
+END_TEST
+
+/* Grid with PARALLEL = 3 hands out 3 trials then waits; telling in reverse order gives the
+ * same result as in order. */
+START_TEST(parallel_asks_and_out_of_order_tells)
+{
+    table t = {{{{0.5}, {0.6}}, {{0.7}, {0.95}}, {{0.95}, {0.95}}, {{0.99}, {0.95}}}};
+    intdim_search *s = make(100, DS4, 4, LRS2, 2, 1, 1.0);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_PARALLEL, 3), INTDIM_OK);
+    for (;;) {
+        uint64_t ids[3];
+        size_t n = 0;
+        int what = INTDIM_ASK_TRIAL;
+        size_t ds[3];
+        double lrs[3];
+        while (n < 3) {
+            int kind, said;
+            uint64_t seed;
+            ck_assert_int_eq(intdim_search_ask(s, &what, &ids[n], &ds[n], &kind, &said, &lrs[n],
+                                               &seed), 0);
+            if (what != INTDIM_ASK_TRIAL)
+                break;
+            n++;
+        }
+        if (n == 3) {
+            int kind, said;
+            uint64_t seed, extra;
+            size_t d;
+            double lr;
+            ck_assert_int_eq(intdim_search_ask(s, &what, &extra, &d, &kind, &said, &lr, &seed), 0);
+            ck_assert_int_eq(what, INTDIM_ASK_WAIT);
+        }
+        if (n == 0) {
+            ck_assert_int_eq(what, INTDIM_ASK_DONE);
+            break;
+        }
+        for (size_t i = n; i-- > 0;)
+            ck_assert_int_eq(intdim_search_tell(s, ids[i], NAN,
+                                                table_metric(&t, ds[i], 3, lrs[i], 0), 1, 0, 0),
+                             INTDIM_OK);
+    }
+    size_t d90;
+    ck_assert_int_eq(intdim_search_result(s, &d90, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_uint_eq(d90, 2);
+    intdim_search_destroy(s);
+}
+END_TEST
+
+/* ---- bootstrap ---------------------------------------------------------------------- */
+
+/* Seeds scatter around a rising curve: the bootstrap interval brackets d90, is the same on
+ * every call, and collapses to d90 with one seed. */
+static double scattered(const void *ctx, size_t d, int kind, double lr, size_t k)
+{
+    (void)ctx;
+    (void)kind;
+    (void)lr;
+    static const double offsets[5] = {-0.15, 0.1, 0.05, -0.05, 0.12};
+    double curve = 1.0 - 1.0 / (double)d;
+    return curve + offsets[k];
+}
+
+START_TEST(bootstrap_brackets_d90)
+{
+    size_t ds[12];
+    for (size_t i = 0; i < 12; i++)
+        ds[i] = i + 1;
+    double lr = 0.01;
+    intdim_search *s = make(100, ds, 12, &lr, 1, 5, 1.0);
+    drive(s, scattered, NULL);
+    size_t d90, lo, hi, lo2, hi2;
+    ck_assert_int_eq(intdim_search_result(s, &d90, NULL, NULL, &lo, &hi), INTDIM_OK);
+    /* mean offset 0.014: 1 - 1/d + 0.014 > 0.9 first at d = 9 */
+    ck_assert_uint_eq(d90, 9);
+    ck_assert(lo <= d90 && d90 <= hi);
+    ck_assert(lo < hi); /* 5 scattered seeds: the resamples disagree */
+    ck_assert_int_eq(intdim_search_result(s, NULL, NULL, NULL, &lo2, &hi2), INTDIM_OK);
+    ck_assert_uint_eq(lo, lo2);
+    ck_assert_uint_eq(hi, hi2);
+    intdim_search_destroy(s);
+}
+END_TEST
+
+/* ---- adaptive vs grid on synthetic curves ------------------------------------------ */
+
+typedef struct curve {
+    double log_d0;   /* where the curve crosses 0.5 */
+    double noise;    /* per-seed additive noise */
+    int seed_only;   /* noise depends on the seed index only (exactly monotone means) */
+} curve;
+
+static double hash_noise(uint64_t key)
+{
+    return intdim__rng_uniform(12345, 99, key) - 0.5;
+}
+
+/* A rising sigmoid in log d, scaled by how good the lr is (lr 0.01 best, 0.1 worst). */
+static double synthetic(const void *ctx, size_t d, int kind, double lr, size_t k)
+{
+    const curve *c = ctx;
+    if (kind == INTDIM_PROJ_IDENTITY)
+        return 0.98 + 0.01 * (lr == 0.01);
+    double quality = lr == 0.01 ? 1.0 : lr == 0.001 ? 0.97 : 0.8;
+    double x = 2.5 * (log((double)d) - c->log_d0);
+    double m = quality / (1.0 + exp(-x));
+    double noise = c->seed_only ? hash_noise(k) : hash_noise(((uint64_t)d << 8) | k);
+    return m + c->noise * noise;
+}
+
+static drive_result run_synthetic(int strategy, const curve *c, size_t seeds)
+{
+    intdim_search *s;
+    ck_assert_int_eq(intdim_search_create(&s, 100000), INTDIM_OK);
+    double lrs[] = {0.1, 0.001, 0.01};
+    ck_assert_int_eq(intdim_search_set_lrs(s, lrs, 3), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_D_MIN, 10), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_D_MAX, 10000), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_N_D, 50), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SEEDS, (double)seeds), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STRATEGY, strategy), INTDIM_OK);
+    drive(s, synthetic, c);
+    drive_result r;
+    r.trials = intdim_search_trials_done(s);
+    ck_assert_int_eq(intdim_search_result(s, &r.d90, &r.reached, NULL, NULL, NULL), INTDIM_OK);
+    intdim_search_destroy(s);
+    return r;
+}
+
+START_TEST(adaptive_agrees_with_grid_on_synthetic_curves)
+{
+    size_t checked = 0, not_reached = 0;
+    for (int seed_only = 0; seed_only <= 1; seed_only++)
+        for (double log_d0 = 0.0; log_d0 <= 11.0; log_d0 += 0.37) {
+            curve c = {log_d0, seed_only ? 0.05 : 0.004, seed_only};
+            for (size_t seeds = 1; seeds <= 3; seeds += 2) {
+                drive_result g = run_synthetic(INTDIM_STRATEGY_GRID, &c, seeds);
+                drive_result a = run_synthetic(INTDIM_STRATEGY_ADAPTIVE, &c, seeds);
+                ck_assert_msg(a.reached == g.reached && a.d90 == g.d90,
+                              "log_d0 %g seeds %zu: adaptive d90 %zu (%d) grid %zu (%d)", log_d0,
+                              seeds, a.d90, a.reached, g.d90, g.reached);
+                ck_assert_msg(4 * a.trials <= g.trials, "adaptive used %zu of %zu trials",
+                              a.trials, g.trials);
+                not_reached += !g.reached;
+                checked++;
+            }
+        }
+    ck_assert(checked > 50);
+    ck_assert(not_reached > 0 && not_reached < checked); /* both outcomes were exercised */
+}
+END_TEST
+
+/* The same point and seed index give the same trial seed in both strategies. */
+START_TEST(strategies_share_trial_seeds)
+{
+    uint64_t grid_seed[64] = {0}, adaptive_seed[64] = {0};
+    for (int strategy = 0; strategy <= 1; strategy++) {
+        intdim_search *s;
+        ck_assert_int_eq(intdim_search_create(&s, 1000), INTDIM_OK);
+        ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STRATEGY, strategy), 0);
+        ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_BASELINE, 1.0), 0);
+        ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_N_D, 30), 0);
+        for (;;) {
+            int what, kind, said;
+            uint64_t id, seed;
+            size_t d;
+            double lr;
+            ck_assert_int_eq(intdim_search_ask(s, &what, &id, &d, &kind, &said, &lr, &seed), 0);
+            if (what == INTDIM_ASK_DONE)
+                break;
+            ck_assert_uint_lt(id, 64);
+            (strategy ? adaptive_seed : grid_seed)[id] = seed;
+            intdim_search_tell(s, id, NAN, d >= 100 ? 1.0 : 0.0, 1, 0, 0);
+        }
+        intdim_search_destroy(s);
+    }
+    size_t shared = 0;
+    for (int i = 0; i < 64; i++)
+        if (adaptive_seed[i] != 0) {
+            ck_assert_uint_eq(adaptive_seed[i], grid_seed[i]);
+            shared++;
+        }
+    ck_assert_uint_gt(shared, 2);
+}
+END_TEST
+
+/* ---- the real toy problem ------------------------------------------------------------ */
+
+static drive_result run_toy(int strategy, size_t *n_grid_trials)
+{
+    toy_problem tp;
+    toy_init(&tp, 7);
+    float theta0[TOY_D], theta[TOY_D];
+    toy_theta0(3, theta0);
+    memcpy(theta, theta0, sizeof theta);
+    intdim_search *s;
+    ck_assert_int_eq(intdim_search_create(&s, TOY_D), INTDIM_OK);
+    double lrs[] = {1.0, 0.3, 0.1};
+    ck_assert_int_eq(intdim_search_set_lrs(s, lrs, 3), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_D_MIN, 2), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_D_MAX, 1000), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_N_D, 40), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STEPS, 1000), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STRATEGY, strategy), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_SCHEDULE,
+                                                   INTDIM_SCHED_COSINE), INTDIM_OK);
+    int rc = intdim_search_run(s, theta, theta0, toy_grad, NULL, toy_eval, &tp, NULL, NULL);
+    ck_assert_msg(rc == INTDIM_OK, "run: %s", intdim_last_error());
+    drive_result r;
+    r.trials = intdim_search_trials_done(s);
+    ck_assert_int_eq(intdim_search_result(s, &r.d90, &r.reached, NULL, NULL, NULL), INTDIM_OK);
+    *n_grid_trials = s->n_trials;
+    intdim_search_destroy(s);
+    return r;
+}
+
+START_TEST(adaptive_agrees_with_grid_on_toy_problem)
+{
+    size_t planned;
+    drive_result g = run_toy(INTDIM_STRATEGY_GRID, &planned);
+    drive_result a = run_toy(INTDIM_STRATEGY_ADAPTIVE, &planned);
+    ck_assert_uint_eq(g.trials, planned);
+    ck_assert_int_eq(g.reached, 1);
+    /* The toy problem's intrinsic dimension is 10: no d < 10 can solve all ten groups, and
+     * the optimizer needs a little slack above it (grid ..., 8, 10, 12, 14, 16, 19, ...). */
+    ck_assert_uint_ge(g.d90, 10);
+    ck_assert_uint_le(g.d90, 19);
+    ck_assert_uint_eq(a.d90, g.d90);
+    ck_assert_int_eq(a.reached, g.reached);
+    ck_assert_msg(4 * a.trials <= g.trials, "adaptive %zu trials, grid %zu", a.trials, g.trials);
+}
+END_TEST
+
+/* ---- allocation failures ---------------------------------------------------------------- */
+
+static long g_fail_at = -1, g_count;
+
+static void *failing_alloc(void *user, size_t n)
+{
+    (void)user;
+    if (g_count++ == g_fail_at)
+        return NULL;
+    return malloc(n);
+}
+
+static void plain_free(void *user, void *p)
+{
+    (void)user;
+    free(p);
+}
+
+START_TEST(allocation_failures_leak_nothing)
+{
+    /* Fail the k-th allocation of a whole small search for every k until it succeeds. */
+    table t = {{{{0.5}, {0.5}}, {{0.3}, {0.95}}, {{0.95}, {0.95}}, {{0.95}, {0.95}}}};
+    int succeeded = 0;
+    for (g_fail_at = 0; g_fail_at < 200 && !succeeded; g_fail_at++) {
+        g_count = 0;
+        intdim_set_allocator(failing_alloc, plain_free, NULL);
+        intdim_search *s = NULL;
+        int rc = intdim_search_create(&s, 100);
+        if (rc == INTDIM_OK)
+            rc = intdim_search_set_d_list(s, DS4, 4);
+        if (rc == INTDIM_OK)
+            rc = intdim_search_set_lrs(s, LRS2, 2);
+        if (rc == INTDIM_OK)
+            rc = intdim_search_set(s, INTDIM_SEARCH_SEEDS, 2);
+        if (rc == INTDIM_OK)
+            rc = intdim_search_set(s, INTDIM_SEARCH_BASELINE, 1.0);
+        while (rc == INTDIM_OK) {
+            int what, kind, said;
+            uint64_t id, seed;
+            size_t d;
+            double lr;
+            rc = intdim_search_ask(s, &what, &id, &d, &kind, &said, &lr, &seed);
+            if (rc != INTDIM_OK || what == INTDIM_ASK_DONE)
+                break;
+            rc = intdim_search_tell(s, id, NAN, table_metric(&t, d, kind, lr, 0), 1, 0, 0);
+        }
+        size_t d90 = 0;
+        if (rc == INTDIM_OK)
+            rc = intdim_search_result(s, &d90, NULL, NULL, NULL, NULL);
+        intdim_search_destroy(s);
+        intdim_set_allocator(NULL, NULL, NULL);
+        if (rc == INTDIM_OK) {
+            succeeded = 1;
+            ck_assert_uint_eq(d90, 2);
+        } else {
+            ck_assert_int_eq(rc, INTDIM_ENOMEM);
+        }
+    }
+    ck_assert(succeeded);
+    ck_assert(g_fail_at > 3); /* failures were really injected */
+}
+END_TEST
+
+static Suite *search_suite(void)
+{
+    Suite *suite = suite_create("search");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, rule_is_strict);
+    tcase_add_test(tc, rule_averages_seeds);
+    tcase_add_test(tc, rule_best_lr_and_ties);
+    tcase_add_test(tc, rule_not_reached_is_not_the_last_d);
+    tcase_add_test(tc, rule_failed_trial_counts_minus_infinity);
+    tcase_add_test(tc, measured_baseline_comes_first);
+    tcase_add_test(tc, ask_tell_misuse_gives_status);
+    tcase_add_test(tc, configuration_is_checked);
+    tcase_add_test(tc, parallel_asks_and_out_of_order_tells);
+    tcase_add_test(tc, bootstrap_brackets_d90);
+    tcase_add_test(tc, adaptive_agrees_with_grid_on_synthetic_curves);
+    tcase_add_test(tc, strategies_share_trial_seeds);
+    tcase_add_test(tc, adaptive_agrees_with_grid_on_toy_problem);
+    tcase_add_test(tc, allocation_failures_leak_nothing);
+    suite_add_tcase(suite, tc);
+    return suite;
+}
+
+int main(int argc, char **argv)
+{
+    /* D = 1000: threads would only add wake-up overhead to the toy trials. The OpenMP
+     * runtime reads its environment when it loads, so set it and start again. */
+    (void)argc;
+    if (getenv("OMP_NUM_THREADS") == NULL) {
+        setenv("OMP_NUM_THREADS", "1", 1);
+        execv("/proc/self/exe", argv);
+    }
+    SRunner *runner = srunner_create(search_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
