@@ -1,6 +1,6 @@
 /* Dense Gaussian projection (Li et al. 2018): a D x d_lin float matrix A, row-major, entry
- * A[i][j] = N(0,1) from the counter generator at (seed, INTDIM_STREAM_DENSE, i * d_lin + j),
- * then every column scaled to unit Euclidean norm (norm computed in double, rows in order).
+ * A[i][j] = N(0,1) from the counter generator at flat index f = i * d_lin + j (gaussian_pair
+ * says how f maps to INTDIM_STREAM_DENSE), then every column scaled to unit Euclidean norm (norm computed in double, rows in order).
  *
  * Both directions work on fixed blocks of DENSE_BLOCK_ROWS rows. apply: y = A x, one CBLAS
  * sgemv per block; each y_i is one dot product of length d_lin computed inside one sgemv,
@@ -109,6 +109,42 @@ static void dense_destroy(intdim_proj *p)
 
 static const proj_ops g_dense_ops = { dense_apply, dense_adjoint, dense_destroy };
 
+/* Entries 2q and 2q+1 of the flat row-major matrix are the two Box-Muller outputs of the
+ * uniforms at indices 2q and 2q+1 of INTDIM_STREAM_DENSE: r cos(2 pi u2) and r sin(2 pi u2)
+ * with r = sqrt(-2 ln u1). (Entry 2q is exactly intdim__rng_gauss(seed, DENSE, q).) Using
+ * both outputs halves the logarithms and square roots of generation. */
+static void gaussian_pair(uint64_t seed, uint64_t q, float *even, float *odd)
+{
+    double u1 = intdim__rng_uniform(seed, INTDIM_STREAM_DENSE, 2 * q);
+    double u2 = intdim__rng_uniform(seed, INTDIM_STREAM_DENSE, 2 * q + 1);
+    double r = sqrt(-2.0 * log(u1));
+    *even = (float)(r * cos(6.283185307179586 * u2));
+    *odd = (float)(r * sin(6.283185307179586 * u2));
+}
+
+/* Fill rows [r0, r1): their flat indices [r0 d, r1 d) are contiguous, and r0 d is even
+ * (r0 is a multiple of the block size), so the block is whole pairs plus maybe one last
+ * lone even entry. Squares go into norm[j] in double, in flat order. */
+static void fill_rows(uint64_t seed, float *a, size_t d, size_t r0, size_t r1, double *norm)
+{
+    uint64_t f0 = (uint64_t)r0 * d, f1 = (uint64_t)r1 * d;
+    size_t j = 0;
+    for (uint64_t f = f0; f < f1; f += 2) {
+        float even, odd;
+        gaussian_pair(seed, f / 2, &even, &odd);
+        a[f] = even;
+        norm[j] += (double)even * (double)even;
+        if (++j == d)
+            j = 0;
+        if (f + 1 < f1) {
+            a[f + 1] = odd;
+            norm[j] += (double)odd * (double)odd;
+            if (++j == d)
+                j = 0;
+        }
+    }
+}
+
 /* Fill the Gaussian entries block by block; each block also sums its columns' squares in
  * double into its own row of norm_partial, so norms are independent of the thread count. */
 static void fill_gaussian(const intdim_proj *p, float *a, size_t n_blocks, double *norm_partial)
@@ -123,13 +159,7 @@ static void fill_gaussian(const intdim_proj *p, float *a, size_t n_blocks, doubl
         double *norm = norm_partial + b * d;
         for (size_t j = 0; j < d; j++)
             norm[j] = 0.0;
-        for (size_t i = r0; i < r1; i++) {
-            for (size_t j = 0; j < d; j++) {
-                float v = intdim__rng_gauss(p->seed, INTDIM_STREAM_DENSE, (uint64_t)i * d + j);
-                a[i * d + j] = v;
-                norm[j] += (double)v * (double)v;
-            }
-        }
+        fill_rows(p->seed, a, d, r0, r1, norm);
     }
 }
 

@@ -231,6 +231,39 @@ START_TEST(test_columns_unit_norm_per_group)
 }
 END_TEST
 
+/* Dense entries times sqrt(D) look like N(0,1): mean 0, variance 1, fourth moment 3; and
+ * distinct columns are nearly orthogonal (|<c_j, c_k>| ~ 1/sqrt(D)). */
+START_TEST(test_dense_entries_gaussian)
+{
+    size_t D = 4096, d = 33; /* odd d: Box-Muller pairs straddle rows */
+    intdim_proj *p = make(INTDIM_PROJ_DENSE, D, d, 17);
+    float *cols = malloc(D * d * sizeof(float)), *e = zeros(d);
+    for (size_t j = 0; j < d; j++) {
+        e[j] = 1.0f;
+        intdim_proj_apply(p, e, cols + j * D);
+        e[j] = 0.0f;
+    }
+    double m1 = 0, m2 = 0, m4 = 0, n = (double)(D * d);
+    for (size_t i = 0; i < D * d; i++) {
+        double z = cols[i] * sqrt((double)D);
+        m1 += z / n;
+        m2 += z * z / n;
+        m4 += z * z * z * z / n;
+    }
+    ck_assert_msg(fabs(m1) < 0.03, "mean %g", m1);
+    ck_assert_msg(fabs(m2 - 1.0) < 1e-4, "variance %g", m2); /* exact by normalization */
+    ck_assert_msg(fabs(m4 - 3.0) < 0.15, "fourth moment %g", m4);
+    double worst = 0.0;
+    for (size_t j = 0; j < d; j++)
+        for (size_t k = 0; k < j; k++)
+            worst = fmax(worst, fabs(dot(cols + j * D, cols + k * D, D)));
+    ck_assert_msg(worst < 6.0 / sqrt((double)D), "largest column overlap %g", worst);
+    free(cols);
+    free(e);
+    intdim_proj_destroy(p);
+}
+END_TEST
+
 START_TEST(test_sparse_pattern)
 {
     /* density 1/sqrt(D) = 1/64: about D d / 64 nonzeros, each column's nonzeros all
@@ -956,6 +989,7 @@ static Suite *proj_suite(void)
     tcase_add_test(norms, test_columns_unit_norm_fastfood);
     tcase_add_test(norms, test_columns_unit_norm_per_group);
     tcase_add_test(norms, test_sparse_pattern);
+    tcase_add_test(norms, test_dense_entries_gaussian);
     suite_add_tcase(s, norms);
 
     TCase *said = tcase_create("said");
