@@ -8,7 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <intdim.h>
+
+#include "../examples/tinylm/corpus.h"
+#include "../examples/tinylm/host.h"
 #include "../examples/tinylm/model.h"
+
+#define FORTUNE_DIR "/usr/share/games/fortunes"
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -445,6 +451,360 @@ START_TEST(test_vocabulary)
 }
 END_TEST
 
+
+/* ---- the fortune reader --------------------------------------------------------------- */
+
+/* Write bytes to a fresh temporary file; returns its path (static buffer per call site). */
+static void write_temp(char *path, size_t pathlen, const void *data, size_t n)
+{
+    snprintf(path, pathlen, "/tmp/tinylm_test_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, data, n), (ssize_t)n);
+    close(fd);
+}
+
+/* strfile(1) wrote each file's entry count, big-endian, at offset 4 of its .dat index:
+ * an independent count to compare the reader with. */
+static long strfile_count(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.dat", FORTUNE_DIR, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    unsigned char h[8];
+    size_t got = fread(h, 1, 8, f);
+    fclose(f);
+    if (got != 8)
+        return -1;
+    return ((long)h[4] << 24) | ((long)h[5] << 16) | ((long)h[6] << 8) | (long)h[7];
+}
+
+START_TEST(test_corpus_real_files)
+{
+    tlm_corpus c;
+    tlm_corpus_init(&c);
+    char err[512] = "";
+    size_t skipped = 99;
+    ck_assert_int_eq(tlm_corpus_add_dir(&c, FORTUNE_DIR, &skipped, err, sizeof err), TLM_OK);
+    ck_assert_int_eq(skipped, 0);
+    ck_assert_uint_ge(c.n_sources, 10);
+    ck_assert_uint_ge(c.n_entries, 5000);
+    size_t per_source[TLM_MAX_SOURCES] = {0};
+    for (size_t i = 0; i < c.n_entries; i++) {
+        const tlm_entry *e = &c.entries[i];
+        ck_assert_uint_gt(e->len, 0);
+        ck_assert_uint_eq(strlen(e->text), e->len);
+        ck_assert(e->text[0] != ' ' && e->text[0] != '\n');
+        ck_assert(e->text[e->len - 1] != ' ' && e->text[e->len - 1] != '\n');
+        ck_assert_msg(strstr(e->text, "\n%\n") == NULL, "separator inside an entry");
+        per_source[e->source]++;
+    }
+    for (size_t s = 0; s < c.n_sources; s++)
+        ck_assert_msg((long)per_source[s] == strfile_count(c.sources[s]),
+                      "%s: %zu entries, strfile says %ld", c.sources[s], per_source[s],
+                      strfile_count(c.sources[s]));
+    /* The strfile index itself is binary: refused as not a fortune file. */
+    size_t before = c.n_entries;
+    ck_assert_int_eq(tlm_corpus_add_file(&c, FORTUNE_DIR "/fortunes.dat", "idx", err, sizeof err),
+                     TLM_EFORMAT);
+    ck_assert_uint_eq(c.n_entries, before);
+    /* The same source twice is refused. */
+    ck_assert_int_eq(tlm_corpus_add_file(&c, FORTUNE_DIR "/fortunes", NULL, err, sizeof err),
+                     TLM_EINVAL);
+    tlm_corpus_free(&c);
+}
+END_TEST
+
+/* Parse text as one file; returns the status, entries (if OK) in c. */
+static int parse_text(tlm_corpus *c, const char *text, size_t n, char *err, size_t errlen)
+{
+    char path[64];
+    write_temp(path, sizeof path, text, n);
+    tlm_corpus_init(c);
+    int rc = tlm_corpus_add_file(c, path, "t", err, errlen);
+    unlink(path);
+    return rc;
+}
+
+START_TEST(test_corpus_malformed_files)
+{
+    tlm_corpus c;
+    char err[256];
+    /* Last entry without a trailing %, CRLF line ends, blank and empty entries, and lines
+     * that merely start with % (not separators). */
+    const char *text = "  first\n line\n%\n%\n\n%\r\nsecond\r\n%\r\n%% not a separator\n% nor this\n"
+                       "%\nlast without separator";
+    ck_assert_int_eq(parse_text(&c, text, strlen(text), err, sizeof err), TLM_OK);
+    ck_assert_uint_eq(c.n_entries, 4);
+    ck_assert_str_eq(c.entries[0].text, "first\n line");
+    ck_assert_str_eq(c.entries[1].text, "second");
+    ck_assert_str_eq(c.entries[2].text, "%% not a separator\n% nor this");
+    ck_assert_str_eq(c.entries[3].text, "last without separator");
+    tlm_corpus_free(&c);
+    /* Copies that differ in case or line wrapping share a hash (deduplicated later). */
+    const char *copies = "Hello  world,\nagain.\n%\nhello world, again.\n%\nhello world, again!\n";
+    ck_assert_int_eq(parse_text(&c, copies, strlen(copies), err, sizeof err), TLM_OK);
+    ck_assert_uint_eq(c.n_entries, 3);
+    ck_assert(c.entries[0].hash == c.entries[1].hash);
+    ck_assert(c.entries[1].hash != c.entries[2].hash);
+    tlm_corpus_free(&c);
+    /* Empty file, only separators, only blanks: no entries. */
+    const char *empties[] = {"", "%\n%\n%\n", " \n\n\t\n%\n  \n"};
+    for (int i = 0; i < 3; i++) {
+        err[0] = '\0';
+        ck_assert_int_eq(parse_text(&c, empties[i], strlen(empties[i]), err, sizeof err),
+                         TLM_EFORMAT);
+        ck_assert_uint_eq(c.n_entries, 0);
+        ck_assert(strlen(err) > 0);
+        tlm_corpus_free(&c);
+    }
+    /* A NUL byte means binary: refused, nothing added. */
+    const char binary[] = "text\n%\nmore\0text\n";
+    ck_assert_int_eq(parse_text(&c, binary, sizeof binary - 1, err, sizeof err), TLM_EFORMAT);
+    ck_assert_uint_eq(c.n_entries, 0);
+    tlm_corpus_free(&c);
+    /* An entry over the size limit (e.g. a text file with no separators at all). */
+    size_t big = TLM_MAX_ENTRY_BYTES + 10;
+    char *huge = malloc(big);
+    ck_assert_ptr_nonnull(huge);
+    memset(huge, 'x', big);
+    ck_assert_int_eq(parse_text(&c, huge, big, err, sizeof err), TLM_EFORMAT);
+    ck_assert_uint_eq(c.n_entries, 0);
+    tlm_corpus_free(&c);
+    free(huge);
+    /* Missing file and missing directory: I/O errors; NULL arguments: EINVAL. */
+    tlm_corpus_init(&c);
+    ck_assert_int_eq(tlm_corpus_add_file(&c, "/nonexistent/tinylm", NULL, err, sizeof err),
+                     TLM_EIO);
+    ck_assert_int_eq(tlm_corpus_add_dir(&c, "/nonexistent/tinylm", NULL, err, sizeof err),
+                     TLM_EIO);
+    ck_assert_int_eq(tlm_corpus_add_file(NULL, "/x", NULL, err, sizeof err), TLM_EINVAL);
+    ck_assert_int_eq(tlm_corpus_add_file(&c, NULL, NULL, NULL, 0), TLM_EINVAL);
+    ck_assert_uint_eq(c.n_entries, 0);
+    ck_assert_uint_eq(c.n_sources, 0);
+    tlm_corpus_free(&c);
+}
+END_TEST
+
+/* Does the token sequence `needle` occur in `hay`? */
+static int tokens_contain(const int *hay, size_t n, const int *needle, size_t m)
+{
+    for (size_t i = 0; i + m <= n; i++)
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, m * sizeof *needle) == 0)
+            return 1;
+    return 0;
+}
+
+static const tlm_corpus *sorted_entries;
+
+static int compare_entry_text(const void *a, const void *b)
+{
+    return strcmp(sorted_entries->entries[*(const size_t *)a].text,
+                  sorted_entries->entries[*(const size_t *)b].text);
+}
+
+START_TEST(test_corpus_splits)
+{
+    tlm_corpus c;
+    tlm_corpus_init(&c);
+    char err[512];
+    ck_assert_int_eq(tlm_corpus_add_dir(&c, FORTUNE_DIR, NULL, err, sizeof err), TLM_OK);
+    const char *classes[] = {"definitions", "politics", "science"};
+    tlm_split_config cfg = {classes, 3, 0, 0.25, 0.1, 48, 7};
+    tlm_splits a, b;
+    ck_assert_int_eq(tlm_make_splits(&c, &cfg, &a, err, sizeof err), TLM_OK);
+    /* Balanced: every class has per_class entries, split the same way. */
+    ck_assert_uint_gt(a.per_class, 100);
+    size_t n_test = (size_t)(0.25 * (double)a.per_class + 0.5);
+    ck_assert_uint_eq(a.cls_test.n, 3 * n_test);
+    ck_assert_uint_eq(a.cls_train.n, 3 * (a.per_class - n_test));
+    size_t count[3] = {0};
+    for (size_t i = 0; i < a.cls_test.n; i++)
+        count[a.cls_test.labels[i]]++;
+    for (int k = 0; k < 3; k++)
+        ck_assert_uint_eq(count[k], n_test);
+    /* Disjoint: no classification entry is in the other classification split, none has the
+     * text of another, and none appears as a whole entry of either language-model stream. */
+    unsigned char *used = calloc(c.n_entries, 1);
+    ck_assert_ptr_nonnull(used);
+    const tlm_cls_set *sets[2] = {&a.cls_test, &a.cls_train};
+    for (int s = 0; s < 2; s++)
+        for (size_t i = 0; i < sets[s]->n; i++) {
+            size_t e = sets[s]->entry[i];
+            ck_assert_uint_lt(e, c.n_entries);
+            ck_assert_int_eq(used[e], 0);
+            used[e] = 1;
+            ck_assert_str_eq(c.sources[c.entries[e].source], classes[sets[s]->labels[i]]);
+        }
+    /* Sorted by text, equal texts are adjacent. */
+    const char **texts = malloc(c.n_entries * sizeof *texts);
+    ck_assert_ptr_nonnull(texts);
+    for (size_t e = 0; e < c.n_entries; e++)
+        texts[e] = c.entries[e].text;
+    sorted_entries = &c;
+    size_t *order = malloc(c.n_entries * sizeof *order);
+    ck_assert_ptr_nonnull(order);
+    for (size_t e = 0; e < c.n_entries; e++)
+        order[e] = e;
+    qsort(order, c.n_entries, sizeof *order, compare_entry_text);
+    for (size_t j = 0; j + 1 < c.n_entries; j++)
+        if (used[order[j]] || used[order[j + 1]])
+            ck_assert_msg(strcmp(texts[order[j]], texts[order[j + 1]]) != 0,
+                          "a classification entry's text is also entry %zu", order[j + 1]);
+    free(order);
+    free(texts);
+    free(used);
+    for (int s = 0; s < 2; s++)
+        for (size_t i = 0; i < 30; i++) {
+            const tlm_entry *e = &c.entries[sets[s]->entry[i]];
+            int *tok = malloc((e->len + 2) * sizeof *tok);
+            ck_assert_ptr_nonnull(tok);
+            tok[0] = TLM_TOKEN_END; /* whole entries sit between END tokens */
+            tlm_encode_text(e->text, e->len, tok + 1);
+            tok[e->len + 1] = TLM_TOKEN_END;
+            ck_assert(!tokens_contain(a.lm_train, a.n_lm_train, tok, e->len + 2));
+            ck_assert(!tokens_contain(a.lm_val, a.n_lm_val, tok, e->len + 2));
+            /* nor as the very first entry of a stream */
+            ck_assert(memcmp(a.lm_train, tok + 1, (e->len + 1) * sizeof *tok) != 0);
+            ck_assert(memcmp(a.lm_val, tok + 1, (e->len + 1) * sizeof *tok) != 0);
+            free(tok);
+        }
+    /* Streams are entries separated by END, and validation is about 10% of the entries. */
+    ck_assert_int_eq(a.lm_train[a.n_lm_train - 1], TLM_TOKEN_END);
+    double frac = (double)a.lm_val_entries / (double)(a.lm_val_entries + a.lm_train_entries);
+    ck_assert(frac > 0.07 && frac < 0.13);
+    ck_assert_uint_gt(a.duplicates, 0);
+    /* Deterministic from the seed; another seed picks other entries. */
+    ck_assert_int_eq(tlm_make_splits(&c, &cfg, &b, err, sizeof err), TLM_OK);
+    ck_assert_uint_eq(a.n_lm_train, b.n_lm_train);
+    ck_assert(memcmp(a.cls_test.tokens, b.cls_test.tokens, a.cls_test.n * 48 * sizeof(int)) == 0);
+    tlm_splits_free(&b);
+    cfg.seed = 8;
+    ck_assert_int_eq(tlm_make_splits(&c, &cfg, &b, err, sizeof err), TLM_OK);
+    ck_assert(memcmp(a.cls_test.tokens, b.cls_test.tokens, a.cls_test.n * 48 * sizeof(int)) != 0);
+    tlm_splits_free(&b);
+    tlm_splits_free(&a);
+    /* Bad requests. */
+    const char *unknown[] = {"definitions", "no-such-file"};
+    const char *twice[] = {"science", "science"};
+    tlm_split_config bad = cfg;
+    bad.class_sources = unknown;
+    bad.n_classes = 2;
+    ck_assert_int_eq(tlm_make_splits(&c, &bad, &b, err, sizeof err), TLM_EINVAL);
+    bad.class_sources = twice;
+    ck_assert_int_eq(tlm_make_splits(&c, &bad, &b, err, sizeof err), TLM_EINVAL);
+    bad = cfg;
+    bad.per_class = 100000;
+    ck_assert_int_eq(tlm_make_splits(&c, &bad, &b, err, sizeof err), TLM_EINVAL);
+    bad = cfg;
+    bad.cls_test_fraction = 1.0;
+    ck_assert_int_eq(tlm_make_splits(&c, &bad, &b, err, sizeof err), TLM_EINVAL);
+    tlm_corpus_free(&c);
+}
+END_TEST
+
+/* ---- training through libintdim ---------------------------------------------------------- */
+
+static const tlm_config train_cfg = {.layers = 1, .width = 16, .heads = 2, .ctx = 32,
+                                     .n_classes = 2};
+
+typedef struct train_fixture {
+    tlm_corpus corpus;
+    tlm_splits sp;
+    tlm_model m;
+    float *params;
+} train_fixture;
+
+static void fixture_setup(train_fixture *f)
+{
+    char err[512];
+    tlm_corpus_init(&f->corpus);
+    ck_assert_int_eq(tlm_corpus_add_dir(&f->corpus, FORTUNE_DIR, NULL, err, sizeof err), TLM_OK);
+    const char *classes[] = {"definitions", "songs-poems"};
+    tlm_split_config cfg = {classes, 2, 160, 0.25, 0.1, train_cfg.ctx, 3};
+    ck_assert_int_eq(tlm_make_splits(&f->corpus, &cfg, &f->sp, err, sizeof err), TLM_OK);
+    ck_assert_int_eq(tlm_model_init(&f->m, &train_cfg, 32), 0);
+    f->params = zeros(f->m.lay.total_size);
+    tlm_init_params(&train_cfg, &f->m.lay, f->params, 11);
+}
+
+static void fixture_teardown(train_fixture *f)
+{
+    free(f->params);
+    tlm_model_free(&f->m);
+    tlm_splits_free(&f->sp);
+    tlm_corpus_free(&f->corpus);
+}
+
+START_TEST(test_pretraining_lowers_loss)
+{
+    train_fixture f;
+    fixture_setup(&f);
+    tlm_lm_host h;
+    ck_assert_int_eq(tlm_lm_host_init(&h, &f.m, &f.sp, 8, train_cfg.ctx, 5), 0);
+    double before = tlm_lm_val_loss(&h, f.params, 32);
+    /* Near log(vocab) at initialisation. */
+    ck_assert_double_eq_tol(before, log((double)TLM_VOCAB), 0.2);
+    intdim_proj *p = NULL;
+    intdim_trainer *t = NULL;
+    size_t D = f.m.lay.total_size;
+    ck_assert_int_eq(intdim_proj_create(&p, INTDIM_PROJ_IDENTITY, D, D, 0), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_create(&t, p, f.params, NULL, NULL, 0, tlm_lm_grad, &h),
+                     INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_LR, 1e-2), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(t, 40, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_sync(t), INTDIM_OK);
+    ck_assert_uint_eq(h.loss_count, 40);
+    double after = tlm_lm_val_loss(&h, f.params, 32);
+    ck_assert_msg(after < before - 0.5, "validation loss %.3f -> %.3f", before, after);
+    /* The same windows every time: the validation loss is a pure function of params. */
+    ck_assert_double_eq(after, tlm_lm_val_loss(&h, f.params, 32));
+    intdim_trainer_destroy(t);
+    intdim_proj_destroy(p);
+    tlm_lm_host_free(&h);
+    fixture_teardown(&f);
+}
+END_TEST
+
+START_TEST(test_subspace_finetune_beats_majority)
+{
+    train_fixture f;
+    fixture_setup(&f);
+    tlm_cls_host h;
+    ck_assert_int_eq(tlm_cls_host_init(&h, &f.m, &f.sp.cls_train, &f.sp.cls_test, 16, 32, 120, 9),
+                     0);
+    double majority = tlm_majority_fraction(&f.sp.cls_test, 2), acc0 = 0.0, acc = 0.0;
+    ck_assert_double_eq_tol(majority, 0.5, 1e-12);
+    size_t D = f.m.lay.total_size, groups[TLM_MAX_TENSORS];
+    for (size_t i = 0; i < f.m.lay.n_tensors; i++)
+        groups[i] = f.m.lay.tensors[i].size;
+    /* SAID over Fastfood, one scale per tensor, from the random initialisation. */
+    intdim_proj *p = NULL;
+    intdim_trainer *t = NULL;
+    float *theta0 = malloc(D * sizeof *theta0);
+    ck_assert_ptr_nonnull(theta0);
+    memcpy(theta0, f.params, D * sizeof *theta0);
+    ck_assert_int_eq(intdim_proj_create_said(&p, INTDIM_PROJ_FASTFOOD, D, 300, f.m.lay.n_tensors,
+                                             groups, 4),
+                     INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_create(&t, p, f.params, theta0, NULL, 0, tlm_cls_grad, &h),
+                     INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_evaluate(t, tlm_cls_eval_test, &h, &acc0), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_LR, 0.1), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(t, 80, tlm_cls_eval_test, &h, NULL, NULL, &acc),
+                     INTDIM_OK);
+    ck_assert_msg(acc > majority + 0.1, "subspace fine-tune: test accuracy %.3f (start %.3f), "
+                  "majority %.3f", acc, acc0, majority);
+    intdim_trainer_destroy(t);
+    intdim_proj_destroy(p);
+    free(theta0);
+    tlm_cls_host_free(&h);
+    fixture_teardown(&f);
+}
+END_TEST
+
 static Suite *tinylm_suite(void)
 {
     Suite *s = suite_create("tinylm");
@@ -463,6 +823,15 @@ static Suite *tinylm_suite(void)
     tcase_add_test(model, test_model_rejects_bad_input);
     tcase_add_test(model, test_vocabulary);
     suite_add_tcase(s, model);
+    TCase *corpus = tcase_create("corpus");
+    tcase_add_test(corpus, test_corpus_real_files);
+    tcase_add_test(corpus, test_corpus_malformed_files);
+    tcase_add_test(corpus, test_corpus_splits);
+    suite_add_tcase(s, corpus);
+    TCase *training = tcase_create("training");
+    tcase_add_test(training, test_pretraining_lowers_loss);
+    tcase_add_test(training, test_subspace_finetune_beats_majority);
+    suite_add_tcase(s, training);
     return s;
 }
 
