@@ -1,0 +1,283 @@
+/* `intdim`: run a d90 search on the toy problem, report a journal (table, d90, plot through
+ * gnuplot), merge journals written by separate processes. Uses only <intdim.h>. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "toy_search.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage:\n"
+            "  intdim run-toy [options]                  d90 search on Li et al.'s toy problem\n"
+            "  intdim report JOURNAL [--plot F.png|F.svg] [--bootstrap N]\n"
+            "                                            table, d90 and a plot of a journal\n"
+            "  intdim merge OUT IN...                    merge journals of one search\n"
+            "  intdim version\n\n");
+    toy_options_usage(out);
+}
+
+/* A line that names the library's warning, if the last call left one. */
+static void print_warning(void)
+{
+    const char *msg = intdim_last_error();
+    if (strncmp(msg, "warning", 7) == 0)
+        fprintf(stderr, "intdim: %s\n", msg);
+}
+
+/* ---- run-toy ------------------------------------------------------------------------- */
+
+typedef struct progress_state {
+    int show;
+} progress_state;
+
+static int show_progress(void *user, size_t done, size_t total, size_t d, double lr,
+                         double eval_metric, double seconds_left)
+{
+    const progress_state *p = user;
+    if (p->show)
+        fprintf(stderr, "\r  trial %zu of %s%zu   d = %-6zu lr = %-8.3g metric = %-8.4g  ~%.0f s left  ",
+                done, total > done ? "<= " : "", total, d, lr, eval_metric, seconds_left);
+    return 0;
+}
+
+/* Job-array slice: ask every trial at once and run only those with id % N == K. The others
+ * stay outstanding; the shards' journals are merged afterwards. */
+static int run_shard(intdim_search *s, toy_host *h, const toy_options *o)
+{
+    int rc = intdim_search_set(s, INTDIM_SEARCH_PARALLEL, 1048576);
+    size_t ran = 0;
+    while (rc == INTDIM_OK) {
+        int what, kind, said;
+        uint64_t id, seed;
+        size_t d;
+        double lr;
+        rc = intdim_search_ask(s, &what, &id, &d, &kind, &said, &lr, &seed);
+        if (rc != INTDIM_OK || what != INTDIM_ASK_TRIAL)
+            break;
+        if (id % o->shard_count != o->shard_index)
+            continue;
+        double train, eval, seconds;
+        uint64_t steps;
+        int status;
+        rc = toy_run_trial(s, h, d, kind, said, lr, seed, &train, &eval, &steps, &seconds,
+                           &status);
+        if (rc == INTDIM_OK)
+            rc = intdim_search_tell(s, id, train, eval, steps, seconds, status);
+        ran++;
+    }
+    if (rc != INTDIM_OK)
+        return toy_fail("shard", rc);
+    printf("shard %zu/%zu: %zu trials run, %zu in %s; merge the shards with `intdim merge`\n",
+           o->shard_index, o->shard_count, ran, intdim_search_trials_done(s), o->journal);
+    return 0;
+}
+
+static int cmd_run_toy(int argc, char **argv)
+{
+    toy_options o;
+    if (toy_options_parse(&o, argc, argv, 2) != 0)
+        return 2;
+    intdim_search *s;
+    int rc = toy_search_create(&o, &s);
+    if (rc != INTDIM_OK)
+        return toy_fail("configuring the search", rc);
+    if (o.journal != NULL) {
+        rc = intdim_search_open_journal(s, o.journal);
+        if (rc != INTDIM_OK) {
+            intdim_search_destroy(s);
+            return toy_fail(o.journal, rc);
+        }
+        print_warning();
+        if (intdim_search_trials_done(s) > 0)
+            fprintf(stderr, "intdim: resuming %s: %zu trials already done\n", o.journal,
+                    intdim_search_trials_done(s));
+    }
+    toy_host *h = malloc(sizeof *h);
+    if (h == NULL) {
+        intdim_search_destroy(s);
+        fprintf(stderr, "intdim: out of memory\n");
+        return 1;
+    }
+    toy_host_init(h, &o);
+    int exit_code = 0;
+    if (o.shard_count > 0) {
+        exit_code = run_shard(s, h, &o);
+    } else {
+        progress_state p = {!o.quiet && isatty(STDERR_FILENO)};
+        rc = intdim_search_run(s, h->theta, h->theta0, toy_grad, toy_eval_neg_loss, toy_eval,
+                               &h->problem, show_progress, &p);
+        if (p.show)
+            fprintf(stderr, "\n");
+        if (rc != INTDIM_OK)
+            exit_code = toy_fail("search", rc);
+        else if ((rc = toy_print_report(s, stdout)) != INTDIM_OK)
+            exit_code = toy_fail("report", rc);
+    }
+    free(h);
+    intdim_search_destroy(s);
+    return exit_code;
+}
+
+/* ---- report and plot ------------------------------------------------------------------ */
+
+static int have_program(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (path == NULL)
+        return 0;
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *dir = strtok(buf, ":"); dir != NULL; dir = strtok(NULL, ":")) {
+        char full[4352];
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        if (access(full, X_OK) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Metric vs d (log x) with error bars, the baseline, the target line and d90 marked. */
+static int plot(const intdim_search *s, const char *out_path)
+{
+    int svg = ends_with(out_path, ".svg");
+    if (!svg && !ends_with(out_path, ".png")) {
+        fprintf(stderr, "intdim: --plot needs a .png or .svg file name\n");
+        return 2;
+    }
+    if (!have_program("gnuplot")) {
+        fprintf(stderr, "intdim: gnuplot not found: skipping the plot (install gnuplot-nox)\n");
+        return 0;
+    }
+    size_t d90 = 0;
+    int reached = 0;
+    double baseline = NAN, fraction = 0.9;
+    intdim_search_get(s, INTDIM_SEARCH_FRACTION, &fraction);
+    if (intdim_search_result(s, &d90, &reached, &baseline, NULL, NULL) != INTDIM_OK)
+        return toy_fail("plot", INTDIM_ESTATE);
+    FILE *g = popen("gnuplot", "w");
+    if (g == NULL) {
+        fprintf(stderr, "intdim: cannot start gnuplot\n");
+        return 1;
+    }
+    fprintf(g, "set terminal %s size 900,560\n", svg ? "svg" : "pngcairo");
+    fprintf(g, "set output '%s'\n", out_path);
+    fprintf(g, "set logscale x\nset grid\nset key bottom right\nset offsets 0, 0, 0.05, 0.05\n");
+    fprintf(g, "set xlabel 'd (trainable dimension, log scale)'\n");
+    fprintf(g, "set ylabel 'eval metric (mean over seeds, best lr)'\n");
+    if (reached) {
+        fprintf(g, "set arrow from %zu, graph 0 to %zu, graph 1 nohead dt 2 lw 2 lc rgb 'red'\n",
+                d90, d90);
+        fprintf(g, "set label 'd90 = %zu' at %zu, graph 0.08 offset 0.5,0 tc rgb 'red'\n", d90,
+                d90);
+    }
+    fprintf(g, "set title 'd90 search: %s'\n", reached ? "reached" : "not reached");
+    fprintf(g, "$data << EOD\n");
+    for (size_t i = 0; i < intdim_search_n_points(s); i++) {
+        size_t d;
+        double mean, spread;
+        if (intdim_search_point(s, i, &d, NULL, &mean, &spread, NULL, NULL) == INTDIM_OK &&
+            isfinite(mean))
+            fprintf(g, "%zu %.10g %.10g\n", d, mean, isfinite(spread) ? spread : 0.0);
+    }
+    fprintf(g, "EOD\n");
+    fprintf(g, "plot $data using 1:2:3 with yerrorlines lw 2 pt 7 title 'metric', "
+               "%.10g with lines lc rgb 'black' title 'baseline (full training)', "
+               "%.10g with lines dt 3 lc rgb 'blue' title '%g x baseline'\n",
+            baseline, fraction * baseline, fraction);
+    int status = pclose(g);
+    if (status != 0) {
+        fprintf(stderr, "intdim: gnuplot failed (status %d)\n", status);
+        return 1;
+    }
+    printf("plot written to %s\n", out_path);
+    return 0;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    if (argc < 3) {
+        usage(stderr);
+        return 2;
+    }
+    const char *plot_path = NULL;
+    long bootstrap = -1;
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--plot") == 0 && i + 1 < argc) {
+            plot_path = argv[++i];
+        } else if (strcmp(argv[i], "--bootstrap") == 0 && i + 1 < argc) {
+            bootstrap = atol(argv[++i]);
+        } else {
+            fprintf(stderr, "intdim: unknown report option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    intdim_search *s;
+    int rc = intdim_search_from_journal(&s, argv[2]);
+    if (rc != INTDIM_OK)
+        return toy_fail(argv[2], rc);
+    print_warning();
+    if (bootstrap >= 0 && (rc = intdim_search_set(s, INTDIM_SEARCH_BOOTSTRAP, (double)bootstrap)))
+        return toy_fail("--bootstrap", rc);
+    int exit_code = 0;
+    rc = toy_print_report(s, stdout);
+    if (rc != INTDIM_OK)
+        exit_code = toy_fail("report", rc);
+    else if (plot_path != NULL)
+        exit_code = plot(s, plot_path);
+    intdim_search_destroy(s);
+    return exit_code;
+}
+
+static int cmd_merge(int argc, char **argv)
+{
+    if (argc < 4) {
+        usage(stderr);
+        return 2;
+    }
+    int rc = intdim_journal_merge((const char *const *)(argv + 3), (size_t)(argc - 3), argv[2]);
+    if (rc != INTDIM_OK)
+        return toy_fail("merge", rc);
+    print_warning();
+    intdim_search *s;
+    rc = intdim_search_from_journal(&s, argv[2]);
+    if (rc != INTDIM_OK)
+        return toy_fail(argv[2], rc);
+    printf("merged %d journals into %s: %zu trials\n", argc - 3, argv[2],
+           intdim_search_trials_done(s));
+    intdim_search_destroy(s);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "run-toy") == 0) {
+        toy_single_thread(argv);
+        return cmd_run_toy(argc, argv);
+    }
+    if (strcmp(argv[1], "report") == 0)
+        return cmd_report(argc, argv);
+    if (strcmp(argv[1], "merge") == 0)
+        return cmd_merge(argc, argv);
+    if (strcmp(argv[1], "version") == 0) {
+        printf("intdim %s\n", intdim_version_string());
+        return 0;
+    }
+    fprintf(stderr, "intdim: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,302 @@
+/* See toy_search.h. */
+#include "toy_search.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void toy_options_usage(FILE *out)
+{
+    fprintf(out,
+            "search options (run-toy and intdim-mpi):\n"
+            "  --kind dense|sparse|fastfood   projection of the trials (default fastfood)\n"
+            "  --said                         SAID: one scale per group of 100 (10 groups)\n"
+            "  --strategy grid|adaptive       full grid (default) or bracketing + bisection\n"
+            "  --seeds N                      seeds per (d, lr) (default 3)\n"
+            "  --lrs A,B,...                  learning rates, best per d counts (default 1,0.3,0.1)\n"
+            "  --d-min N --d-max N --n-d N    log-spaced d grid (default 2, 1000, 40)\n"
+            "  --d-list A,B,...               explicit d values instead\n"
+            "  --steps N                      Adam steps per trial, cosine decay (default 1000)\n"
+            "  --fraction F                   target fraction of the baseline (default 0.9)\n"
+            "  --baseline B                   given baseline (default: measure full training)\n"
+            "  --base-seed N --toy-seed N     seeds of the trials / of the problem (default 0, 1)\n"
+            "  --bootstrap N                  resamples for d90's spread (default 100)\n"
+            "  --journal FILE                 crash-safe journal; an existing one is resumed\n"
+            "  --shard K/N                    run only trials with id %% N == K (grid; job arrays)\n"
+            "  --quiet                        no progress line\n");
+}
+
+static int parse_size(const char *s, size_t *v)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
+        return -1;
+    *v = (size_t)x;
+    return 0;
+}
+
+static int parse_num(const char *s, double *v)
+{
+    char *end;
+    *v = strtod(s, &end);
+    return end == s || *end != '\0' ? -1 : 0;
+}
+
+static int parse_lr_list(const char *s, toy_options *o)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", s);
+    o->n_lrs = 0;
+    for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
+        if (o->n_lrs == TOY_MAX_LRS || parse_num(tok, &o->lrs[o->n_lrs]) != 0)
+            return -1;
+        o->n_lrs++;
+    }
+    return o->n_lrs > 0 ? 0 : -1;
+}
+
+static int parse_d_list(const char *s, toy_options *o)
+{
+    char buf[8192];
+    snprintf(buf, sizeof buf, "%s", s);
+    o->n_ds = 0;
+    for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
+        if (o->n_ds == TOY_MAX_DS || parse_size(tok, &o->ds[o->n_ds]) != 0)
+            return -1;
+        o->n_ds++;
+    }
+    return o->n_ds > 0 ? 0 : -1;
+}
+
+static void set_defaults(toy_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = INTDIM_PROJ_FASTFOOD;
+    o->strategy = INTDIM_STRATEGY_GRID;
+    o->seeds = 3;
+    o->d_min = 2;
+    o->d_max = 1000;
+    o->n_d = 40;
+    o->lrs[0] = 1.0;
+    o->lrs[1] = 0.3;
+    o->lrs[2] = 0.1;
+    o->n_lrs = 3;
+    o->steps = 1000;
+    o->toy_seed = 1;
+    o->fraction = 0.9;
+    o->baseline = NAN;
+    o->bootstrap = 100;
+}
+
+static int parse_one(toy_options *o, const char *opt, const char *val)
+{
+    size_t n;
+    if (strcmp(opt, "--kind") == 0) {
+        if (strcmp(val, "dense") == 0)
+            o->kind = INTDIM_PROJ_DENSE;
+        else if (strcmp(val, "sparse") == 0)
+            o->kind = INTDIM_PROJ_SPARSE;
+        else if (strcmp(val, "fastfood") == 0)
+            o->kind = INTDIM_PROJ_FASTFOOD;
+        else
+            return -1;
+    } else if (strcmp(opt, "--strategy") == 0) {
+        if (strcmp(val, "grid") == 0)
+            o->strategy = INTDIM_STRATEGY_GRID;
+        else if (strcmp(val, "adaptive") == 0)
+            o->strategy = INTDIM_STRATEGY_ADAPTIVE;
+        else
+            return -1;
+    } else if (strcmp(opt, "--seeds") == 0) {
+        return parse_size(val, &o->seeds);
+    } else if (strcmp(opt, "--lrs") == 0) {
+        return parse_lr_list(val, o);
+    } else if (strcmp(opt, "--d-min") == 0) {
+        return parse_size(val, &o->d_min);
+    } else if (strcmp(opt, "--d-max") == 0) {
+        return parse_size(val, &o->d_max);
+    } else if (strcmp(opt, "--n-d") == 0) {
+        return parse_size(val, &o->n_d);
+    } else if (strcmp(opt, "--d-list") == 0) {
+        return parse_d_list(val, o);
+    } else if (strcmp(opt, "--steps") == 0) {
+        if (parse_size(val, &n) != 0)
+            return -1;
+        o->steps = n;
+    } else if (strcmp(opt, "--fraction") == 0) {
+        return parse_num(val, &o->fraction);
+    } else if (strcmp(opt, "--baseline") == 0) {
+        return parse_num(val, &o->baseline);
+    } else if (strcmp(opt, "--base-seed") == 0 || strcmp(opt, "--toy-seed") == 0) {
+        if (parse_size(val, &n) != 0)
+            return -1;
+        *(opt[2] == 'b' ? &o->base_seed : &o->toy_seed) = n;
+    } else if (strcmp(opt, "--bootstrap") == 0) {
+        return parse_size(val, &o->bootstrap);
+    } else if (strcmp(opt, "--journal") == 0) {
+        o->journal = val;
+    } else if (strcmp(opt, "--shard") == 0) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", val);
+        char *slash = strchr(buf, '/');
+        if (slash == NULL)
+            return -1;
+        *slash = '\0';
+        if (parse_size(buf, &o->shard_index) != 0 || parse_size(slash + 1, &o->shard_count) != 0 ||
+            o->shard_count == 0 || o->shard_index >= o->shard_count)
+            return -1;
+    } else {
+        return -2;
+    }
+    return 0;
+}
+
+int toy_options_parse(toy_options *o, int argc, char **argv, int first)
+{
+    set_defaults(o);
+    for (int i = first; i < argc; i++) {
+        if (strcmp(argv[i], "--said") == 0) {
+            o->said = 1;
+            continue;
+        }
+        if (strcmp(argv[i], "--quiet") == 0) {
+            o->quiet = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "intdim: option %s needs a value (or is unknown)\n", argv[i]);
+            return -1;
+        }
+        int rc = parse_one(o, argv[i], argv[i + 1]);
+        if (rc == -2) {
+            fprintf(stderr, "intdim: unknown option %s\n", argv[i]);
+            return -1;
+        }
+        if (rc != 0) {
+            fprintf(stderr, "intdim: bad value '%s' for %s\n", argv[i + 1], argv[i]);
+            return -1;
+        }
+        i++;
+    }
+    if (o->shard_count > 0 && o->strategy != INTDIM_STRATEGY_GRID) {
+        fprintf(stderr, "intdim: --shard needs --strategy grid (adaptive trials depend on each "
+                        "other's results)\n");
+        return -1;
+    }
+    if (o->shard_count > 0 && o->journal == NULL) {
+        fprintf(stderr, "intdim: --shard needs --journal (each shard writes its own)\n");
+        return -1;
+    }
+    return 0;
+}
+
+int toy_fail(const char *what, int status)
+{
+    fprintf(stderr, "intdim: %s: %s: %s\n", what, intdim_strerror(status), intdim_last_error());
+    return 1;
+}
+
+int toy_search_create(const toy_options *o, intdim_search **out)
+{
+    intdim_search *s;
+    int rc = intdim_search_create(&s, TOY_D);
+    if (rc != INTDIM_OK)
+        return rc;
+    const struct {
+        int param;
+        double value;
+    } settings[] = {
+        {INTDIM_SEARCH_STRATEGY, o->strategy}, {INTDIM_SEARCH_FRACTION, o->fraction},
+        {INTDIM_SEARCH_BASELINE, o->baseline}, {INTDIM_SEARCH_SEEDS, (double)o->seeds},
+        {INTDIM_SEARCH_D_MIN, (double)o->d_min}, {INTDIM_SEARCH_D_MAX, (double)o->d_max},
+        {INTDIM_SEARCH_N_D, (double)o->n_d}, {INTDIM_SEARCH_KIND, o->kind},
+        {INTDIM_SEARCH_SAID, o->said}, {INTDIM_SEARCH_BASE_SEED, (double)o->base_seed},
+        {INTDIM_SEARCH_BOOTSTRAP, (double)o->bootstrap}, {INTDIM_SEARCH_STEPS, (double)o->steps},
+    };
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0] && rc == INTDIM_OK; i++)
+        rc = intdim_search_set(s, settings[i].param, settings[i].value);
+    if (rc == INTDIM_OK && o->n_ds > 0)
+        rc = intdim_search_set_d_list(s, o->ds, o->n_ds);
+    if (rc == INTDIM_OK)
+        rc = intdim_search_set_lrs(s, o->lrs, o->n_lrs);
+    if (rc == INTDIM_OK && o->said) {
+        size_t groups[TOY_GROUPS];
+        for (int g = 0; g < TOY_GROUPS; g++)
+            groups[g] = TOY_GROUP_SIZE;
+        rc = intdim_search_set_groups(s, TOY_GROUPS, groups);
+    }
+    /* Adam (the trainer's default) with cosine decay: the decay lets trials settle within
+     * the toy's 1e-3 tolerance instead of oscillating around the solution. */
+    if (rc == INTDIM_OK)
+        rc = intdim_search_set_train_param(s, INTDIM_TRAIN_SCHEDULE, INTDIM_SCHED_COSINE);
+    if (rc != INTDIM_OK) {
+        intdim_search_destroy(s);
+        return rc;
+    }
+    *out = s;
+    return INTDIM_OK;
+}
+
+void toy_host_init(toy_host *h, const toy_options *o)
+{
+    toy_init(&h->problem, o->toy_seed);
+    toy_theta0(o->toy_seed + 1, h->theta0);
+    memcpy(h->theta, h->theta0, sizeof h->theta);
+}
+
+int toy_run_trial(const intdim_search *s, toy_host *h, size_t d, int kind, int said, double lr,
+                  uint64_t seed, double *train, double *eval, uint64_t *steps, double *seconds,
+                  int *trial_status)
+{
+    return intdim_search_run_trial(s, h->theta, h->theta0, toy_grad, toy_eval_neg_loss, toy_eval,
+                                   &h->problem, d, kind, said, lr, seed, train, eval, steps,
+                                   seconds, trial_status);
+}
+
+int toy_print_report(const intdim_search *s, FILE *out)
+{
+    size_t n = intdim_search_n_points(s);
+    fprintf(out, "%8s  %9s  %10s   %8s  %5s  %s\n", "d", "best lr", "mean", "spread", "seeds",
+            "pass");
+    for (size_t i = 0; i < n; i++) {
+        size_t d, seeds;
+        double lr, mean, spread;
+        int pass;
+        int rc = intdim_search_point(s, i, &d, &lr, &mean, &spread, &seeds, &pass);
+        if (rc != INTDIM_OK)
+            return rc;
+        fprintf(out, "%8zu  %9.3g  %10.4f ± %8.4f  %5zu  %s\n", d, lr, mean, spread, seeds,
+                pass ? "yes" : "no");
+    }
+    size_t d90, lo, hi;
+    int reached;
+    double baseline, fraction = 0.9;
+    intdim_search_get(s, INTDIM_SEARCH_FRACTION, &fraction);
+    int rc = intdim_search_result(s, &d90, &reached, &baseline, &lo, &hi);
+    if (rc != INTDIM_OK)
+        return rc;
+    fprintf(out, "baseline (full training) %.4f, threshold %.4g x baseline = %.4f, trials %zu\n",
+            baseline, fraction, fraction * baseline, intdim_search_trials_done(s));
+    double seeds = 1;
+    intdim_search_get(s, INTDIM_SEARCH_SEEDS, &seeds);
+    if (reached && seeds > 1)
+        fprintf(out, "bootstrap over seeds, 5%%..95%%: d90 in %zu..%zu\n", lo, hi);
+    if (reached)
+        fprintf(out, "d90 = %zu\n", d90);
+    else
+        fprintf(out, "d90 = not reached\n");
+    return INTDIM_OK;
+}
+
+void toy_single_thread(char **argv)
+{
+    if (getenv("OMP_NUM_THREADS") != NULL)
+        return;
+    setenv("OMP_NUM_THREADS", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* If re-executing failed we simply continue with the runtime's default threads. */
+}
