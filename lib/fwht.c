@@ -74,7 +74,7 @@ static int cpu_has(int kernel)
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
     __builtin_cpu_init();
     if (kernel == INTDIM_KERNEL_AVX2)
-        return __builtin_cpu_supports("avx2");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (kernel == INTDIM_KERNEL_AVX512)
         return __builtin_cpu_supports("avx512f");
 #endif
@@ -128,22 +128,22 @@ size_t intdim__fwht_scratch_floats(unsigned log2n)
     return wanted < MAX_SCRATCH_FLOATS ? wanted : MAX_SCRATCH_FLOATS;
 }
 
-/* One later pass: levels [lo, lo + q) of x (2^log2n floats). */
-typedef struct strip_pass {
-    float *x;
-    unsigned q;       /* levels in this pass: strips have 2^q rows */
-    size_t row_step;  /* 2^lo: distance between rows of a strip in x */
-    size_t width;     /* floats per strip row */
-    size_t per_outer; /* strips per group of 2^(lo + q) elements */
-    size_t n_strips;
-} strip_pass;
+/* ---- strips ---------------------------------------------------------------------- */
 
-static strip_pass plan_pass(float *x, unsigned log2n, unsigned lo, size_t scratch_floats)
+/* Levels [lo, lo + q) of an array of 2^log2n floats, as strips of 2^q rows. */
+typedef struct strip_plan {
+    unsigned q;       /* strips have 2^q rows */
+    size_t row_step;  /* 2^lo: distance between rows of a strip */
+    size_t width;     /* floats per strip row */
+    size_t per_outer; /* strips per run of 2^(lo + q) elements */
+    size_t n_strips;
+} strip_plan;
+
+static strip_plan plan_strips(unsigned log2n, unsigned lo, unsigned hi, size_t scratch_floats)
 {
-    strip_pass s;
+    strip_plan s;
     unsigned qmax = floor_log2(scratch_floats / MIN_STRIP_WIDTH);
-    s.x = x;
-    s.q = log2n - lo < qmax ? log2n - lo : qmax;
+    s.q = hi - lo < qmax ? hi - lo : qmax;
     s.row_step = (size_t)1 << lo;
     size_t fit = scratch_floats >> s.q;
     s.width = s.row_step < fit ? s.row_step : fit;
@@ -152,100 +152,217 @@ static strip_pass plan_pass(float *x, unsigned log2n, unsigned lo, size_t scratc
     return s;
 }
 
-static void run_strip(const strip_pass *s, size_t strip, const fwht_kernel *k, float *buf,
-                      const fwht_hooks *sink_hooks, unsigned group)
+/* What every unit of work needs: the kernel, the array (x holds global element
+ * `offset`), the hooks, the per-thread buffers. */
+typedef struct job {
+    const fwht_kernel *k;
+    const fwht_hooks *fill; /* non-NULL: the first pass produces its input through fill */
+    const fwht_hooks *sink; /* non-NULL: the last pass hands its output to sink */
+    unsigned n_groups;      /* sink groups (0: any order) */
+    size_t total_blocks;    /* blocks in the whole transform (for sink groups) */
+    float *scratch;
+    size_t scratch_floats;
+} job;
+
+/* Strip `index` of plan s over x (global offset `offset`). */
+static void run_strip(const job *jb, const strip_plan *s, float *x, size_t offset, size_t index,
+                      float *buf, int use_fill, int use_sink, unsigned group)
 {
     size_t rows = (size_t)1 << s->q;
-    size_t outer = strip / s->per_outer;
-    size_t col = (strip % s->per_outer) * s->width;
+    size_t outer = index / s->per_outer;
+    size_t col = (index % s->per_outer) * s->width;
     size_t first = outer * rows * s->row_step + col;
-    float *base = s->x + first;
-    for (size_t r = 0; r < rows; r++)
-        memcpy(buf + r * s->width, base + r * s->row_step, s->width * sizeof(float));
-    k->rows(buf, s->q, s->width);
-    if (sink_hooks != NULL) {
-        sink_hooks->sink(sink_hooks->ctx, buf, s->width, rows, first, s->row_step, s->width,
-                         group);
+    float *base = x + first;
+    size_t bytes = s->width * sizeof(float);
+    if (use_fill) {
+        for (size_t r = 0; r < rows; r++)
+            jb->fill->fill(jb->fill->ctx, buf + r * s->width, offset + first + r * s->row_step,
+                           s->width);
+    } else {
+        for (size_t r = 0; r < rows; r++)
+            memcpy(buf + r * s->width, base + r * s->row_step, bytes);
+    }
+    jb->k->rows(buf, s->q, s->width);
+    if (use_sink) {
+        jb->sink->sink(jb->sink->ctx, buf, s->width, rows, offset + first, s->row_step,
+                       s->width, group);
         return;
     }
     for (size_t r = 0; r < rows; r++)
-        memcpy(base + r * s->row_step, buf + r * s->width, s->width * sizeof(float));
+        memcpy(base + r * s->row_step, buf + r * s->width, bytes);
 }
 
-/* Strips [begin, end) of a pass, in order, with this thread's buffer. */
-static void run_strips(const strip_pass *s, size_t begin, size_t end, const fwht_kernel *k,
-                       float *scratch, size_t scratch_floats, const fwht_hooks *sink_hooks,
-                       unsigned group)
+/* This thread's strip buffer: its slice of the caller's scratch, or `local` (a stack
+ * array of STACK_SCRATCH_FLOATS) when the caller gave none. */
+static float *thread_buffer(const job *jb, float *local)
 {
+    if (jb->scratch == NULL)
+        return local;
     int tid = 0;
 #ifdef INTDIM_HAVE_OPENMP
     tid = omp_get_thread_num();
 #endif
-    if (scratch != NULL) {
-        float *buf = scratch + (size_t)tid * scratch_floats;
-        for (size_t i = begin; i < end; i++)
-            run_strip(s, i, k, buf, sink_hooks, group);
-        return;
-    }
-    _Alignas(64) float local[STACK_SCRATCH_FLOATS];
-    for (size_t i = begin; i < end; i++)
-        run_strip(s, i, k, local, sink_hooks, group);
+    return jb->scratch + (size_t)tid * jb->scratch_floats;
 }
 
-static void pass_blocks(float *x, unsigned log2n, const fwht_kernel *k, int threads,
-                        const fwht_hooks *hooks)
+/* Block `index` (2^log2b floats) of x: levels 0..log2b-1, with fill/sink if asked. */
+static void run_block(const job *jb, float *x, size_t offset, unsigned log2b, size_t index,
+                      int use_fill, int use_sink)
 {
-    unsigned log2b = log2n < FWHT_BLOCK_LOG2 ? log2n : FWHT_BLOCK_LOG2;
-    size_t block = (size_t)1 << log2b;
-    size_t n_blocks = (size_t)1 << (log2n - log2b);
-    int nt = n_blocks < (size_t)threads ? (int)n_blocks : threads;
-    (void)nt;
-    OMP_FOR_THREADS(nt)
-    for (size_t b = 0; b < n_blocks; b++) {
-        float *dst = x + b * block;
-        if (hooks != NULL && hooks->fill != NULL)
-            hooks->fill(hooks->ctx, dst, b * block, block);
-        k->block(dst, log2b);
+    size_t len = (size_t)1 << log2b;
+    float *dst = x + index * len;
+    size_t first = offset + index * len;
+    if (use_fill)
+        jb->fill->fill(jb->fill->ctx, dst, first, len);
+    jb->k->block(dst, log2b);
+    if (use_sink) {
+        unsigned group = jb->n_groups > 0
+                             ? (unsigned)((first >> log2b) * jb->n_groups / jb->total_blocks)
+                             : 0;
+        jb->sink->sink(jb->sink->ctx, dst, len, 1, first, 0, len, group);
     }
 }
+
+/* ---- whole-array passes (units split over threads) --------------------------------- */
+
+static void blocks_pass(const job *jb, float *x, unsigned log2n, int threads, int use_fill,
+                        int use_sink)
+{
+    unsigned log2b = log2n < FWHT_BLOCK_LOG2 ? log2n : FWHT_BLOCK_LOG2;
+    size_t n_blocks = (size_t)1 << (log2n - log2b);
+    /* With sink groups, one thread runs each group's blocks in order. */
+    size_t n_ranges = use_sink && jb->n_groups > 0 && jb->n_groups < n_blocks ? jb->n_groups
+                                                                              : n_blocks;
+    int nt = n_ranges < (size_t)threads ? (int)n_ranges : threads;
+    (void)nt;
+    OMP_FOR_THREADS(nt)
+    for (size_t g = 0; g < n_ranges; g++) {
+        size_t per = n_blocks / n_ranges; /* both powers of two */
+        for (size_t b = g * per; b < (g + 1) * per; b++)
+            run_block(jb, x, 0, log2b, b, use_fill, use_sink);
+    }
+}
+
+/* Levels [lo, hi) of x (2^log2n floats) in strip passes over the whole array; fill feeds
+ * the first pass, sink takes the last. */
+static void strip_passes(const job *jb, float *x, unsigned log2n, unsigned lo, unsigned hi,
+                         int threads, int use_fill, int use_sink)
+{
+    while (lo < hi) {
+        strip_plan s = plan_strips(log2n, lo, hi, jb->scratch_floats);
+        int first_pass = use_fill, last_pass = 0;
+        lo += s.q;
+        last_pass = use_sink && lo == hi;
+        use_fill = 0;
+        /* Sink groups: fixed ranges of consecutive strips, each run in order. */
+        size_t n_ranges = last_pass && jb->n_groups > 0 ? jb->n_groups : s.n_strips;
+        int nt = n_ranges < (size_t)threads ? (int)n_ranges : threads;
+        (void)nt;
+        OMP_FOR_THREADS(nt)
+        for (size_t g = 0; g < n_ranges; g++) {
+            _Alignas(64) float local[STACK_SCRATCH_FLOATS];
+            float *buf = thread_buffer(jb, local);
+            /* (sink groups are few, so the products cannot overflow) */
+            size_t begin = n_ranges == s.n_strips ? g : s.n_strips * g / n_ranges;
+            size_t end = n_ranges == s.n_strips ? g + 1 : s.n_strips * (g + 1) / n_ranges;
+            unsigned group = last_pass && jb->n_groups > 0 ? (unsigned)g : 0;
+            for (size_t i = begin; i < end; i++)
+                run_strip(jb, &s, x, 0, i, buf, first_pass, last_pass, group);
+        }
+    }
+}
+
+/* ---- tiles: L3-sized pieces done by one thread from start to finish ------------------ */
+
+/* Levels 0..FWHT_TILE_LOG2-1 of one tile, blocks then strips (the default order). */
+static void tile_forward(const job *jb, float *tile, size_t offset, float *buf, int use_fill)
+{
+    size_t n_blocks = (size_t)1 << (FWHT_TILE_LOG2 - FWHT_BLOCK_LOG2);
+    for (size_t b = 0; b < n_blocks; b++)
+        run_block(jb, tile, offset, FWHT_BLOCK_LOG2, b, use_fill, 0);
+    for (unsigned lo = FWHT_BLOCK_LOG2; lo < FWHT_TILE_LOG2;) {
+        strip_plan s = plan_strips(FWHT_TILE_LOG2, lo, FWHT_TILE_LOG2, jb->scratch_floats);
+        for (size_t i = 0; i < s.n_strips; i++)
+            run_strip(jb, &s, tile, offset, i, buf, 0, 0, 0);
+        lo += s.q;
+    }
+}
+
+/* The same levels, strips first and blocks last (handing blocks to the sink). */
+static void tile_reverse(const job *jb, float *tile, size_t offset, float *buf, int use_sink)
+{
+    for (unsigned lo = FWHT_BLOCK_LOG2; lo < FWHT_TILE_LOG2;) {
+        strip_plan s = plan_strips(FWHT_TILE_LOG2, lo, FWHT_TILE_LOG2, jb->scratch_floats);
+        for (size_t i = 0; i < s.n_strips; i++)
+            run_strip(jb, &s, tile, offset, i, buf, 0, 0, 0);
+        lo += s.q;
+    }
+    size_t n_blocks = (size_t)1 << (FWHT_TILE_LOG2 - FWHT_BLOCK_LOG2);
+    for (size_t b = 0; b < n_blocks; b++)
+        run_block(jb, tile, offset, FWHT_BLOCK_LOG2, b, 0, use_sink);
+}
+
+/* All tiles over threads. With sink groups, every range of tiles a thread takes holds
+ * whole groups (both counts are powers of two), run in order. */
+static void tiles_pass(const job *jb, float *x, unsigned log2n, int threads, int reverse,
+                       int use_fill, int use_sink)
+{
+    size_t n_tiles = (size_t)1 << (log2n - FWHT_TILE_LOG2);
+    size_t n_ranges = use_sink && jb->n_groups > 0 && jb->n_groups < n_tiles ? jb->n_groups
+                                                                             : n_tiles;
+    int nt = n_ranges < (size_t)threads ? (int)n_ranges : threads;
+    (void)nt;
+    OMP_FOR_THREADS(nt)
+    for (size_t g = 0; g < n_ranges; g++) {
+        _Alignas(64) float local[STACK_SCRATCH_FLOATS];
+        float *buf = thread_buffer(jb, local);
+        size_t per = n_tiles / n_ranges;
+        for (size_t t = g * per; t < (g + 1) * per; t++) {
+            size_t offset = t << FWHT_TILE_LOG2;
+            if (reverse)
+                tile_reverse(jb, x + offset, offset, buf, use_sink);
+            else
+                tile_forward(jb, x + offset, offset, buf, use_fill);
+        }
+    }
+}
+
+/* ---- entry points ------------------------------------------------------------------ */
 
 void intdim__fwht_run(float *x, unsigned log2n, int kernel, int threads,
                       const fwht_hooks *hooks, float *scratch, size_t scratch_floats)
 {
-    const fwht_kernel *k = kernel_ops(kernel);
-    if (k == NULL)
-        k = intdim__fwht_portable_kernel();
+    job jb;
+    memset(&jb, 0, sizeof jb);
+    jb.k = kernel_ops(kernel);
+    if (jb.k == NULL)
+        jb.k = intdim__fwht_portable_kernel();
+    jb.fill = hooks != NULL && hooks->fill != NULL ? hooks : NULL;
+    jb.sink = hooks != NULL && hooks->sink != NULL ? hooks : NULL;
+    jb.n_groups = jb.sink != NULL ? jb.sink->n_groups : 0;
+    jb.total_blocks = log2n > FWHT_BLOCK_LOG2 ? (size_t)1 << (log2n - FWHT_BLOCK_LOG2) : 1;
     if (threads < 1)
         threads = 1;
-    if (scratch == NULL)
-        scratch_floats = STACK_SCRATCH_FLOATS;
-    int has_sink = hooks != NULL && hooks->sink != NULL;
+    int use_fill = jb.fill != NULL, use_sink = jb.sink != NULL;
+    int reverse = hooks != NULL && hooks->strips_first;
 
-    pass_blocks(x, log2n, k, threads, hooks);
+    jb.scratch = scratch;
+    jb.scratch_floats = scratch != NULL ? scratch_floats : STACK_SCRATCH_FLOATS;
+
     if (log2n <= FWHT_BLOCK_LOG2) {
-        if (has_sink)
-            hooks->sink(hooks->ctx, x, (size_t)1 << log2n, 1, 0, 0, (size_t)1 << log2n, 0);
-        return;
-    }
-    for (unsigned lo = FWHT_BLOCK_LOG2; lo < log2n;) {
-        strip_pass s = plan_pass(x, log2n, lo, scratch_floats);
-        lo += s.q;
-        int last = lo == log2n;
-        /* Fixed groups of consecutive strips: a sink's partial results depend on the
-         * grouping, which therefore must not depend on the thread count. */
-        size_t n_groups = last && has_sink ? hooks->n_groups : s.n_strips;
-        if (n_groups < 1)
-            n_groups = 1;
-        const fwht_hooks *sink_hooks = last && has_sink ? hooks : NULL;
-        int nt = n_groups < (size_t)threads ? (int)n_groups : threads;
-        (void)nt;
-        OMP_FOR_THREADS(nt)
-        for (size_t g = 0; g < n_groups; g++) {
-            /* (sink groups are few, so the products cannot overflow) */
-            size_t begin = sink_hooks == NULL ? g : s.n_strips * g / n_groups;
-            size_t end = sink_hooks == NULL ? g + 1 : s.n_strips * (g + 1) / n_groups;
-            run_strips(&s, begin, end, k, scratch, scratch_floats, sink_hooks, (unsigned)g);
-        }
+        blocks_pass(&jb, x, log2n, threads, use_fill, use_sink);
+    } else if (log2n <= FWHT_TILE_LOG2 && !reverse) {
+        blocks_pass(&jb, x, log2n, threads, use_fill, 0);
+        strip_passes(&jb, x, log2n, FWHT_BLOCK_LOG2, log2n, threads, 0, use_sink);
+    } else if (log2n <= FWHT_TILE_LOG2) {
+        strip_passes(&jb, x, log2n, FWHT_BLOCK_LOG2, log2n, threads, use_fill, 0);
+        blocks_pass(&jb, x, log2n, threads, 0, use_sink);
+    } else if (!reverse) {
+        tiles_pass(&jb, x, log2n, threads, 0, use_fill, 0);
+        strip_passes(&jb, x, log2n, FWHT_TILE_LOG2, log2n, threads, 0, use_sink);
+    } else {
+        strip_passes(&jb, x, log2n, FWHT_TILE_LOG2, log2n, threads, use_fill, 0);
+        tiles_pass(&jb, x, log2n, threads, 1, 0, use_sink);
     }
 }
 

@@ -5,12 +5,18 @@
 #include "fwht_impl.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 
 #pragma GCC push_options
-#pragma GCC target("avx2")
+#pragma GCC target("avx2,fma")
 
 #define VW 8
 #define LOG2VW 3
+#define VSUB(a, b) ((vfloat)_mm256_fnmadd_ps((__m256)(b), _mm256_set1_ps(1.0f), (__m256)(a)))
+#define VMULADD(v, s, p) ((vfloat)_mm256_fmadd_ps((__m256)(v), (__m256)(s), (__m256)(p)))
 #define ROW_RADIX 3
 #include "fwht_simd.inc"
 

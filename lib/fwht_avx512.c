@@ -5,12 +5,18 @@
 #include "fwht_impl.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 
 #define VW 16
 #define LOG2VW 4
+#define VSUB(a, b) ((vfloat)_mm512_fnmadd_ps((__m512)(b), _mm512_set1_ps(1.0f), (__m512)(a)))
+#define VMULADD(v, s, p) ((vfloat)_mm512_fmadd_ps((__m512)(v), (__m512)(s), (__m512)(p)))
 #define ROW_RADIX 4
 #include "fwht_simd.inc"
 

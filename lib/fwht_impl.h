@@ -26,25 +26,33 @@ const fwht_kernel *intdim__fwht_portable_kernel(void);
 const fwht_kernel *intdim__fwht_avx2_kernel(void);
 const fwht_kernel *intdim__fwht_avx512_kernel(void);
 
-/* Size of the blocks of the first pass (2^15 floats = 128 KiB, well inside L2). */
+/* Blocks (2^15 floats = 128 KiB) are transformed completely inside L2; tiles (2^20
+ * floats = 4 MiB) completely inside L3 by one thread. */
 #define FWHT_BLOCK_LOG2 15u
+#define FWHT_TILE_LOG2 20u
 
 /* Hooks into the driver's passes (all optional; NULL fields mean "plain in-place").
- * fill: pass 1 asks for input elements [start, start + len) to be written into dst
- *   (which is x + start) just before transforming that block, so the data is produced
- *   while it is hot in cache.
+ * fill: the first pass asks for input elements [start, start + len) to be written to dst
+ *   just before transforming them, so the data is produced while it is hot in cache.
  * sink: the last pass hands over final values instead of writing them back to x:
  *   `rows` rows of `width` floats in buf (row stride buf_stride floats); row r holds
  *   output elements first + r * row_step + [0, width). x is then left undefined.
- *   Calls are split into n_groups fixed groups of consecutive calls (independent of
- *   the thread count); one thread makes all calls of a group, in order, so a sink may
- *   accumulate per group and get the same bits with any number of threads. */
+ * n_groups = 0: sink calls come in any order from any thread. n_groups >= 1 (a power of
+ *   two): the calls
+ *   are split into n_groups fixed groups of consecutive calls (independent of the thread
+ *   count); one thread makes all calls of a group, in order, passing the group number,
+ *   so a sink may accumulate per group and get the same bits with any thread count.
+ * strips_first: do the large-stride levels first and the in-block levels last, so the
+ *   sink sees whole contiguous blocks (and the fill sees strips). This changes the order
+ *   of the levels, hence the rounding, but is still the same for every kernel and thread
+ *   count; the default order is the one intdim__fwht uses. */
 typedef struct fwht_hooks {
     void *ctx;
     void (*fill)(void *ctx, float *dst, size_t start, size_t len);
     void (*sink)(void *ctx, const float *buf, size_t buf_stride, size_t rows, size_t first,
                  size_t row_step, size_t width, unsigned group);
-    unsigned n_groups; /* >= 1 when sink is set */
+    unsigned n_groups;
+    int strips_first;
 } fwht_hooks;
 
 /* Scratch floats per thread the driver may use for transforms of 2^log2n floats, given

@@ -141,7 +141,7 @@ static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block
     intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL, scratch, st->scratch_floats);
 
     apply_ctx ctx = {b, w, y, accumulate};
-    fwht_hooks hooks = {&ctx, fill_gather, sink_output, 1};
+    fwht_hooks hooks = {&ctx, fill_gather, sink_output, 0, 0};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks, scratch, st->scratch_floats);
 }
 
@@ -208,7 +208,8 @@ static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_blo
     memset(partials, 0, ((size_t)b->fold_groups << b->log2k) * sizeof(float));
 
     adjoint_ctx ctx = {b, g, partials};
-    fwht_hooks hooks = {&ctx, fill_input, sink_fold, b->fold_groups};
+    /* Large strides first, so the fold reads G and Pi sequentially, block by block. */
+    fwht_hooks hooks = {&ctx, fill_input, sink_fold, b->fold_groups, 1};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks, scratch, st->scratch_floats);
 
     /* Buckets: the partial arrays added in group order (elementwise, any split). */
