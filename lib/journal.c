@@ -354,6 +354,14 @@ static int bad_header(const char *path, int line_no)
     return intdim__fail(INTDIM_EFORMAT, "journal %s: header line %d is malformed", path, line_no);
 }
 
+/* A setter's refusal means a malformed header, but running out of memory stays ENOMEM. */
+static int keep_nomem(int rc, const char *path, int line_no)
+{
+    if (rc == INTDIM_OK || rc == INTDIM_ENOMEM)
+        return rc;
+    return bad_header(path, line_no);
+}
+
 static int parse_config_line(const char *path, const line *l, intdim_search **out)
 {
     const char *p = l->start;
@@ -449,8 +457,8 @@ static int parse_dgrid(const char *path, const line *dgrid, const line *dline, i
             rc = bad_header(path, 4);
         ds[i] = (size_t)x;
     }
-    if (rc == INTDIM_OK && intdim_search_set_d_list(s, ds, n) != INTDIM_OK)
-        rc = bad_header(path, 4);
+    if (rc == INTDIM_OK)
+        rc = keep_nomem(intdim_search_set_d_list(s, ds, n), path, 4);
     intdim__free(ds);
     return rc;
 }
@@ -466,9 +474,7 @@ static int parse_lrs(const char *path, const line *l, intdim_search *s)
     for (size_t i = 0; i < n; i++)
         if (next_token(&p, l->end, tok, sizeof tok) != 1 || !parse_double(tok, &lrs[i]))
             return bad_header(path, 5);
-    if (intdim_search_set_lrs(s, lrs, n) != INTDIM_OK)
-        return bad_header(path, 5);
-    return INTDIM_OK;
+    return keep_nomem(intdim_search_set_lrs(s, lrs, n), path, 5);
 }
 
 static int parse_groups(const char *path, const line *l, intdim_search *s)
@@ -490,8 +496,8 @@ static int parse_groups(const char *path, const line *l, intdim_search *s)
             rc = bad_header(path, 6);
         sizes[i] = (size_t)x;
     }
-    if (rc == INTDIM_OK && intdim_search_set_groups(s, n, sizes) != INTDIM_OK)
-        rc = bad_header(path, 6);
+    if (rc == INTDIM_OK)
+        rc = keep_nomem(intdim_search_set_groups(s, n, sizes), path, 6);
     intdim__free(sizes);
     return rc;
 }
