@@ -669,7 +669,8 @@ INTDIM_API int intdim_proj_vjp(const intdim_proj *p, const float *theta_d, const
      * g_x = P^T u. lambda and the partials are read before g_d is written, so g_d may even
      * alias theta_d. */
     float *u = work + h->kind_work_floats;
-    double *partial = (double *)(u + round_up_64_bytes(p->D));
+    /* raw allocated memory, 64-byte aligned; this region is only ever used as doubles */
+    double *partial = (double *)(void *)(u + round_up_64_bytes(p->D));
     const float *lambda = theta_d + p->d_lin;
     p->ops->apply(p, theta_d, u, work);
     said_block_partials(h, g_D, u, partial);
