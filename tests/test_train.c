@@ -584,6 +584,34 @@ START_TEST(said_lambda_has_its_own_learning_rate)
 }
 END_TEST
 
+/* Bit-for-bit the same training whatever the projection's thread count. */
+START_TEST(training_is_reproducible_across_thread_counts)
+{
+    enum { BIG_D = 5000, SUB_D = 20 };
+    static float result[2][BIG_D];
+    static float theta[BIG_D];
+    quad q;
+    quad_init(&q, BIG_D, 3);
+    for (int threads = 1; threads <= 2; threads++) {
+        intdim_proj *p;
+        intdim_trainer *t;
+        ck_assert_int_eq(intdim_proj_create(&p, INTDIM_PROJ_FASTFOOD, BIG_D, SUB_D, 5),
+                         INTDIM_OK);
+        ck_assert_int_eq(intdim_proj_set(p, INTDIM_PROJ_THREADS, threads), INTDIM_OK);
+        memset(theta, 0, sizeof theta);
+        ck_assert_int_eq(intdim_trainer_create(&t, p, theta, NULL, NULL, 0, quad_grad, &q),
+                         INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_CLIP_NORM, 1.0), INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_run(t, 8, quad_eval, &q, NULL, NULL, NULL), INTDIM_OK);
+        memcpy(result[threads - 1], theta, sizeof theta); /* synced by the final evaluation */
+        intdim_trainer_destroy(t);
+        intdim_proj_destroy(p);
+    }
+    ck_assert_mem_eq(result[0], result[1], sizeof result[0]);
+    quad_free(&q);
+}
+END_TEST
+
 /* ---- the toy problem: intrinsic dimension 10 --------------------------------------- */
 
 static double train_toy(int kind, size_t d, uint64_t seed)
@@ -730,6 +758,7 @@ int main(void)
     tcase_add_test(tc, settings_and_arguments);
     tcase_add_test(tc, theta0_copied_borrowed_or_taken_from_the_buffer);
     tcase_add_test(tc, said_lambda_has_its_own_learning_rate);
+    tcase_add_test(tc, training_is_reproducible_across_thread_counts);
     tcase_add_test(tc, toy_problem_has_intrinsic_dimension_10);
     tcase_add_test(tc, allocation_failure_at_every_site);
     suite_add_tcase(suite, tc);
