@@ -383,37 +383,36 @@ START_TEST(test_said_gradient)
 END_TEST
 
 /* SAID over a kind is the kind's projection of theta[0:d-m], scaled per group. */
-START_TEST(test_said_is_scaled_plain_projection)
+static void check_said_matches_plain(int kind, size_t D, size_t m, const size_t *sizes)
 {
-    int kind = g_linear_kinds[_i];
-    size_t d = 40, d_lin = d - SAID_M;
-    intdim_proj *said = make_said(kind, SAID_D, d, SAID_M, g_said_sizes, 31);
-    intdim_proj *plain = make(kind, SAID_D, d_lin, 31);
+    size_t d = 40, d_lin = d - m;
+    intdim_proj *said = make_said(kind, D, d, m, sizes, 31);
+    intdim_proj *plain = make(kind, D, d_lin, 31);
     ck_assert_uint_eq(intdim_proj_d(said), d);
-    ck_assert_uint_eq(intdim_proj_n_scales(said), SAID_M);
+    ck_assert_uint_eq(intdim_proj_n_scales(said), m);
     ck_assert_uint_eq(intdim_proj_n_scales(plain), 0);
-    float *theta = said_theta(d, SAID_M, 8), *y = zeros(SAID_D), *z = zeros(SAID_D);
+    float *theta = said_theta(d, m, 8), *y = zeros(D), *z = zeros(D);
     ck_assert_int_eq(intdim_proj_apply(plain, theta, y), INTDIM_OK);
     ck_assert_int_eq(intdim_proj_apply(said, theta, z), INTDIM_OK);
     size_t i = 0;
-    for (size_t k = 0; k < SAID_M; k++)
-        for (size_t n = 0; n < g_said_sizes[k]; n++, i++)
+    for (size_t k = 0; k < m; k++)
+        for (size_t n = 0; n < sizes[k]; n++, i++)
             ck_assert(z[i] == theta[d_lin + k] * y[i]);
 
     /* the x-part of the vjp is P^T (lambda (.) g); the scales' part is the group sums */
-    float *g = random_vector(SAID_D, 9), *lg = zeros(SAID_D), *gd = zeros(d);
+    float *g = random_vector(D, 9), *lg = zeros(D), *gd = zeros(d);
     float *gx = zeros(d_lin);
     i = 0;
-    for (size_t k = 0; k < SAID_M; k++)
-        for (size_t n = 0; n < g_said_sizes[k]; n++, i++)
+    for (size_t k = 0; k < m; k++)
+        for (size_t n = 0; n < sizes[k]; n++, i++)
             lg[i] = theta[d_lin + k] * g[i];
     ck_assert_int_eq(intdim_proj_vjp(said, theta, g, gd), INTDIM_OK);
     ck_assert_int_eq(intdim_proj_vjp(plain, NULL, lg, gx), INTDIM_OK);
     ck_assert_mem_eq(gd, gx, d_lin * sizeof(float));
     i = 0;
-    for (size_t k = 0; k < SAID_M; k++) {
+    for (size_t k = 0; k < m; k++) {
         double s = 0.0;
-        for (size_t n = 0; n < g_said_sizes[k]; n++, i++)
+        for (size_t n = 0; n < sizes[k]; n++, i++)
             s += (double)g[i] * (double)y[i];
         ck_assert(fabs(s - gd[d_lin + k]) <= 1e-5 * (1.0 + fabs(s)));
     }
@@ -426,6 +425,14 @@ START_TEST(test_said_is_scaled_plain_projection)
     free(gx);
     intdim_proj_destroy(said);
     intdim_proj_destroy(plain);
+}
+
+/* Small groups, and large ones spanning several of SAID's fixed reduction blocks. */
+START_TEST(test_said_is_scaled_plain_projection)
+{
+    static const size_t big_groups[] = { 1, 20000, 9999 };
+    check_said_matches_plain(g_linear_kinds[_i], SAID_D, SAID_M, g_said_sizes);
+    check_said_matches_plain(g_linear_kinds[_i], 30000, 3, big_groups);
 }
 END_TEST
 
