@@ -143,7 +143,8 @@ class TorchHost:
             np.copyto(grad, self.grad)
         return float(loss.detach())
 
-    def _metric(self, fn):
+    def metric_callback(self, fn):
+        """An eval callback (theta) -> fn(module) in eval mode without autograd."""
         def callback(theta):
             if theta.ctypes.data != self.theta.ctypes.data:
                 raise RuntimeError("the library evaluated another buffer than host.theta")
@@ -172,7 +173,7 @@ class TorchHost:
 
     def evaluate(self):
         """eval_fn(module) at the current parameters."""
-        return self._metric(self.eval_metric)(self.theta)
+        return self.metric_callback(self.eval_metric)(self.theta)
 
     def search(self, ds=None, lrs=(1e-3,), steps=1000, seeds=1, kind="fastfood", said=False,
                journal=None, baseline=None, progress=None, train_params=None, **params):
@@ -193,8 +194,8 @@ class TorchHost:
                 search.set_train_param(name, value)
             if journal is not None:
                 search.open_journal(journal)
-            train_cb = self._metric(self.train_metric) if self.train_metric else None
-            search.run(self.theta, self.grad_fn, self._metric(self.eval_metric),
+            train_cb = self.metric_callback(self.train_metric) if self.train_metric else None
+            search.run(self.theta, self.grad_fn, self.metric_callback(self.eval_metric),
                        train_fn=train_cb, theta0=self.theta0, progress=progress)
         except BaseException:
             search.close()
