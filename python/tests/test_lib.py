@@ -70,3 +70,39 @@ def test_unknown_kind_and_parameter_names_raise_value_error():
     with intdim.Projection("dense", 100, 10) as p:
         with pytest.raises(ValueError, match="parameter"):
             p.set("no_such_param", 1)
+
+
+def run_python(code, **env):
+    import os
+    import subprocess
+    import sys
+    full_env = dict(os.environ, **env)
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    full_env["PYTHONPATH"] = package_dir
+    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_intdim_library_variable_is_obeyed():
+    bad = run_python("import intdim; intdim.version()", INTDIM_LIBRARY="/nonexistent/lib.so")
+    assert bad.returncode != 0 and "INTDIM_LIBRARY" in bad.stderr
+    good = run_python("import intdim; print(intdim.library_path())",
+                      INTDIM_LIBRARY=_lib.library_path())
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.strip() == _lib.library_path()
+
+
+def test_handles_left_open_are_freed_at_exit():
+    # Objects never closed (a trainer borrowing a projection) must be destroyed in a safe
+    # order at interpreter exit: no crash, exit status 0.
+    code = ("import numpy as np, intdim\n"
+            "p = intdim.Projection('fastfood', 100, 10)\n"
+            "theta = np.zeros(100, np.float32)\n"
+            "def g(step, th, gr):\n"
+            "    gr[:] = th\n"
+            "    return 0.0\n"
+            "t = intdim.Trainer(p, theta, g)\n"
+            "t.step()\n"
+            "s = intdim.Search(100)\n")
+    result = run_python(code, INTDIM_LIBRARY=_lib.library_path())
+    assert result.returncode == 0, result.stderr

@@ -224,3 +224,14 @@ def test_projection_stays_open_while_a_trainer_uses_it():
     t.close()
     proj.close()
     assert proj.closed
+
+
+def test_garbage_collected_trainer_releases_its_projection():
+    import gc
+    proj, theta, problem, t = make()
+    finalizer = t._finalizer
+    del t
+    gc.collect()
+    assert not finalizer.alive
+    proj.close()  # no longer refused
+    assert proj.closed
