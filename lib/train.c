@@ -18,7 +18,8 @@ static float *alloc_floats(size_t n, const char *what, int *status)
 }
 
 static int check_create_args(intdim_trainer **out, const intdim_proj *p, const float *theta,
-                             const float *theta0, unsigned flags, intdim_grad_fn grad_fn)
+                             const float *theta0, const float *grad, unsigned flags,
+                             intdim_grad_fn grad_fn)
 {
     if (out == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: out is NULL");
@@ -30,6 +31,9 @@ static int check_create_args(intdim_trainer **out, const intdim_proj *p, const f
     if ((flags & INTDIM_TRAINER_BORROW_THETA0) && theta0 == theta)
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: cannot borrow theta0 when it "
                                            "is the host buffer the trainer overwrites");
+    if (grad != NULL && (grad == theta || grad == theta0))
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: grad must not be the %s "
+                                           "buffer", grad == theta ? "theta" : "theta0");
     if (intdim_proj_D(p) == 0 || intdim_proj_d(p) == 0)
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: the projection is empty");
     return INTDIM_OK;
@@ -39,7 +43,7 @@ INTDIM_API int intdim_trainer_create(intdim_trainer **out, const intdim_proj *p,
                                      const float *theta0, float *grad, unsigned flags,
                                      intdim_grad_fn grad_fn, void *user)
 {
-    int status = check_create_args(out, p, theta, theta0, flags, grad_fn);
+    int status = check_create_args(out, p, theta, theta0, grad, flags, grad_fn);
     if (status != INTDIM_OK) {
         if (out)
             *out = NULL;

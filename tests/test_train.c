@@ -534,6 +534,10 @@ START_TEST(settings_and_arguments)
     ck_assert_int_eq(intdim_trainer_create(&t, r.p, r.theta, r.theta, NULL,
                                            INTDIM_TRAINER_BORROW_THETA0, quad_grad, &r.q),
                      INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_create(&t, r.p, r.theta, r.theta0, r.theta, 0, quad_grad,
+                                           &r.q), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_create(&t, r.p, r.theta, r.theta0, r.theta0, 0, quad_grad,
+                                           &r.q), INTDIM_EINVAL);
     rig_close(&r);
 }
 END_TEST
