@@ -119,8 +119,13 @@ static int build_header(const intdim_search *s, strbuf *b)
     sb_printf(b, "\n");
     uint32_t crc = b->failed ? 0 : intdim__crc32(0, b->data, b->len);
     sb_printf(b, "header_crc %08x\n%s", (unsigned)crc, COLUMNS_LINE);
-    if (b->failed)
-        return intdim__fail_nomem("the journal header", b->cap * 2);
+    if (b->failed) {
+        size_t wanted = b->cap * 2;
+        intdim__free(b->data);
+        b->data = NULL;
+        b->len = b->cap = 0;
+        return intdim__fail_nomem("the journal header", wanted);
+    }
     return INTDIM_OK;
 }
 
