@@ -18,8 +18,6 @@ only valid during the callback.
 import ctypes
 import math
 
-import numpy as np
-
 from . import _lib
 
 __all__ = ["CallbackGuard"]
@@ -146,7 +144,3 @@ class CallbackGuard:
             finally:
                 exc = None  # break the frame <-> exception cycle
         return _lib.check(status, what)
-
-
-def empty_f32(length):
-    return np.empty(length, dtype=np.float32)

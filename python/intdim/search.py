@@ -24,6 +24,13 @@ TrialResult.__doc__ = ("What tell() needs; status is 0 or INTDIM_ENONFINITE (eva
                        "-inf) for a diverged trial.")
 
 
+def _length(array):
+    """Length of a host buffer for a search rebuilt from a journal (which does not know D);
+    as_f32 then checks the rest."""
+    shape = getattr(array, "shape", None)
+    return int(shape[0]) if shape else 0
+
+
 def _sizes(values, what):
     values = [int(v) for v in values]
     if not values:
@@ -134,7 +141,7 @@ class Search(OwnedHandle):
         eval_metric, seconds_left) returning True stops (IntdimError INTDIM_EINTERRUPTED).
         An exception in any callback (KeyboardInterrupt included) stops the search after
         the trial in progress and is re-raised here; told trials stay in the journal."""
-        D = self._D if self._D is not None else int(theta.shape[0])
+        D = self._D if self._D is not None else _length(theta)
         theta = _lib.as_f32(theta, "theta", D, writable=True)
         theta0_ptr = None
         if theta0 is not None:
@@ -154,7 +161,7 @@ class Search(OwnedHandle):
         """Run one asked Trial exactly as run() would, without telling it (for hosts that
         distribute trials and tell elsewhere). Returns a TrialResult; pass its fields to
         tell(). Callback exceptions are re-raised here."""
-        D = self._D if self._D is not None else int(theta.shape[0])
+        D = self._D if self._D is not None else _length(theta)
         theta = _lib.as_f32(theta, "theta", D, writable=True)
         theta0 = _lib.as_f32(theta0, "theta0", D)
         if not callable(grad_fn) or not callable(eval_fn):

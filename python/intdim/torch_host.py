@@ -15,7 +15,6 @@ the gradient buffer the library reads. Nothing is copied per step unless autogra
 CPU and float32 only (the library's buffers are host memory).
 """
 
-import itertools
 
 import numpy as np
 import torch

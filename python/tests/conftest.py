@@ -11,7 +11,6 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # python/ -> import intdim
 
-import intdim  # noqa: E402
 from intdim import _lib  # noqa: E402
 
 HEADER = os.path.join(os.path.dirname(os.path.dirname(HERE)), "include", "intdim.h")

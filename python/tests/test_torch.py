@@ -2,11 +2,9 @@
 buffer it reads, SAID groups from named parameters, and a tiny model trained in a subspace."""
 import numpy as np
 import pytest
+import torch  # python3-torch is a test dependency (scripts/install-deps.sh)
 
-torch = pytest.importorskip("torch")
-
-import intdim  # noqa: E402
-from intdim.torch_host import ReferenceFastfood, TorchHost, accuracy  # noqa: E402
+from intdim.torch_host import ReferenceFastfood, TorchHost, accuracy
 
 
 def tiny_problem(seed=0, n=256):
