@@ -112,3 +112,16 @@ def test_reference_fastfood_has_unit_columns_when_D_is_a_power_of_two():
     cols = torch.stack([ff(torch.eye(10)[j]) for j in range(10)], dim=1)
     np.testing.assert_allclose(x.grad.numpy(), (cols.T @ g).detach().numpy(), rtol=1e-4,
                                atol=1e-5)
+
+
+def test_iterable_data_is_cycled_and_said_search_runs():
+    host, model, x, y = tiny_problem()
+    batches = [(x[i:i + 64], y[i:i + 64]) for i in range(0, 256, 64)]
+    host = TorchHost(model, torch.nn.functional.cross_entropy, batches,
+                     eval_fn=lambda m: accuracy(m, x, y), groups="tensor")
+    seen = [host.batch(s)[0] for s in range(6)]
+    assert seen[4] is batches[0][0] and seen[5] is batches[1][0]
+    with host.search(ds=[10, 30], lrs=[0.05], steps=60, said=True, baseline=1.0) as s:
+        points = s.points()
+    assert [p.d for p in points] == [10, 30]
+    assert all(0.0 <= p.mean <= 1.0 for p in points)
