@@ -26,9 +26,10 @@ __all__ = [
 _SONAME = "libintdim.so.0"
 
 
-def _is_sanitized(path):
-    """A library built with AddressSanitizer aborts the interpreter when dlopen'ed without
-    the ASan runtime preloaded, so the build-tree search skips such builds."""
+def _unusable(path):
+    """True for a missing library (a configured but unbuilt tree) or one built with
+    AddressSanitizer, which aborts the interpreter when dlopen'ed without the ASan runtime
+    preloaded: the build-tree search skips both."""
     try:
         with open(path, "rb") as f:
             return b"libasan.so" in f.read()
@@ -41,7 +42,7 @@ def _build_tree_candidates():
     newest first."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     found = glob.glob(os.path.join(root, "build*", "lib", _SONAME))
-    found = [p for p in found if not _is_sanitized(p)]
+    found = [p for p in found if not _unusable(p)]
     return sorted(found, key=os.path.getmtime, reverse=True)
 
 
