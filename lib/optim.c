@@ -230,17 +230,28 @@ static void adam_update(const optim_settings *s, uint64_t t, double lr, size_t b
     double inv_sqrt_c2 = 1.0 / sqrt(c2);
     double decay = s->optimizer == INTDIM_OPT_ADAMW ? 1.0 - lr * wd : 1.0;
     double l2 = s->optimizer == INTDIM_OPT_ADAMW ? 0.0 : wd;
-    for (size_t i = begin; i < end; i++) {
-        double th = (double)theta[i];
-        /* Adam: L2 penalty through the gradient; AdamW: shrink the weight outside the
-         * moments (one of l2, 1 - decay is zero) */
-        double grad = (double)g[i] + l2 * th;
-        th *= decay;
-        double mi = b1 * (double)m[i] + (1.0 - b1) * grad;
-        double vi = b2 * (double)v[i] + (1.0 - b2) * grad * grad;
-        m_out[i] = (float)mi;
-        v_out[i] = (float)vi;
-        theta_out[i] = (float)(th - step_size * mi / (sqrt(vi) * inv_sqrt_c2 + eps));
+    /* Chunks through local arrays: the arithmetic loop then reads only the inputs and
+     * writes only locals, so it vectorizes without alias checks, and in-place use
+     * (outputs == inputs) stays correct since a chunk is read before it is written. */
+    enum { CHUNK = 64 };
+    float th_new[CHUNK], m_new[CHUNK], v_new[CHUNK];
+    for (size_t i0 = begin; i0 < end; i0 += CHUNK) {
+        size_t n = end - i0 < CHUNK ? end - i0 : CHUNK;
+        for (size_t k = 0; k < n; k++) {
+            double th = (double)theta[i0 + k];
+            /* Adam: L2 penalty through the gradient; AdamW: shrink the weight outside the
+             * moments (one of l2, 1 - decay is zero) */
+            double grad = (double)g[i0 + k] + l2 * th;
+            th *= decay;
+            double mi = b1 * (double)m[i0 + k] + (1.0 - b1) * grad;
+            double vi = b2 * (double)v[i0 + k] + (1.0 - b2) * grad * grad;
+            m_new[k] = (float)mi;
+            v_new[k] = (float)vi;
+            th_new[k] = (float)(th - step_size * mi / (sqrt(vi) * inv_sqrt_c2 + eps));
+        }
+        memcpy(theta_out + i0, th_new, n * sizeof(float));
+        memcpy(m_out + i0, m_new, n * sizeof(float));
+        memcpy(v_out + i0, v_new, n * sizeof(float));
     }
 }
 
