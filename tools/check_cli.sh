@@ -1,0 +1,59 @@
+#!/bin/sh
+# The `intdim` command end to end: a job-array run (two shards, merged) and a resumed shard
+# report exactly what one uninterrupted run reports; bad inputs give a clear error; the plot
+# is written, or skipped with a message when gnuplot is absent.
+# Usage: check_cli.sh INTDIM
+set -u
+intdim=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+export OMP_NUM_THREADS=1
+status=0
+fail() { echo "FAIL: $*"; status=1; }
+args="--seeds 2 --n-d 12 --steps 400 --quiet"
+
+"$intdim" run-toy $args --journal "$dir/full.journal" > "$dir/full.out" || fail "run-toy"
+grep -q '^d90 = ' "$dir/full.out" || fail "run-toy printed no d90"
+"$intdim" report "$dir/full.journal" > "$dir/full.report" || fail "report"
+
+# Job array: shard k of 2 runs trials with id % 2 == k into its own journal; then merge.
+"$intdim" run-toy $args --shard 0/2 --journal "$dir/s0.journal" > /dev/null || fail "shard 0"
+"$intdim" run-toy $args --shard 1/2 --journal "$dir/s1.journal" > /dev/null || fail "shard 1"
+cp "$dir/s0.journal" "$dir/s0-copy.journal"
+"$intdim" merge "$dir/merged.journal" "$dir/s0.journal" "$dir/s1.journal" || fail "merge"
+"$intdim" report "$dir/merged.journal" > "$dir/merged.report" || fail "report merged"
+cmp -s "$dir/full.report" "$dir/merged.report" || { fail "merged report differs"; diff "$dir/full.report" "$dir/merged.report"; }
+
+# Resume: a shard's journal is a half-finished search; run-toy completes it.
+"$intdim" run-toy $args --journal "$dir/s0-copy.journal" > "$dir/resumed.out" 2> "$dir/resumed.err" || fail "resume"
+grep -q 'resuming' "$dir/resumed.err" || fail "no resume message"
+"$intdim" report "$dir/s0-copy.journal" > "$dir/resumed.report"
+cmp -s "$dir/full.report" "$dir/resumed.report" || { fail "resumed report differs"; diff "$dir/full.report" "$dir/resumed.report"; }
+
+# A torn last line is dropped with a warning; a corrupt row is refused.
+cp "$dir/full.journal" "$dir/torn.journal"
+printf 'T 3 1000 0 0 0.3' >> "$dir/torn.journal"
+"$intdim" report "$dir/torn.journal" > /dev/null 2> "$dir/torn.err" || fail "torn journal refused"
+grep -q 'torn' "$dir/torn.err" || fail "no torn-line warning"
+sed '12s/ 0 \([0-9a-f]\{8\}\)$/ 0 00000000/' "$dir/full.journal" > "$dir/bad.journal"
+if "$intdim" report "$dir/bad.journal" > /dev/null 2> "$dir/bad.err"; then fail "corrupt journal accepted"; fi
+grep -q 'corrupt' "$dir/bad.err" || fail "no clear message for a corrupt row: $(cat "$dir/bad.err")"
+# Journals of different searches do not merge; a different configuration does not resume.
+"$intdim" run-toy --seeds 1 --n-d 3 --steps 10 --quiet --journal "$dir/other.journal" > /dev/null
+if "$intdim" merge "$dir/x.journal" "$dir/full.journal" "$dir/other.journal" 2> /dev/null; then fail "mismatched merge accepted"; fi
+if "$intdim" run-toy $args --seeds 3 --journal "$dir/full.journal" > /dev/null 2>&1; then fail "mismatched resume accepted"; fi
+if "$intdim" report "$dir/missing.journal" > /dev/null 2>&1; then fail "missing journal accepted"; fi
+if "$intdim" run-toy --kind nonsense > /dev/null 2>&1; then fail "bad option accepted"; fi
+
+# Plots: PNG and SVG through gnuplot, or a message without it.
+if command -v gnuplot > /dev/null; then
+  "$intdim" report "$dir/full.journal" --plot "$dir/p.png" > /dev/null || fail "png plot"
+  "$intdim" report "$dir/full.journal" --plot "$dir/p.svg" > /dev/null || fail "svg plot"
+  [ -s "$dir/p.png" ] && head -c 8 "$dir/p.png" | grep -q PNG || fail "no PNG written"
+  grep -q '<svg' "$dir/p.svg" || fail "no SVG written"
+fi
+PATH=/nonexistent "$intdim" report "$dir/full.journal" --plot "$dir/q.png" > /dev/null 2> "$dir/noplot.err" || fail "plot without gnuplot should not fail"
+grep -q 'gnuplot not found' "$dir/noplot.err" || fail "no message without gnuplot"
+[ ! -e "$dir/q.png" ] || fail "plot written without gnuplot"
+[ $status -eq 0 ] && echo "intdim CLI: all checks passed"
+exit $status
