@@ -690,18 +690,22 @@ static void counting_free(void *user, void *ptr)
 }
 
 /* Every public step of a training session; the first failure must be ENOMEM. */
-static int session(const char *path)
+static int session(const char *path, const proj_config *config)
 {
     quad q;
     quad_init(&q, TEST_D, 1);
     float theta[TEST_D] = {0}, theta0[TEST_D] = {0};
     intdim_proj *p = NULL, *p2 = NULL;
     intdim_trainer *t = NULL, *t2 = NULL;
-    int status = make_proj(&g_configs[4], 1, &p); /* SAID over dense: groups too */
+    int status = make_proj(config, 1, &p);
     if (status == INTDIM_OK)
         status = intdim_trainer_create(&t, p, theta, theta0, NULL, 0, quad_grad, &q);
     if (status == INTDIM_OK)
         status = intdim_trainer_run(t, 3, quad_eval, &q, NULL, NULL, NULL);
+    if (status == INTDIM_OK)
+        status = intdim_trainer_evaluate(t, quad_eval, &q, NULL);
+    if (status == INTDIM_OK)
+        status = intdim_trainer_sync(t);
     if (status == INTDIM_OK)
         status = intdim_trainer_save(t, path);
     if (status == INTDIM_OK)
@@ -722,6 +726,7 @@ static int session(const char *path)
 
 START_TEST(allocation_failure_at_every_site)
 {
+    const proj_config *config = &g_configs[_i];
     char path[64];
     snprintf(path, sizeof path, "train_alloc_%d.ckpt", (int)getpid());
     ck_assert_int_eq(intdim_set_allocator(counting_alloc, counting_free, NULL), INTDIM_OK);
@@ -730,15 +735,15 @@ START_TEST(allocation_failure_at_every_site)
         g_counting.allocs = 0;
         g_counting.fail_at = k;
         g_counting.live = 0;
-        int status = session(path);
-        ck_assert_msg(g_counting.live == 0, "failing allocation %ld leaked %ld blocks", k,
-                      g_counting.live);
+        int status = session(path, config);
+        ck_assert_msg(g_counting.live == 0, "%s: failing allocation %ld leaked %ld blocks",
+                      config->name, k, g_counting.live);
         if (g_counting.allocs < k) {
             ck_assert_int_eq(status, INTDIM_OK); /* no allocation failed: success */
             break;
         }
-        ck_assert_msg(status == INTDIM_ENOMEM, "failing allocation %ld gave %s (%s)", k,
-                      intdim_strerror(status), intdim_last_error());
+        ck_assert_msg(status == INTDIM_ENOMEM, "%s: failing allocation %ld gave %s (%s)",
+                      config->name, k, intdim_strerror(status), intdim_last_error());
     }
     ck_assert_int_eq(intdim_set_allocator(NULL, NULL, NULL), INTDIM_OK);
     ck_assert(k > 5 && k < 10000);
@@ -764,7 +769,7 @@ int main(void)
     tcase_add_test(tc, said_lambda_has_its_own_learning_rate);
     tcase_add_test(tc, training_is_reproducible_across_thread_counts);
     tcase_add_test(tc, toy_problem_has_intrinsic_dimension_10);
-    tcase_add_test(tc, allocation_failure_at_every_site);
+    tcase_add_loop_test(tc, allocation_failure_at_every_site, 0, N_CONFIGS);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
