@@ -16,7 +16,7 @@ void toy_options_usage(FILE *out)
             "  --strategy grid|adaptive       full grid (default) or bracketing + bisection\n"
             "  --seeds N                      seeds per (d, lr) (default 3)\n"
             "  --lrs A,B,...                  learning rates, best per d counts (default 1,0.3,0.1)\n"
-            "  --d-min N --d-max N --n-d N    log-spaced d grid (default 2, 1000, 40)\n"
+            "  --d-min N --d-max N --n-d N    log-spaced d grid (default 2 (11 with --said), 1000, 40)\n"
             "  --d-list A,B,...               explicit d values instead\n"
             "  --steps N                      Adam steps per trial, cosine decay (default 1000)\n"
             "  --fraction F                   target fraction of the baseline (default 0.9)\n"
@@ -182,6 +182,12 @@ int toy_options_parse(toy_options *o, int argc, char **argv, int first)
         }
         i++;
     }
+    /* SAID spends one coordinate per group on its scales: start the grid just above them. */
+    int d_min_given = 0;
+    for (int i = first; i < argc; i++)
+        d_min_given |= strcmp(argv[i], "--d-min") == 0;
+    if (o->said && !d_min_given)
+        o->d_min = TOY_GROUPS + 1;
     if (o->shard_count > 0 && o->strategy != INTDIM_STRATEGY_GRID) {
         fprintf(stderr, "intdim: --shard needs --strategy grid (adaptive trials depend on each "
                         "other's results)\n");
