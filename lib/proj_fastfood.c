@@ -212,8 +212,9 @@ static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_blo
     fwht_hooks hooks = {&ctx, fill_input, sink_fold, b->fold_groups, 1};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks, scratch, st->scratch_floats);
 
-    /* Buckets: the partial arrays added in group order (elementwise, any split). */
-    int nt = threads;
+    /* Buckets: the partial arrays added in group order (elementwise, any split; threads
+     * only where the work pays for waking them). */
+    int nt = k >= ((size_t)1 << 16) ? threads : 1;
     (void)nt;
     OMP_FOR_THREADS(nt)
     for (size_t j = 0; j < k; j++) {
