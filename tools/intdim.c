@@ -33,6 +33,7 @@ static void print_warning(void)
 
 typedef struct progress_state {
     int show;
+    int total_is_bound; /* adaptive: the planned total is an upper bound */
 } progress_state;
 
 static int show_progress(void *user, size_t done, size_t total, size_t d, double lr,
@@ -41,7 +42,7 @@ static int show_progress(void *user, size_t done, size_t total, size_t d, double
     const progress_state *p = user;
     if (p->show)
         fprintf(stderr, "\r  trial %zu of %s%zu   d = %-6zu lr = %-8.3g metric = %-8.4g  ~%.0f s left  ",
-                done, total > done ? "<= " : "", total, d, lr, eval_metric, seconds_left);
+                done, p->total_is_bound ? "<= " : "", total, d, lr, eval_metric, seconds_left);
     return 0;
 }
 
@@ -108,7 +109,8 @@ static int cmd_run_toy(int argc, char **argv)
     if (o.shard_count > 0) {
         exit_code = run_shard(s, h, &o);
     } else {
-        progress_state p = {!o.quiet && isatty(STDERR_FILENO)};
+        progress_state p = {!o.quiet && isatty(STDERR_FILENO),
+                            o.strategy == INTDIM_STRATEGY_ADAPTIVE};
         rc = intdim_search_run(s, h->theta, h->theta0, toy_grad, toy_eval_neg_loss, toy_eval,
                                &h->problem, show_progress, &p);
         if (p.show)
