@@ -263,9 +263,26 @@ int toy_run_trial(const intdim_search *s, toy_host *h, size_t d, int kind, int s
                                    seconds, trial_status);
 }
 
+static const char *kind_name(double kind, double said)
+{
+    if (said != 0)
+        return kind == INTDIM_PROJ_DENSE ? "SAID over dense" : kind == INTDIM_PROJ_SPARSE
+               ? "SAID over sparse" : "SAID over fastfood";
+    return kind == INTDIM_PROJ_DENSE ? "dense" : kind == INTDIM_PROJ_SPARSE ? "sparse" : "fastfood";
+}
+
 int toy_print_report(const intdim_search *s, FILE *out)
 {
     size_t n = intdim_search_n_points(s);
+    double strategy = 0, kind = 0, said = 0, seeds_per = 1, steps = 0;
+    intdim_search_get(s, INTDIM_SEARCH_STRATEGY, &strategy);
+    intdim_search_get(s, INTDIM_SEARCH_KIND, &kind);
+    intdim_search_get(s, INTDIM_SEARCH_SAID, &said);
+    intdim_search_get(s, INTDIM_SEARCH_SEEDS, &seeds_per);
+    intdim_search_get(s, INTDIM_SEARCH_STEPS, &steps);
+    fprintf(out, "d90 search: %s strategy, %s projection, %.0f seed(s) per (d, lr), %.0f steps "
+                 "per trial\n", strategy == INTDIM_STRATEGY_ADAPTIVE ? "adaptive" : "grid",
+            kind_name(kind, said), seeds_per, steps);
     fprintf(out, "%8s  %9s  %10s   %8s  %5s  %s\n", "d", "best lr", "mean", "spread", "seeds",
             "pass");
     for (size_t i = 0; i < n; i++) {
