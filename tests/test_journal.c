@@ -341,6 +341,62 @@ START_TEST(rule_on_hand_written_rows)
 }
 END_TEST
 
+/* Given baseline 1.0 (no baseline rows), one seed: rows[point-1][lr] as text. */
+static intdim_search *hand_journal(const char *path, const char *const rows[5][2])
+{
+    unlink(path);
+    intdim_search *plan = configured(1);
+    ck_assert_int_eq(intdim_search_set(plan, INTDIM_SEARCH_BASELINE, 1.0), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_open_journal(plan, path), INTDIM_OK);
+    for (size_t point = 1; point <= 5; point++)
+        for (size_t j = 0; j < 2; j++) {
+            uint64_t id = point * 2 + j;
+            const search_trial *t = &plan->trials[id];
+            hand_row(path, id, t->d, t->kind, j == 0 ? "0.01" : "0.10000000000000001", t->seed,
+                     rows[point - 1][j], INTDIM_OK);
+        }
+    intdim_search_destroy(plan);
+    intdim_search *r;
+    ck_assert_int_eq(intdim_search_from_journal(&r, path), INTDIM_OK);
+    return r;
+}
+
+START_TEST(rule_on_hand_written_rows_strict_ties_not_reached)
+{
+    make_dir();
+    char p[512];
+    path_in_dir("s.journal", p, sizeof p);
+    /* d = 4 sits exactly on 0.9 x 1.0 and fails; d = 8 ties between the lrs and passes. */
+    const char *const strict[5][2] = {
+        {"0.5", "0.5"}, {"0.9", "0.9"}, {"0.95", "0.95"}, {"0.97", "0.99"}, {"1", "1"}};
+    intdim_search *r = hand_journal(p, strict);
+    outcome o = outcome_of(r);
+    ck_assert_int_eq(o.reached, 1);
+    ck_assert_uint_eq(o.d90, 8);
+    double lr;
+    int pass;
+    ck_assert_int_eq(intdim_search_point(r, 1, NULL, NULL, NULL, NULL, NULL, &pass), INTDIM_OK);
+    ck_assert_int_eq(pass, 0);
+    ck_assert_int_eq(intdim_search_point(r, 2, NULL, &lr, NULL, NULL, NULL, &pass), INTDIM_OK);
+    ck_assert_double_eq(lr, 0.01); /* a tie goes to the lr listed first */
+    ck_assert_int_eq(pass, 1);
+    ck_assert_int_eq(intdim_search_point(r, 3, NULL, &lr, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_double_eq(lr, 0.1);
+    intdim_search_destroy(r);
+    /* Nothing strictly above 0.9: "not reached", not the last d. */
+    const char *const below[5][2] = {
+        {"0.1", "0.2"}, {"0.3", "0.2"}, {"0.6", "0.5"}, {"0.8", "0.85"}, {"0.9", "0.89"}};
+    r = hand_journal(p, below);
+    o = outcome_of(r);
+    ck_assert_int_eq(o.reached, 0);
+    ck_assert_uint_eq(o.d90, 0);
+    ck_assert_uint_eq(o.lo, 0);
+    ck_assert_uint_eq(o.hi, 0);
+    intdim_search_destroy(r);
+    remove_dir();
+}
+END_TEST
+
 START_TEST(mismatched_rows_and_headers_are_refused)
 {
     make_dir();
@@ -569,6 +625,7 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, torn_last_line_is_dropped_with_a_warning);
     tcase_add_test(tc, corrupt_rows_are_refused);
     tcase_add_test(tc, rule_on_hand_written_rows);
+    tcase_add_test(tc, rule_on_hand_written_rows_strict_ties_not_reached);
     tcase_add_test(tc, mismatched_rows_and_headers_are_refused);
     tcase_add_test(tc, open_journal_misuse);
     tcase_add_test(tc, merge_of_separate_journals);
