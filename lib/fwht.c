@@ -1,13 +1,21 @@
 /* Walsh-Hadamard transform: the portable kernel, run-time kernel choice, and the blocked
  * driver shared by every kernel.
  *
- * The driver makes as few passes over memory as it can. Pass 1 transforms every block of
- * 2^FWHT_BLOCK_LOG2 floats completely while it sits in L2 (levels 0..14). The remaining
- * levels pair elements whole blocks apart; each later pass takes up to `q` of them at
- * once: it copies a column strip (2^q rows, one per block, `width` floats each) into a
- * small contiguous buffer, runs the q levels there, and copies it back. The copy avoids
- * the cache-set conflicts of power-of-two strides. A transform of 2^24 floats is thus
- * two reads and two writes of the array instead of 24. */
+ * The driver makes as few passes over memory as it can, in three levels of blocking:
+ *  - a block (2^15 floats, 128 KiB) gets levels 0..14 while it sits in L2;
+ *  - a tile (2^20 floats, 4 MiB) gets levels 15..19 while it sits in L3: one thread
+ *    transforms its blocks, then runs the tile's strips (below);
+ *  - the levels above 19 pair elements whole tiles apart and are done in strip passes
+ *    over the whole array.
+ * A strip pass takes q levels at once: it copies a column strip (2^q rows, one per
+ * block or tile, `width` floats each) into a small contiguous buffer, runs the q levels
+ * there, and copies it back. The copy avoids the cache-set conflicts of power-of-two
+ * strides; with tiles the DRAM strips have few rows of long contiguous runs (16 rows of
+ * 16 KiB at 2^24), which the prefetchers stream well. A transform of 2^24 floats thus
+ * reads and writes DRAM twice instead of 24 times.
+ *
+ * Threads split blocks, tiles or strips; all orders compute the same values (see
+ * fwht_impl.h), so the thread count never changes a bit. */
 #include <string.h>
 #ifdef INTDIM_HAVE_OPENMP
 #include <omp.h>
