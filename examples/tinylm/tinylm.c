@@ -574,8 +574,12 @@ static FILE *open_table(const char *dir, const char *name, const char *header)
     struct stat st;
     int fresh = stat(path, &st) != 0 || st.st_size == 0;
     FILE *f = fopen(path, "a");
-    if (f && fresh)
+    if (f && fresh) {
+        /* Flushed at once, so a second process appending to the same table sees a
+         * non-empty file and does not write its own header. */
         fprintf(f, "%s\n", header);
+        fflush(f);
+    }
     return f;
 }
 
