@@ -278,10 +278,10 @@ static void check_against_reference(ff_fixture *f)
 
 START_TEST(fastfood_matches_reference_formula)
 {
-    /* The last case passes several L3 tiles (L = 2^22). */
+    /* The last case passes several L3 tiles (L = 2^21). */
     static const size_t cases[][2] = {{1, 1},       {1000, 37},   {1024, 1000},
                                       {3000, 3000}, {40000, 700}, {70000, 5},
-                                      {(1 << 21) + 5, 1000}};
+                                      {(1 << 20) + 5, 1000}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         ff_fixture f;
         ff_init(&f, cases[c][0], cases[c][1], 11 + c, 0, NULL, 0);
@@ -332,8 +332,8 @@ START_TEST(fastfood_adjoint_identity)
 {
     static const size_t cases[][2] = {{1, 1},        {5000, 1},      {4096, 4096},
                                       {3000, 2999},  {70000, 500},   {200000, 70000},
-                                      {1 << 18, 1000}, {(1 << 21) + 5, 1000},
-                                      {(1 << 22) - 3, 70000}};
+                                      {1 << 18, 1000}, {(1 << 20) + 5, 1000},
+                                      {(1 << 21) - 3, 70000}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         ff_fixture f;
         ff_init(&f, cases[c][0], cases[c][1], 100 + c, 0, NULL, 0);
@@ -444,11 +444,11 @@ START_TEST(fastfood_bitwise_across_threads_and_kernels)
     ff_destroy_fixture(&f);
 
     /* Several tiles; fold groups finer (k = 1024) and coarser (k = 2^17) than tiles. */
-    ff_init(&f, (1 << 21) + 5, 1000, 4, 0, NULL, 0);
+    ff_init(&f, (1 << 20) + 5, 1000, 4, 0, NULL, 0);
     ff_create(&f);
     check_bitwise_everywhere(&f);
     ff_destroy_fixture(&f);
-    ff_init(&f, (1 << 22) - 3, 70000, 4, 0, NULL, 0);
+    ff_init(&f, (1 << 21) - 3, 70000, 4, 0, NULL, 0);
     ff_create(&f);
     check_bitwise_everywhere(&f);
     ff_destroy_fixture(&f);
