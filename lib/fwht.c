@@ -23,9 +23,12 @@
 
 #include "fwht_impl.h"
 
+/* Units are handed out dynamically: they are large (a tile, a strip, a sink group), and
+ * on a loaded machine a descheduled thread then delays a pass by one unit, not by its
+ * whole static share. Which thread runs a unit never changes its values. */
 #ifdef INTDIM_HAVE_OPENMP
 #define FWHT_PRAGMA(x) _Pragma(#x)
-#define OMP_FOR_THREADS(nt) FWHT_PRAGMA(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
+#define OMP_FOR_THREADS(nt) FWHT_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1))
 #else
 #define OMP_FOR_THREADS(nt)
 #endif
