@@ -202,7 +202,8 @@ static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_blo
 {
     int threads = threads_for(p, st);
     float *w = work + st->off_small;
-    float *partials = work + st->off_partial;
+    /* One group (large k): fold straight into w, no partial arrays at all. */
+    float *partials = b->fold_groups == 1 ? w : work + st->off_partial;
     float *scratch = work + st->off_scratch;
     size_t k = (size_t)1 << b->log2k;
     memset(partials, 0, ((size_t)b->fold_groups << b->log2k) * sizeof(float));
@@ -216,12 +217,14 @@ static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_blo
      * only where the work pays for waking them). */
     int nt = k >= ((size_t)1 << 16) ? threads : 1;
     (void)nt;
-    OMP_FOR_THREADS(nt)
-    for (size_t j = 0; j < k; j++) {
-        float sum = partials[j];
-        for (unsigned grp = 1; grp < b->fold_groups; grp++)
-            sum += partials[((size_t)grp << b->log2k) + j];
-        w[j] = sum;
+    if (partials != w) {
+        OMP_FOR_THREADS(nt)
+        for (size_t j = 0; j < k; j++) {
+            float sum = partials[j];
+            for (unsigned grp = 1; grp < b->fold_groups; grp++)
+                sum += partials[((size_t)grp << b->log2k) + j];
+            w[j] = sum;
+        }
     }
     intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL, scratch, st->scratch_floats);
     float *dst = x + b->in_first;
@@ -384,7 +387,7 @@ static int plan_memory(intdim_proj *p, ff_state *st)
         size_t L = (size_t)1 << b->log2L, k = (size_t)1 << b->log2k;
         max_L = L > max_L ? L : max_L;
         max_k = k > max_k ? k : max_k;
-        size_t part = (size_t)b->fold_groups * k;
+        size_t part = b->fold_groups > 1 ? (size_t)b->fold_groups * k : 0;
         max_partial = part > max_partial ? part : max_partial;
         tables += block_table_bytes(b);
     }
@@ -423,6 +426,11 @@ int intdim__fastfood_create(intdim_proj *p)
     p->state = st;
     p->ops = &fastfood_ops;
     int status = count_blocks(p, &st->n_blocks);
+    if (status == INTDIM_OK &&
+        (double)st->n_blocks * (double)sizeof(ff_block) > p->memory_budget)
+        status = intdim__fail(INTDIM_ETOOBIG,
+                              "Fastfood: %zu per-group blocks exceed the memory budget of "
+                              "%.3g GB", st->n_blocks, p->memory_budget / 1e9);
     if (status == INTDIM_OK) {
         st->blocks = intdim__calloc(st->n_blocks, sizeof(ff_block));
         if (st->blocks == NULL)
