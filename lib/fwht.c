@@ -135,7 +135,7 @@ size_t intdim__fwht_scratch_floats(unsigned log2n)
 {
     if (log2n <= FWHT_BLOCK_LOG2)
         return 0;
-    size_t wanted = (size_t)1 << (log2n - 4); /* never more than 1/16 of the data */
+    size_t wanted = (size_t)1 << (log2n - 5); /* never more than 1/32 of the data */
     return wanted < MAX_SCRATCH_FLOATS ? wanted : MAX_SCRATCH_FLOATS;
 }
 

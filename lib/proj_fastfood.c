@@ -22,9 +22,10 @@
  * (exactly when every D_g is a power of two). Block b draws its tables from streams
  * INTDIM_STREAM_FF_* + (b << 8), blocks numbered group by group, chunk by chunk.
  *
- * Memory per padded parameter: G 4 bytes + Pi mod k 2 bytes (4 when k > 2^16) + the
- * work array 4 bytes, plus small extras (signs as bits, the size-k buffer, partial
- * buckets capped at L/16 floats, strip buffers capped at L/8 floats). */
+ * Memory per padded parameter: G 4 bytes + Pi mod k 2 bytes (3 when k > 2^16, 4 when
+ * k > 2^24) + the work array 4 bytes, plus small extras: signs as bits, the size-k
+ * buffer (4k/L bytes: small unless d is near D), partial buckets (at most L/16 floats,
+ * none for large k), strip buffers (at most L/8 floats). So <= 12 bytes for d <= L/8. */
 #include <math.h>
 #include <string.h>
 
@@ -48,8 +49,11 @@ typedef struct ff_block {
     unsigned fold_groups;
     float scale;
     float *G;           /* L Gaussians */
-    uint16_t *pi16;     /* L entries Pi[i] mod k, when k <= 2^16 ... */
-    uint32_t *pi32;     /* ... else here */
+    /* Pi[i] mod k in 2 bytes (k <= 2^16), 3 bytes (k <= 2^24: low 16 bits in pi16,
+     * high 8 in pi_hi) or 4 bytes (pi32 only). */
+    uint16_t *pi16;
+    uint8_t *pi_hi;
+    uint32_t *pi32;
     uint8_t *neg_signs; /* bit j set: B_j = -1 (in_len bits) */
 } ff_block;
 
@@ -92,7 +96,12 @@ static void fill_gather(void *vctx, float *dst, size_t start, size_t len)
 {
     const apply_ctx *c = vctx;
     const float *G = c->b->G + start;
-    if (c->b->pi16 != NULL) {
+    if (c->b->pi_hi != NULL) {
+        const uint16_t *lo = c->b->pi16 + start;
+        const uint8_t *hi = c->b->pi_hi + start;
+        for (size_t i = 0; i < len; i++)
+            dst[i] = G[i] * c->w[(size_t)lo[i] | (size_t)hi[i] << 16];
+    } else if (c->b->pi16 != NULL) {
         const uint16_t *pi = c->b->pi16 + start;
         for (size_t i = 0; i < len; i++)
             dst[i] = G[i] * c->w[pi[i]];
@@ -185,7 +194,12 @@ static void sink_fold(void *vctx, const float *buf, size_t buf_stride, size_t ro
         size_t start = first + r * row_step;
         const float *src = buf + r * buf_stride;
         const float *G = b->G + start;
-        if (b->pi16 != NULL) {
+        if (b->pi_hi != NULL) {
+            const uint16_t *lo = b->pi16 + start;
+            const uint8_t *hi = b->pi_hi + start;
+            for (size_t j = 0; j < width; j++)
+                part[(size_t)lo[j] | (size_t)hi[j] << 16] += G[j] * src[j];
+        } else if (b->pi16 != NULL) {
             const uint16_t *pi = b->pi16 + start;
             for (size_t j = 0; j < width; j++)
                 part[pi[j]] += G[j] * src[j];
@@ -257,6 +271,7 @@ static void ff_destroy(intdim_proj *p)
     for (size_t i = 0; st->blocks != NULL && i < st->n_blocks; i++) {
         intdim__free(st->blocks[i].G);
         intdim__free(st->blocks[i].pi16);
+        intdim__free(st->blocks[i].pi_hi);
         intdim__free(st->blocks[i].pi32);
         intdim__free(st->blocks[i].neg_signs);
     }
@@ -296,7 +311,7 @@ static void describe_block(ff_block *b, size_t in_first, size_t in_len, size_t o
 static size_t block_table_bytes(const ff_block *b)
 {
     size_t L = (size_t)1 << b->log2L;
-    size_t pi_bytes = b->log2k <= 16 ? sizeof(uint16_t) : sizeof(uint32_t);
+    size_t pi_bytes = b->log2k <= 16 ? 2 : b->log2k <= 24 ? 3 : 4;
     return L * (sizeof(float) + pi_bytes) + (b->in_len + 7) / 8;
 }
 
@@ -309,11 +324,17 @@ static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_group
     uint64_t shift = (uint64_t)index << 8;
     b->G = intdim__alloc(L * sizeof(float));
     b->neg_signs = intdim__calloc((b->in_len + 7) / 8, 1);
-    if (b->log2k <= 16)
+    int pi_ok;
+    if (b->log2k <= 24) {
         b->pi16 = intdim__alloc(L * sizeof(uint16_t));
-    else
+        if (b->log2k > 16)
+            b->pi_hi = intdim__alloc(L);
+        pi_ok = b->pi16 != NULL && (b->log2k <= 16 || b->pi_hi != NULL);
+    } else {
         b->pi32 = intdim__alloc(L * sizeof(uint32_t));
-    if (b->G == NULL || b->neg_signs == NULL || (b->pi16 == NULL && b->pi32 == NULL))
+        pi_ok = b->pi32 != NULL;
+    }
+    if (b->G == NULL || b->neg_signs == NULL || !pi_ok)
         return intdim__fail_nomem("Fastfood tables", block_table_bytes(b));
 
     for (size_t j = 0; j < b->in_len; j++)
@@ -325,10 +346,14 @@ static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_group
     uint32_t *perm = (uint32_t *)(void *)b->G;
     intdim__rng_permutation_u32(perm, L, seed, INTDIM_STREAM_FF_PI + shift);
     for (size_t i = 0; i < L; i++) {
-        if (b->pi16 != NULL)
-            b->pi16[i] = (uint16_t)(perm[i] & k_mask);
-        else
-            b->pi32[i] = (uint32_t)(perm[i] & k_mask);
+        uint32_t v = (uint32_t)(perm[i] & k_mask);
+        if (b->pi32 != NULL) {
+            b->pi32[i] = v;
+            continue;
+        }
+        b->pi16[i] = (uint16_t)(v & 0xffffu);
+        if (b->pi_hi != NULL)
+            b->pi_hi[i] = (uint8_t)(v >> 16);
     }
     int nt = threads;
     (void)nt;

@@ -500,7 +500,8 @@ END_TEST
 START_TEST(fastfood_bytes_per_parameter)
 {
     /* State plus workspace stays under 12 bytes per padded parameter. */
-    static const size_t cases[][2] = {{1 << 20, 1000}, {(1 << 20) - 5, 20000}, {1 << 16, 1}};
+    static const size_t cases[][2] = {{1 << 20, 1000}, {(1 << 20) - 5, 20000}, {1 << 16, 1},
+                                      {1 << 20, 1 << 17}, {(1 << 19) + 1, 1 << 16}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         ff_fixture f;
         ff_init(&f, cases[c][0], cases[c][1], 1, 0, NULL, 0);
