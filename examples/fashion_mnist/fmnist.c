@@ -23,6 +23,11 @@
 #include "idx.h"
 #include "mlp.h"
 
+/* OpenBLAS's thread control when the BLAS is OpenBLAS; weak, so NULL with BLIS. */
+#if defined(__GNUC__)
+extern void openblas_set_num_threads(int num_threads) __attribute__((weak));
+#endif
+
 #define MAX_LIST 32
 #define TRAIN_SPLIT 50000 /* the rest of the 60,000 training images is the validation split */
 
@@ -58,6 +63,7 @@ typedef struct {
     uint64_t speed_steps;
     size_t speed_repeats;
     size_t proj_threads;   /* threads per projection; 1 by default (see exper.c) */
+    size_t blas_threads;   /* OpenBLAS threads; 1 by default, 0 = leave OpenBLAS's choice */
 } protocol;
 
 typedef struct {
@@ -108,6 +114,7 @@ static void preset_common(protocol *p)
     p->speed_steps = 300;
     p->speed_repeats = 3;
     p->proj_threads = 1;
+    p->blas_threads = 1;
 }
 
 /* Small but honest: the whole command stays within a few minutes on 2 shared cores. */
@@ -194,7 +201,8 @@ static void usage(FILE *f)
             "  --seeds N --seed N --init-seed N --hidden N --ds LIST --lrs LIST --full-lrs LIST\n"
             "  --dense-max-d N --methods dense,sparse,fastfood,said --marks LIST\n"
             "  --pre-ds LIST --widths LIST --pre-steps N --speed-steps N --speed-repeats N\n"
-            "  --proj-threads N (threads of each projection; default 1, 0 = library default)\n");
+            "  --proj-threads N (threads of each projection; default 1, 0 = library default)\n"
+            "  --blas-threads N (OpenBLAS threads; default 1, 0 = OpenBLAS's own default)\n");
 }
 
 /* ---- option parsing ------------------------------------------------------------------- */
@@ -312,6 +320,7 @@ static int parse_option(protocol *p, const char *name, const char *value)
     if (strcmp(name, "--speed-steps") == 0)
         return parse_u64(value, &p->speed_steps) || p->speed_steps == 0;
     if (strcmp(name, "--proj-threads") == 0) return parse_size(value, &p->proj_threads);
+    if (strcmp(name, "--blas-threads") == 0) return parse_size(value, &p->blas_threads);
     if (strcmp(name, "--speed-repeats") == 0)
         return parse_size(value, &p->speed_repeats) || p->speed_repeats == 0;
     return 2;
@@ -348,15 +357,15 @@ static void free_dataset(dataset *ds)
     fm_set_free(&ds->test_all);
 }
 
-static void print_protocol(const protocol *p, const char *what)
+static void print_protocol(const protocol *p, const char *what, int classes)
 {
-    out("Protocol (%s, %s): network 784-%zu-%zu-10, theta0 = Glorot-uniform init seed %llu; "
+    out("Protocol (%s, %s): network 784-%zu-%zu-%d, theta0 = Glorot-uniform init seed %llu; "
         "Adam (beta 0.9/0.999, eps 1e-8), constant lr, batch %zu sampled with replacement "
         "from (seed, step), %llu steps per trial, identical for full and subspace training; "
         "train pool = first %zu of the 50,000-image train split, validation = first %zu of the "
         "last 10,000 training images, acc_train on the first %zu pool images, test = the 10,000 "
         "t10k images (reported only, never used for a choice); ",
-        p->mode, what, p->hidden, p->hidden, (unsigned long long)p->init_seed, p->batch,
+        p->mode, what, p->hidden, p->hidden, classes, (unsigned long long)p->init_seed, p->batch,
         (unsigned long long)p->steps, p->n_pool, p->n_val, p->n_train_eval);
     out("full-training lr grid ");
     for (size_t i = 0; i < p->n_full_lrs; i++)
@@ -451,7 +460,7 @@ static int run_methods(const protocol *p, const dataset *data, methods_result *r
         return 1;
     pb.proj_threads = (int)p->proj_threads;
     out("## Baseline and d90 per projection\n\n");
-    print_protocol(p, "methods");
+    print_protocol(p, "methods", FM_CLASSES);
     out("D = %zu parameters in %zu groups (SAID: one scale per weight and per bias block, "
         "counted in d).\n\n", pb.D, pb.n_groups);
     fprintf(stderr, "fmnist: full-training baseline (lr grid of %zu)\n", p->n_full_lrs);
@@ -600,9 +609,9 @@ static int run_speed(const protocol *p, const dataset *data)
     out("## Speed: Fastfood d = 1000 trial vs the host alone\n\n");
     out("Network 784-%zu-%zu-10 (D = %zu), batch %zu, %llu steps, median of %zu interleaved "
         "repeats (minimum in brackets); %zu thread(s) per projection (0 = library default), "
-        "CBLAS threads at its default.\n\n",
+        "%zu OpenBLAS thread(s) (0 = OpenBLAS default).\n\n",
         p->hidden, p->hidden, pb.D, p->batch, (unsigned long long)p->speed_steps, reps,
-        p->proj_threads);
+        p->proj_threads, p->blas_threads);
     out("| what | seconds | ms/step | ratio to host full training |\n|---|---:|---:|---:|\n");
     out("| host alone: loss + gradient only | %.3f [%.3f] | %.3f | %.3f |\n", g, grad_only[0],
         1e3 * g / (double)p->speed_steps, g / f);
@@ -759,7 +768,7 @@ static int transfer_d90(const protocol *p, const transfer_data *td, size_t width
 
 static void print_transfer_protocol(const protocol *p, const char *what)
 {
-    print_protocol(p, what);
+    print_protocol(p, what, 5);
     out("Transfer: task A = classes 0-4, task B = classes 5-9 (labels remapped to 0..4, "
         "5-way output). Pre-training: full training on A (Adam, lr 1e-3 if on the grid). "
         "Fine-tuning: Fastfood subspace training on B from the pre-trained weights with a fresh "
@@ -1007,20 +1016,39 @@ static void plot_pretrain(const protocol *p, const transfer_point *pp, size_t n)
     FILE *f;
     if (img == NULL || n == 0 || (f = open_in(img, "fmnist_pretrain.dat", "w")) == NULL)
         return;
+    /* Block 0: d90 per checkpoint; block k >= 1: val accuracy vs d from checkpoint k-1. */
     fprintf(f, "# pre-training steps, d90 on classes 5-9 (not reached: 2 x largest d)\n");
     for (size_t k = 0; k < n; k++)
         fprintf(f, "%llu %.1f\n", (unsigned long long)pp[k].pre_steps, d90_value(&pp[k].r));
+    char titles[512] = "";
+    for (size_t k = 0; k < n; k++) {
+        fprintf(f, "\n\n# checkpoint %llu: d, val acc on B (best lr)\n",
+                (unsigned long long)pp[k].pre_steps);
+        for (size_t i = 0; i < pp[k].r.n_rows; i++)
+            fprintf(f, "%zu %.5f\n", pp[k].r.rows[i].d, pp[k].r.rows[i].val_mean);
+        snprintf(titles + strlen(titles), sizeof titles - strlen(titles), "%s%llu",
+                 k ? " " : "", (unsigned long long)pp[k].pre_steps);
+    }
     fclose(f);
     if ((f = open_in(img, "fmnist_pretrain.gp", "w")) == NULL)
         return;
     fprintf(f,
             "# written by fmnist; run from this directory\n"
-            "set terminal pngcairo size 800,500\n"
-            "set output 'fmnist_pretrain.png'\nset grid\nset logscale y\n"
-            "set title 'd90 on classes 5-9 vs pre-training steps on classes 0-4'\n"
-            "set xlabel 'pre-training steps'\n"
-            "set ylabel 'd90 (not reached: plotted at 2 x largest d)'\n"
-            "plot 'fmnist_pretrain.dat' using 1:2 with linespoints notitle\n");
+            "set terminal pngcairo size 1100,450\n"
+            "set output 'fmnist_pretrain.png'\nset grid\nset multiplot layout 1,2\n"
+            "set title 'd90 on classes 5-9 vs pre-training steps on 0-4'\n"
+            "set xlabel 'pre-training steps'\nset logscale y\n"
+            "set ylabel 'd90 (not reached: 2 x largest d)'\n"
+            "plot 'fmnist_pretrain.dat' index 0 using 1:2 with linespoints notitle\n"
+            "unset logscale y\nset logscale x\nset key bottom right\n"
+            "set title 'validation accuracy on classes 5-9 vs d'\n"
+            "set xlabel 'd'\nset ylabel 'validation accuracy (best lr)'\n"
+            "steps = '%s'\n"
+            "plot for [k=1:%zu] 'fmnist_pretrain.dat' index k using 1:2 with linespoints "
+            "title sprintf('pre-trained %%s steps', word(steps, k)), %.5f title '90%% of "
+            "baseline' with lines dt 2\n"
+            "unset multiplot\n",
+            titles, n, 0.9 * pp[0].r.baseline_val);
     fclose(f);
     run_gnuplot(img, "fmnist_pretrain");
 }
@@ -1223,6 +1251,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+#if defined(__GNUC__)
+    /* One BLAS thread by default: on a shared 2-core machine OpenBLAS's spinning threads
+     * made a training step 6x slower (29 ms instead of 5 ms at batch 128). */
+    if (p.blas_threads > 0 && openblas_set_num_threads != NULL)
+        openblas_set_num_threads((int)p.blas_threads);
+#endif
     dataset data;
     if (load_dataset(&p, &data))
         return 1;
