@@ -237,7 +237,7 @@ END_TEST
 typedef struct snapshot {
     float theta_d[TEST_D];
     uint64_t steps;
-    char path[64];
+    char path[256];
 } snapshot;
 
 static void snap(rig *r, snapshot *s, const char *tag)
@@ -245,7 +245,8 @@ static void snap(rig *r, snapshot *s, const char *tag)
     size_t d = intdim_trainer_d(r->t);
     ck_assert_int_eq(intdim_trainer_get_theta_d(r->t, s->theta_d, d), INTDIM_OK);
     s->steps = intdim_trainer_steps_done(r->t);
-    snprintf(s->path, sizeof s->path, "train_snap_%s_%d.ckpt", tag, (int)getpid());
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(s->path, sizeof s->path, "%s/train_snap_%s_%d.ckpt", dir, tag, (int)getpid());
     ck_assert_int_eq(intdim_trainer_save(r->t, s->path), INTDIM_OK);
 }
 
