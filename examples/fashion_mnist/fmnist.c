@@ -1065,15 +1065,23 @@ static void plot_width(const protocol *p, const width_point *wp, size_t n)
     fclose(f);
     if ((f = open_in(img, "fmnist_width.gp", "w")) == NULL)
         return;
+    /* d90 takes few distinct values: pad the log axis so none sits on the border. */
+    double lo = INFINITY, hi = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        lo = fmin(lo, d90_value(&wp[i].pt.r));
+        hi = fmax(hi, d90_value(&wp[i].pt.r));
+    }
     fprintf(f,
             "# written by fmnist; run from this directory\n"
             "set terminal pngcairo size 800,500\n"
-            "set output 'fmnist_width.png'\nset grid\nset logscale x\n"
+            "set output 'fmnist_width.png'\nset grid\nset logscale x\nset logscale y\n"
+            "set yrange [%g:%g]\nset offsets graph 0.05, graph 0.05, 0, 0\n"
             "set title 'd90 and relative generalization gap vs hidden width'\n"
-            "set xlabel 'hidden width'\nset ylabel 'd90'\nset y2label 'relative gap'\n"
-            "set y2tics\nset ytics nomirror\n"
+            "set xlabel 'hidden width'\nset ylabel 'd90 (log)'\nset y2label 'relative gap'\n"
+            "set y2tics\nset ytics nomirror\nset y2range [0:*]\nset key top left\n"
             "plot 'fmnist_width.dat' using 1:2 with linespoints title 'd90', "
-            "'' using 1:3 axes x1y2 with linespoints title 'relative gap'\n");
+            "'' using 1:3 axes x1y2 with linespoints title 'relative gap'\n",
+            lo / 2.0, hi * 2.0);
     fclose(f);
     run_gnuplot(img, "fmnist_width");
 }
