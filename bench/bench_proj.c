@@ -42,6 +42,21 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU seconds of the whole process (all threads). On a loaded machine single-thread
+ * CPU time tracks what the wall time would be on a quiet one far better than wall time
+ * does; with several threads it also counts their waiting. */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Median wall and CPU seconds of repeated runs. */
+typedef struct duration {
+    double wall, cpu;
+} duration;
+
 static int compare_doubles(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -173,39 +188,44 @@ static void textbook_ff_apply_vjp(textbook_ff *t, const float *x, float *y, cons
 
 /* ---- baseline 2: PyTorch, in a child process ---------------------------------------- */
 
-/* Median seconds of forward + backward reported by the script, or NaN. */
-static double torch_seconds(size_t D, size_t d, int threads, int repeats)
+/* Median seconds (wall and CPU) of forward + backward reported by the script, or NaN. */
+static duration torch_seconds(size_t D, size_t d, int threads, int repeats)
 {
+    duration none = {NAN, NAN};
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 %s --D %zu --d %zu --threads %d --repeats %d 2>/dev/null",
              BENCH_TORCH_SCRIPT, D, d, threads, repeats);
     FILE *f = popen(cmd, "r");
     if (f == NULL)
-        return NAN;
-    double seconds = NAN;
+        return none;
+    duration t = none;
     char line[512];
     while (fgets(line, sizeof line, f) != NULL) {
         const char *key = strstr(line, "\"median_seconds\":");
         if (key != NULL)
-            seconds = strtod(key + strlen("\"median_seconds\":"), NULL);
+            t.wall = strtod(key + strlen("\"median_seconds\":"), NULL);
+        key = strstr(line, "\"median_cpu_seconds\":");
+        if (key != NULL)
+            t.cpu = strtod(key + strlen("\"median_cpu_seconds\":"), NULL);
     }
     if (pclose(f) != 0)
-        return NAN;
-    return seconds;
+        return none;
+    return t;
 }
 
 /* ---- library timings --------------------------------------------------------------- */
 
 typedef struct timing {
-    double apply, vjp, both; /* medians, seconds */
+    double apply, vjp, both; /* medians, wall seconds */
+    double both_cpu;         /* median CPU seconds of apply + vjp */
     double bytes;
     int status;
 } timing;
 
 static timing time_projection(int kind, size_t D, size_t d, int threads, int repeats)
 {
-    timing t = {NAN, NAN, NAN, NAN, INTDIM_OK};
+    timing t = {NAN, NAN, NAN, NAN, NAN, INTDIM_OK};
     intdim_proj *p = NULL;
     t.status = intdim_proj_create(&p, (intdim_proj_kind)kind, D, d, 7);
     if (t.status != INTDIM_OK)
@@ -218,14 +238,17 @@ static timing time_projection(int kind, size_t D, size_t d, int threads, int rep
     double *ta = malloc(sizeof(double) * (size_t)repeats);
     double *tv = malloc(sizeof(double) * (size_t)repeats);
     double *tb = malloc(sizeof(double) * (size_t)repeats);
+    double *tc = malloc(sizeof(double) * (size_t)repeats);
     intdim_proj_apply(p, x, y); /* warm-up: page faults, caches */
     intdim_proj_vjp(p, NULL, g, xt);
     for (int r = 0; r < repeats; r++) {
+        double c0 = cpu_seconds();
         double t0 = now_seconds();
         intdim_proj_apply(p, x, y);
         double t1 = now_seconds();
         intdim_proj_vjp(p, NULL, g, xt);
         double t2 = now_seconds();
+        tc[r] = cpu_seconds() - c0;
         ta[r] = t1 - t0;
         tv[r] = t2 - t1;
         tb[r] = t2 - t0;
@@ -233,6 +256,8 @@ static timing time_projection(int kind, size_t D, size_t d, int threads, int rep
     t.apply = median(ta, repeats);
     t.vjp = median(tv, repeats);
     t.both = median(tb, repeats);
+    t.both_cpu = median(tc, repeats);
+    free(tc);
     free(ta);
     free(tv);
     free(tb);
@@ -244,7 +269,7 @@ static timing time_projection(int kind, size_t D, size_t d, int threads, int rep
     return t;
 }
 
-static double time_fwht(size_t L, int threads, int repeats)
+static duration time_fwht(size_t L, int threads, int repeats)
 {
     unsigned m = 0;
     while (((size_t)1 << m) < L)
@@ -252,35 +277,43 @@ static double time_fwht(size_t L, int threads, int repeats)
     float *x = floats(L);
     fill_random(x, L, 3);
     double *t = malloc(sizeof(double) * (size_t)repeats);
+    double *c = malloc(sizeof(double) * (size_t)repeats);
     intdim__fwht(x, m, intdim__fwht_best_kernel(), threads);
     for (int r = 0; r < repeats; r++) {
+        double c0 = cpu_seconds();
         double t0 = now_seconds();
         intdim__fwht(x, m, intdim__fwht_best_kernel(), threads);
         t[r] = now_seconds() - t0;
+        c[r] = cpu_seconds() - c0;
     }
-    double med = median(t, repeats);
+    duration med = {median(t, repeats), median(c, repeats)};
+    free(c);
     free(t);
     free(x);
     return med;
 }
 
-static double time_textbook_fwht(size_t L, int repeats)
+static duration time_textbook_fwht(size_t L, int repeats)
 {
     float *x = floats(L);
     fill_random(x, L, 3);
     double *t = malloc(sizeof(double) * (size_t)repeats);
+    double *c = malloc(sizeof(double) * (size_t)repeats);
     for (int r = 0; r < repeats; r++) {
+        double c0 = cpu_seconds();
         double t0 = now_seconds();
         textbook_fwht(x, L);
         t[r] = now_seconds() - t0;
+        c[r] = cpu_seconds() - c0;
     }
-    double med = median(t, repeats);
+    duration med = {median(t, repeats), median(c, repeats)};
+    free(c);
     free(t);
     free(x);
     return med;
 }
 
-static double time_textbook_ff(size_t D, size_t d, int repeats)
+static duration time_textbook_ff(size_t D, size_t d, int repeats)
 {
     textbook_ff t;
     textbook_ff_init(&t, D, d);
@@ -288,12 +321,16 @@ static double time_textbook_ff(size_t D, size_t d, int repeats)
     fill_random(x, d, 1);
     fill_random(g, D, 2);
     double *s = malloc(sizeof(double) * (size_t)repeats);
+    double *c = malloc(sizeof(double) * (size_t)repeats);
     for (int r = 0; r < repeats; r++) {
+        double c0 = cpu_seconds();
         double t0 = now_seconds();
         textbook_ff_apply_vjp(&t, x, y, g, xt);
         s[r] = now_seconds() - t0;
+        c[r] = cpu_seconds() - c0;
     }
-    double med = median(s, repeats);
+    duration med = {median(s, repeats), median(c, repeats)};
+    free(c);
     free(s);
     free(x);
     free(y);
@@ -425,19 +462,22 @@ static void bench_size(const options *o, size_t D)
 {
     size_t L = next_pow2(D);
     size_t d = o->d < D ? o->d : D;
-    double textbook_wht = time_textbook_fwht(L, o->baseline_repeats);
-    double textbook_ff_s = time_textbook_ff(D, d, o->baseline_repeats);
+    duration textbook_wht = time_textbook_fwht(L, o->baseline_repeats);
+    duration textbook_ff_t = time_textbook_ff(D, d, o->baseline_repeats);
     printf("\n## D = %zu (L = 2^%.0f), d = %zu\n", D, log2((double)L), d);
-    printf("baseline textbook WHT (size L, 1 thread): %.1f ms; textbook Fastfood apply+vjp: "
-           "%.1f ms\n",
-           1e3 * textbook_wht, 1e3 * textbook_ff_s);
+    printf("baseline textbook WHT (size L, 1 thread): %.1f ms (cpu %.1f); textbook Fastfood "
+           "apply+vjp: %.1f ms (cpu %.1f)\n",
+           1e3 * textbook_wht.wall, 1e3 * textbook_wht.cpu, 1e3 * textbook_ff_t.wall,
+           1e3 * textbook_ff_t.cpu);
     for (size_t ti = 0; ti < o->n_threads; ti++) {
-        double ours = time_fwht(L, o->threads[ti], o->repeats);
-        printf("transform alone, %d thread(s): %.2f ms = %.1fx textbook\n", o->threads[ti],
-               1e3 * ours, textbook_wht / ours);
+        duration ours = time_fwht(L, o->threads[ti], o->repeats);
+        printf("transform alone, %d thread(s): %.2f ms = %.1fx textbook (cpu %.2f ms = %.1fx)\n",
+               o->threads[ti], 1e3 * ours.wall, textbook_wht.wall / ours.wall, 1e3 * ours.cpu,
+               textbook_wht.cpu / ours.cpu);
     }
-    printf("| kind | threads | apply ms | vjp ms | apply+vjp ms | bytes/param | x textbook FF "
-           "| torch ms | x torch |\n|---|---|---|---|---|---|---|---|---|\n");
+    printf("| kind | threads | apply ms | vjp ms | apply+vjp ms | apply+vjp cpu ms | bytes/param "
+           "| x textbook FF | x textbook FF (cpu) | torch ms | x torch | x torch (cpu) |\n"
+           "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     static const int kinds[3] = {INTDIM_PROJ_FASTFOOD, INTDIM_PROJ_SPARSE, INTDIM_PROJ_DENSE};
     for (int k = 0; k < 3; k++) {
         if (!o->kinds[k])
@@ -446,16 +486,21 @@ static void bench_size(const options *o, size_t D)
             int threads = o->threads[ti];
             timing t = time_projection(kinds[k], D, d, threads, o->repeats);
             if (t.status != INTDIM_OK) {
-                printf("| %s | %d | refused: %s (%s) | | | | | | |\n", kind_name(kinds[k]),
+                printf("| %s | %d | refused: %s (%s) | | | | | | | | | |\n", kind_name(kinds[k]),
                        threads, intdim_strerror(t.status), intdim_last_error());
                 break;
             }
-            double torch = NAN;
+            duration torch = {NAN, NAN};
             if (kinds[k] == INTDIM_PROJ_FASTFOOD && o->torch && D <= o->torch_max_D)
-                torch = torch_seconds(D, d, threads, o->baseline_repeats);
-            printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.1f | %.0f | %.0f |\n",
+                /* one timed run after the warm-up at large sizes: each takes seconds */
+                torch = torch_seconds(D, d, threads,
+                                      D >= ((size_t)1 << 22) ? 1 : o->baseline_repeats);
+            printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.0f | %.0f | "
+                   "%.0f |\n",
                    kind_name(kinds[k]), threads, 1e3 * t.apply, 1e3 * t.vjp, 1e3 * t.both,
-                   t.bytes / (double)D, textbook_ff_s / t.both, 1e3 * torch, torch / t.both);
+                   1e3 * t.both_cpu, t.bytes / (double)D, textbook_ff_t.wall / t.both,
+                   textbook_ff_t.cpu / t.both_cpu, 1e3 * torch.wall, torch.wall / t.both,
+                   torch.cpu / t.both_cpu);
             fflush(stdout);
         }
     }

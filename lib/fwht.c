@@ -35,6 +35,7 @@
 
 /* Stack buffer per thread when the caller gives no scratch (64 KiB). */
 enum { STACK_SCRATCH_FLOATS = 16384, MIN_STRIP_WIDTH = 16, MAX_SCRATCH_FLOATS = 65536 };
+#define FWHT_MIN_PARALLEL_LOG2 17u
 
 /* ---- portable kernel: the textbook loops, the definition the others must match ------ */
 
@@ -352,7 +353,8 @@ void intdim__fwht_run(float *x, unsigned log2n, int kernel, int threads,
     jb.sink = hooks != NULL && hooks->sink != NULL ? hooks : NULL;
     jb.n_groups = jb.sink != NULL ? jb.sink->n_groups : 0;
     jb.total_blocks = log2n > FWHT_BLOCK_LOG2 ? (size_t)1 << (log2n - FWHT_BLOCK_LOG2) : 1;
-    if (threads < 1)
+    /* Below 2^17 floats (~50 us of work) waking threads costs more than it saves. */
+    if (threads < 1 || log2n < FWHT_MIN_PARALLEL_LOG2)
         threads = 1;
     int use_fill = jb.fill != NULL, use_sink = jb.sink != NULL;
     int reverse = hooks != NULL && hooks->strips_first;
