@@ -8,16 +8,7 @@
  * with OPENBLAS_NUM_THREADS). adjoint: x = A^T g is a sum over D: each block accumulates
  * its rows in order into its own partial d-vector (plain loop, see block_adjoint), and the
  * partials are added in block order in double, so no sum depends on a thread count. */
-/* BLIS's cblas.h (found with -I, not as a system header) defines static helpers it never
- * uses; keep them from failing the -Werror build. */
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#endif
-#include <cblas.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
+#include <cblas.h> /* with BLIS, meson passes its directory as -isystem */
 #include <limits.h>
 #include <math.h>
 
