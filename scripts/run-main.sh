@@ -11,3 +11,7 @@ echo "== d90 on Li et al.'s toy problem (D = 1000, d_int = 10)"
 rm -f out/toy.journal
 build/tools/intdim run-toy --journal out/toy.journal
 build/tools/intdim report out/toy.journal --plot out/toy.png
+
+echo
+echo "== d90 on Fashion-MNIST, 784-200-200-10 MLP (D = 199,210), quick protocol"
+build/examples/fashion_mnist/fmnist --quick
