@@ -6,8 +6,8 @@ computes it (REFERENCE.md, section 1), timed as forward + autograd backward.
     y = H (G * gather(H (B * x), Pi)),  output y[:D] / sqrt(D * sum(G^2)),
 
 H the unnormalized Walsh-Hadamard transform in Sylvester order, built from
-differentiable tensor ops (one reshape, add, subtract and stack per level) so autograd
-gives the backward. Both transforms are size L, as in the references.
+differentiable tensor ops (per level: split in halves, add, subtract, concatenate) so
+autograd gives the backward. Both transforms are size L, as in the references.
 
 Prints one JSON line: {"D": ..., "d": ..., "threads": ..., "median_seconds": ...,
 "median_cpu_seconds": ...} (CPU time of the process, all threads).
@@ -29,15 +29,25 @@ def next_pow2(n):
 
 
 def fwht(x):
-    """Unnormalized transform of a 1-D tensor whose length is a power of two."""
+    """Unnormalized transform of a 1-D tensor whose length is a power of two.
+
+    The reference code's way: view the vector as a 2 x 2 x ... x 2 array and, along each
+    axis, replace the halves (a, b) by (a + b, a - b). PyTorch allows at most 25 axes,
+    so longer vectors fall back to the same butterflies on (rows, 2, h) views."""
     n = x.numel()
-    h = 1
-    while h < n:
-        pairs = x.view(n // (2 * h), 2, h)
-        a = pairs[:, 0, :]
-        b = pairs[:, 1, :]
-        x = torch.stack((a + b, a - b), dim=1).view(n)
-        h *= 2
+    m = n.bit_length() - 1
+    if m <= 24:
+        y = x.view([2] * m) if m > 0 else x
+        for axis in range(m):
+            a, b = torch.chunk(y, 2, dim=axis)
+            y = torch.cat((a + b, a - b), dim=axis)
+        return y.reshape(n)
+    h = n // 2
+    while h >= 1:
+        pairs = x.view(-1, 2, h)
+        a, b = pairs[:, 0], pairs[:, 1]
+        x = torch.cat((a + b, a - b), dim=1).view(n)
+        h //= 2
     return x
 
 
