@@ -174,7 +174,7 @@ static size_t sparse_bytes(size_t d, uint64_t nnz)
            (size_t)nnz * (sizeof(uint64_t) + sizeof(float));
 }
 
-static double expected_nonzeros(const intdim_proj *p)
+static inline double expected_nonzeros(const intdim_proj *p) /* unused without OpenMP */
 {
     return (double)p->D * (double)p->d_lin * p->density;
 }

@@ -35,8 +35,8 @@ ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --print-errorlogs --num-processes 2 --no-suite slow
 
-echo "== BLIS build (projection and core tests)"
-setup build-blis -Dwerror=true -Dblas=blis -Dexamples=false -Dbench=false
+echo "== BLIS build without OpenMP (projection, core, example-host tests)"
+setup build-blis -Dwerror=true -Dblas=blis -Dopenmp=disabled -Dbench=false
 ninja -C build-blis
 meson test -C build-blis --print-errorlogs --suite blas
 
