@@ -355,7 +355,9 @@ static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_group
         if (b->pi_hi != NULL)
             b->pi_hi[i] = (uint8_t)(v >> 16);
     }
-    int nt = threads;
+    /* Waking a thread team costs more than drawing a small table (and idle OpenMP
+     * workers spin afterwards, stealing a core from the host's own work). */
+    int nt = L >= ((size_t)1 << 16) ? threads : 1;
     (void)nt;
     OMP_FOR_THREADS(nt)
     for (size_t i = 0; i < L; i++)

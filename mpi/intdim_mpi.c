@@ -149,7 +149,6 @@ static int rank0(intdim_search *s, const toy_options *o, toy_host *h, int n_rank
 
 int main(int argc, char **argv)
 {
-    toy_single_thread(argv); /* before MPI_Init: it may re-execute the program */
     MPI_Init(&argc, &argv);
     int rank, n_ranks;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);

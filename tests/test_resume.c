@@ -174,11 +174,6 @@ END_TEST
 
 int main(int argc, char **argv)
 {
-    /* D = 1000: threads only add overhead; OpenMP reads this when it loads, so re-exec. */
-    if (getenv("OMP_NUM_THREADS") == NULL) {
-        setenv("OMP_NUM_THREADS", "1", 1);
-        execv("/proc/self/exe", argv);
-    }
     if (argc == 3 && strcmp(argv[1], "--child") == 0)
         return child_main(argv[2]);
     Suite *suite = suite_create("resume");

@@ -268,7 +268,6 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "run-toy") == 0) {
-        toy_single_thread(argv);
         return cmd_run_toy(argc, argv);
     }
     if (strcmp(argv[1], "report") == 0)

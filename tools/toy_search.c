@@ -314,12 +314,3 @@ int toy_print_report(const intdim_search *s, FILE *out)
         fprintf(out, "d90 = not reached\n");
     return INTDIM_OK;
 }
-
-void toy_single_thread(char **argv)
-{
-    if (getenv("OMP_NUM_THREADS") != NULL)
-        return;
-    setenv("OMP_NUM_THREADS", "1", 1);
-    execv("/proc/self/exe", argv);
-    /* If re-executing failed we simply continue with the runtime's default threads. */
-}

@@ -63,8 +63,5 @@ int toy_print_report(const intdim_search *s, FILE *out);
 /* Print "intdim: <what>: <status>: <detail>" to stderr; returns 1 (an exit code). */
 int toy_fail(const char *what, int status);
 
-/* The OpenMP runtime reads OMP_NUM_THREADS when it loads: if unset, set it to 1 and
- * re-execute (the toy's D = 1000 gains nothing from threads). */
-void toy_single_thread(char **argv);
 
 #endif
