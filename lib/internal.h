@@ -63,6 +63,20 @@ uint64_t intdim__hash64(const void *buf, size_t n, uint64_t seed); /* not crypto
 /* Threads to use for a request of `requested` (0 = all available); 1 without OpenMP. */
 int intdim__threads(int requested);
 
+/* `for` loops over threads, only when `cond` says the loop is worth waking a team for
+ * (small work runs on the calling thread; the bits are the same either way). Without
+ * OpenMP they are plain loops. */
+#ifdef INTDIM_HAVE_OPENMP
+#define INTDIM_PRAGMA(x) _Pragma(#x)
+#define OMP_PARALLEL_FOR(nt, cond) \
+    INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static) if (cond))
+#define OMP_PARALLEL_FOR_DYNAMIC(nt, cond) \
+    INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 64) if (cond))
+#else
+#define OMP_PARALLEL_FOR(nt, cond)
+#define OMP_PARALLEL_FOR_DYNAMIC(nt, cond)
+#endif
+
 /* ---- misc --------------------------------------------------------------------------- */
 /* Smallest power of two >= n (n >= 1), computed with integers; 0 if it would overflow. */
 uint64_t intdim__next_pow2(uint64_t n);

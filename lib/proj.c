@@ -8,16 +8,6 @@
 #include "fwht.h"
 #include "proj_impl.h"
 
-#ifdef INTDIM_HAVE_OPENMP
-#define INTDIM_PRAGMA(x) _Pragma(#x)
-/* Parallel only when `cond` says the loop is worth waking threads for (small projections
- * run on the calling thread; the bits are the same either way). */
-#define OMP_PARALLEL_FOR(nt, cond) \
-    INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static) if (cond))
-#else
-#define OMP_PARALLEL_FOR(nt, cond)
-#endif
-
 /* Largest D we accept: 2^40 keeps every index product of the kinds far below 2^64 and is
  * far beyond any model this library can be asked to train. */
 #define MAX_D ((size_t)1 << 40)

@@ -14,16 +14,6 @@
 
 #include "proj_impl.h"
 
-#ifdef INTDIM_HAVE_OPENMP
-#define INTDIM_PRAGMA(x) _Pragma(#x)
-/* Parallel only when `cond` says the loop is worth waking threads for (small projections
- * run on the calling thread; the bits are the same either way). */
-#define OMP_PARALLEL_FOR(nt, cond) \
-    INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static) if (cond))
-#else
-#define OMP_PARALLEL_FOR(nt, cond)
-#endif
-
 enum { DENSE_BLOCK_ROWS = 4096 };
 
 typedef struct dense_state {

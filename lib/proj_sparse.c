@@ -21,19 +21,6 @@
 
 #include "proj_impl.h"
 
-#ifdef INTDIM_HAVE_OPENMP
-#define INTDIM_PRAGMA(x) _Pragma(#x)
-/* Parallel only when `cond` says the loop is worth waking threads for (small projections
- * run on the calling thread; the bits are the same either way). */
-#define OMP_PARALLEL_FOR(nt, cond) \
-    INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static) if (cond))
-#define OMP_PARALLEL_FOR_DYNAMIC(nt, cond) \
-    INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 64) if (cond))
-#else
-#define OMP_PARALLEL_FOR(nt, cond)
-#define OMP_PARALLEL_FOR_DYNAMIC(nt, cond)
-#endif
-
 /* Rows per apply chunk: 2^18 floats of y (1 MiB) stay in L2 while the columns scatter. */
 enum { SPARSE_ROW_CHUNK = 1 << 18 };
 #define DEAD_COLUMN_INDEX (UINT64_C(1) << 62)
