@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fail_alloc.h"
 #include "fwht.h"      /* only to know which transform kernels this CPU has */
 #include "intdim.h"
 #include "proj_impl.h" /* only for test_busy_workspace_fallback */
@@ -873,27 +874,6 @@ END_TEST
 
 /* ---- allocation failure injection --------------------------------------------------- */
 
-static size_t g_attempts, g_fail_at, g_allocs, g_frees;
-
-static void *failing_alloc(void *user, size_t size)
-{
-    (void)user;
-    if (++g_attempts == g_fail_at)
-        return NULL;
-    void *ptr = malloc(size);
-    if (ptr != NULL)
-        g_allocs++;
-    return ptr;
-}
-
-static void counting_free(void *user, void *ptr)
-{
-    (void)user;
-    if (ptr != NULL)
-        g_frees++;
-    free(ptr);
-}
-
 START_TEST(test_allocation_failures)
 {
     static const size_t groups[] = { 20, 30, 50 };
@@ -918,29 +898,26 @@ START_TEST(test_allocation_failures)
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int succeeded = 0;
-        for (size_t k = 1; k < 1000 && !succeeded; k++) {
-            g_attempts = g_allocs = g_frees = 0;
-            g_fail_at = k;
-            ck_assert_int_eq(intdim_set_allocator(failing_alloc, counting_free, NULL),
-                             INTDIM_OK);
+        for (long k = 1; k < 1000 && !succeeded; k++) {
+            fail_alloc_install(k);
             intdim_proj *p = (intdim_proj *)&succeeded;
             int st = intdim_proj_create_ex(&p, cases[c].kind, 100, cases[c].d, 3, 3, groups,
                                            cases[c].n_params, cases[c].ids, cases[c].values);
             if (st == INTDIM_OK) {
                 succeeded = 1;
-                ck_assert_uint_lt(g_attempts, k); /* every allocation was tried */
+                ck_assert_int_lt(g_fail.attempts, k); /* every allocation was tried */
                 float theta[100] = { 1.0f }, y[100], gd[100];
                 ck_assert_int_eq(intdim_proj_apply(p, theta, y), INTDIM_OK);
                 ck_assert_int_eq(intdim_proj_vjp(p, theta, y, gd), INTDIM_OK);
                 intdim_proj_destroy(p);
             } else {
-                ck_assert_msg(st == INTDIM_ENOMEM, "case %zu failing allocation %zu: %d (%s)", c,
+                ck_assert_msg(st == INTDIM_ENOMEM, "case %zu failing allocation %ld: %d (%s)", c,
                               k, st, intdim_last_error());
                 ck_assert_ptr_null(p);
             }
-            ck_assert_msg(g_allocs == g_frees, "case %zu, failing allocation %zu: %zu allocs, "
-                          "%zu frees", c, k, g_allocs, g_frees);
-            ck_assert_int_eq(intdim_set_allocator(NULL, NULL, NULL), INTDIM_OK);
+            ck_assert_msg(g_fail.allocs == g_fail.frees, "case %zu, failing allocation %ld: %ld "
+                          "allocs, %ld frees", c, k, g_fail.allocs, g_fail.frees);
+            fail_alloc_remove();
         }
         ck_assert_msg(succeeded, "case %zu never succeeded", c);
     }
@@ -957,23 +934,20 @@ START_TEST(test_busy_workspace_fallback)
     outputs expected = run_once(p, 1);
     atomic_flag_test_and_set(&p->work_busy);
 
-    g_attempts = g_allocs = g_frees = 0;
-    g_fail_at = 0; /* never fail */
-    ck_assert_int_eq(intdim_set_allocator(failing_alloc, counting_free, NULL), INTDIM_OK);
+    fail_alloc_install(0); /* never fail */
     outputs o = run_once(p, 1);
-    ck_assert_uint_eq(g_allocs, 2); /* one private workspace per call */
-    ck_assert_uint_eq(g_frees, 2);
+    ck_assert_int_eq(g_fail.allocs, 2); /* one private workspace per call */
+    ck_assert_int_eq(g_fail.frees, 2);
     ck_assert_mem_eq(o.y, expected.y, 100 * sizeof(float));
     ck_assert_mem_eq(o.gd, expected.gd, 10 * sizeof(float));
 
-    g_attempts = 0;
-    g_fail_at = 1;
+    fail_alloc_install(1);
     float theta[10] = { 0 }, y[100] = { 0 }, gd[10];
     ck_assert_int_eq(intdim_proj_apply(p, theta, y), INTDIM_ENOMEM);
-    g_attempts = 0;
+    g_fail.attempts = 0; /* fail the vjp's first allocation too */
     ck_assert_int_eq(intdim_proj_vjp(p, theta, y, gd), INTDIM_ENOMEM);
-    ck_assert_uint_eq(g_allocs, g_frees);
-    ck_assert_int_eq(intdim_set_allocator(NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(g_fail.allocs, g_fail.frees);
+    fail_alloc_remove();
 
     atomic_flag_clear(&p->work_busy);
     free_outputs(o);

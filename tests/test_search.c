@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fail_alloc.h"
 #include "../examples/toy/toy_problem.h"
 #include "search_impl.h"
 
@@ -544,30 +545,14 @@ END_TEST
 
 /* ---- allocation failures ---------------------------------------------------------------- */
 
-static long g_fail_at = -1, g_count;
-
-static void *failing_alloc(void *user, size_t n)
-{
-    (void)user;
-    if (g_count++ == g_fail_at)
-        return NULL;
-    return malloc(n);
-}
-
-static void plain_free(void *user, void *p)
-{
-    (void)user;
-    free(p);
-}
-
 START_TEST(allocation_failures_leak_nothing)
 {
     /* Fail the k-th allocation of a whole small search for every k until it succeeds. */
     table t = {{{{0.5}, {0.5}}, {{0.3}, {0.95}}, {{0.95}, {0.95}}, {{0.95}, {0.95}}}};
     int succeeded = 0;
-    for (g_fail_at = 0; g_fail_at < 200 && !succeeded; g_fail_at++) {
-        g_count = 0;
-        intdim_set_allocator(failing_alloc, plain_free, NULL);
+    long failures = 0;
+    for (long k = 1; k <= 200 && !succeeded; k++) {
+        fail_alloc_install(k);
         intdim_search *s = NULL;
         int rc = intdim_search_create(&s, 100);
         if (rc == INTDIM_OK)
@@ -592,16 +577,19 @@ START_TEST(allocation_failures_leak_nothing)
         if (rc == INTDIM_OK)
             rc = intdim_search_result(s, &d90, NULL, NULL, NULL, NULL);
         intdim_search_destroy(s);
-        intdim_set_allocator(NULL, NULL, NULL);
+        fail_alloc_remove();
+        ck_assert_msg(g_fail.allocs == g_fail.frees, "failing allocation %ld leaked %ld blocks",
+                      k, g_fail.allocs - g_fail.frees);
         if (rc == INTDIM_OK) {
             succeeded = 1;
             ck_assert_uint_eq(d90, 2);
         } else {
             ck_assert_int_eq(rc, INTDIM_ENOMEM);
+            failures++;
         }
     }
     ck_assert(succeeded);
-    ck_assert(g_fail_at > 3); /* failures were really injected */
+    ck_assert(failures >= 3); /* failures were really injected */
 }
 END_TEST
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fail_alloc.h"
 #include <intdim.h>
 
 #include "../examples/toy/toy_problem.h"
@@ -667,29 +668,6 @@ END_TEST
 
 /* ---- allocation failure injection -------------------------------------------------- */
 
-static struct {
-    long allocs, fail_at, live;
-} g_counting;
-
-static void *counting_alloc(void *user, size_t size)
-{
-    (void)user;
-    if (++g_counting.allocs == g_counting.fail_at)
-        return NULL;
-    void *p = malloc(size);
-    if (p)
-        g_counting.live++;
-    return p;
-}
-
-static void counting_free(void *user, void *ptr)
-{
-    (void)user;
-    if (ptr)
-        g_counting.live--;
-    free(ptr);
-}
-
 /* Every public step of a training session; the first failure must be ENOMEM. */
 static int session(const char *path, const proj_config *config)
 {
@@ -728,25 +706,23 @@ static int session(const char *path, const proj_config *config)
 START_TEST(allocation_failure_at_every_site)
 {
     const proj_config *config = &g_configs[_i];
-    char path[64];
-    snprintf(path, sizeof path, "train_alloc_%d.ckpt", (int)getpid());
-    ck_assert_int_eq(intdim_set_allocator(counting_alloc, counting_free, NULL), INTDIM_OK);
+    char path[256];
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(path, sizeof path, "%s/train_alloc_%d.ckpt", dir, (int)getpid());
     long k;
     for (k = 1; k < 10000; k++) {
-        g_counting.allocs = 0;
-        g_counting.fail_at = k;
-        g_counting.live = 0;
+        fail_alloc_install(k);
         int status = session(path, config);
-        ck_assert_msg(g_counting.live == 0, "%s: failing allocation %ld leaked %ld blocks",
-                      config->name, k, g_counting.live);
-        if (g_counting.allocs < k) {
+        fail_alloc_remove();
+        ck_assert_msg(g_fail.allocs == g_fail.frees, "%s: failing allocation %ld leaked %ld "
+                      "blocks", config->name, k, g_fail.allocs - g_fail.frees);
+        if (g_fail.attempts < k) {
             ck_assert_int_eq(status, INTDIM_OK); /* no allocation failed: success */
             break;
         }
         ck_assert_msg(status == INTDIM_ENOMEM, "%s: failing allocation %ld gave %s (%s)",
                       config->name, k, intdim_strerror(status), intdim_last_error());
     }
-    ck_assert_int_eq(intdim_set_allocator(NULL, NULL, NULL), INTDIM_OK);
     ck_assert(k > 5 && k < 10000);
     unlink(path);
 }

@@ -1,0 +1,37 @@
+#include "fail_alloc.h"
+
+#include <stdlib.h>
+
+#include "intdim.h"
+
+fail_alloc_state g_fail;
+
+static void *failing_alloc(void *user, size_t size)
+{
+    (void)user;
+    if (++g_fail.attempts == g_fail.fail_at)
+        return NULL;
+    void *ptr = malloc(size);
+    if (ptr != NULL)
+        g_fail.allocs++;
+    return ptr;
+}
+
+static void counting_free(void *user, void *ptr)
+{
+    (void)user;
+    if (ptr != NULL)
+        g_fail.frees++;
+    free(ptr);
+}
+
+void fail_alloc_install(long fail_at)
+{
+    g_fail = (fail_alloc_state){.fail_at = fail_at};
+    intdim_set_allocator(failing_alloc, counting_free, NULL);
+}
+
+void fail_alloc_remove(void)
+{
+    intdim_set_allocator(NULL, NULL, NULL);
+}

@@ -1,0 +1,21 @@
+/* Allocation-failure injection shared by the tests: an allocator for intdim_set_allocator
+ * that fails the fail_at-th allocation (1-based; 0 = never) and counts what it handed out
+ * and took back, so a test can assert that a failed call leaked nothing. */
+#ifndef INTDIM_TEST_FAIL_ALLOC_H
+#define INTDIM_TEST_FAIL_ALLOC_H
+
+typedef struct fail_alloc_state {
+    long fail_at;  /* which allocation attempt fails (1-based), 0 = none */
+    long attempts; /* allocation calls, the failed one included */
+    long allocs;   /* blocks handed out */
+    long frees;    /* blocks taken back */
+} fail_alloc_state;
+
+extern fail_alloc_state g_fail;
+
+/* Reset the counts, arm the failure and route the library's allocations through it. */
+void fail_alloc_install(long fail_at);
+/* Back to malloc/free (the counts stay readable). */
+void fail_alloc_remove(void);
+
+#endif
