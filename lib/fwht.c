@@ -73,9 +73,36 @@ static void portable_rows(float *buf, unsigned log2rows, size_t width)
     }
 }
 
+static void portable_gather16(float *dst, const float *G, const uint16_t *pi, const float *w,
+                              size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = G[i] * w[pi[i]];
+}
+
+static void portable_fold16(float *part, const float *G, const uint16_t *pi, const float *src,
+                            size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        part[pi[i]] += G[i] * src[i];
+}
+
+static void portable_scale_out(float *dst, const float *src, float scale, const float *base,
+                               size_t n)
+{
+    if (base == NULL) {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = src[i] * scale;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        dst[i] = base[i] + src[i] * scale;
+}
+
 const fwht_kernel *intdim__fwht_portable_kernel(void)
 {
-    static const fwht_kernel kernel = {portable_block, portable_rows};
+    static const fwht_kernel kernel = {portable_block, portable_rows, portable_gather16,
+                                       portable_fold16, portable_scale_out};
     return &kernel;
 }
 
@@ -101,6 +128,12 @@ static const fwht_kernel *kernel_ops(int kernel)
     case INTDIM_KERNEL_AVX512: return intdim__fwht_avx512_kernel();
     default: return intdim__fwht_portable_kernel();
     }
+}
+
+const fwht_kernel *intdim__fwht_kernel_ops(int kernel)
+{
+    const fwht_kernel *k = intdim__fwht_kernel_available(kernel) ? kernel_ops(kernel) : NULL;
+    return k != NULL ? k : intdim__fwht_portable_kernel();
 }
 
 int intdim__fwht_kernel_available(int kernel)

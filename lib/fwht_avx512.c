@@ -24,7 +24,8 @@
 
 const fwht_kernel *intdim__fwht_avx512_kernel(void)
 {
-    static const fwht_kernel kernel = {simd_block, simd_rows};
+    static const fwht_kernel kernel = {simd_block, simd_rows, simd_gather16, simd_fold16,
+                                       simd_scale_out};
     return &kernel;
 }
 

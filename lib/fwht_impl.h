@@ -19,12 +19,25 @@ typedef struct fwht_kernel {
     /* The levels across rows: buf holds 2^log2rows rows of `width` floats back to back;
      * level t pairs row r with row r + 2^t (same column). width is a multiple of 16. */
     void (*rows)(float *buf, unsigned log2rows, size_t width);
+    /* Fastfood's per-element loops around the transform, here so they run with the same
+     * instruction set (the lookups stay scalar: on the CPUs we measured, hardware gathers
+     * were slower than scalar loads; the arithmetic is vectorized). Every kernel gives
+     * the portable kernel's bits: each is one rounding per element, in index order.
+     * gather16: dst[i] = G[i] * w[pi[i]]
+     * fold16:   part[pi[i]] += G[i] * src[i], i ascending (the product rounded first)
+     * scale_out: dst[i] = src[i] * scale, or base[i] + src[i] * scale when base != NULL */
+    void (*gather16)(float *dst, const float *G, const uint16_t *pi, const float *w, size_t n);
+    void (*fold16)(float *part, const float *G, const uint16_t *pi, const float *src,
+                   size_t n);
+    void (*scale_out)(float *dst, const float *src, float scale, const float *base, size_t n);
 } fwht_kernel;
 
 const fwht_kernel *intdim__fwht_portable_kernel(void);
 /* NULL when the kernel is not compiled in (non-x86 builds). */
 const fwht_kernel *intdim__fwht_avx2_kernel(void);
 const fwht_kernel *intdim__fwht_avx512_kernel(void);
+/* The operations of an available kernel (INTDIM_KERNEL_*); portable for anything else. */
+const fwht_kernel *intdim__fwht_kernel_ops(int kernel);
 
 /* Blocks (2^15 floats = 128 KiB) are transformed completely inside L2; tiles (2^20
  * floats = 4 MiB) completely inside L3 by one thread. */

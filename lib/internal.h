@@ -82,4 +82,10 @@ int intdim__threads(int requested);
 uint64_t intdim__next_pow2(uint64_t n);
 unsigned intdim__log2_exact(uint64_t pow2);
 
+/* theta = base + P(theta_d) (SAID: base + lambda (.) P(theta_d)), what the trainer writes
+ * into the host's buffer each step; the same bits as intdim_proj_apply followed by the
+ * addition, in fewer passes over memory where the kind can fuse them. */
+int intdim__proj_apply_base(const intdim_proj *p, const float *theta_d, const float *base,
+                            float *theta);
+
 #endif

@@ -259,7 +259,7 @@ static void identity_destroy(intdim_proj *p)
     (void)p;
 }
 
-static const proj_ops g_identity_ops = { identity_apply, identity_adjoint, identity_destroy };
+static const proj_ops g_identity_ops = { identity_apply, identity_adjoint, identity_destroy, NULL };
 
 int intdim__identity_create(intdim_proj *p)
 {
@@ -619,21 +619,40 @@ static void said_sum_groups(const proj_handle *h, const double *partial, float *
 
 /* ---- apply and vjp ---------------------------------------------------------------- */
 
-INTDIM_API int intdim_proj_apply(const intdim_proj *p, const float *theta_d, float *delta_D)
+/* y = P x (SAID: lambda (.) P x), plus base when base != NULL: fused by the kind when it
+ * can, else added afterwards (the same bits either way). */
+static int project(const intdim_proj *p, const float *theta_d, const float *base, float *y)
 {
-    if (p == NULL || theta_d == NULL || delta_D == NULL)
-        return intdim__fail(INTDIM_EINVAL, "intdim_proj_apply: NULL p, theta_d or delta_D");
     const proj_handle *h = const_handle_of(p);
     int owned;
     float *work = acquire_work(h, &owned);
     if (work == NULL)
         return intdim__fail_nomem("a second concurrent projection workspace",
                                   h->work_floats_total * sizeof(float));
-    p->ops->apply(p, theta_d, delta_D, work);
-    if (p->said)
-        said_scale(h, theta_d + p->d_lin, delta_D, delta_D);
+    if (base != NULL && !p->said && p->ops->apply_base != NULL) {
+        p->ops->apply_base(p, theta_d, base, y, work);
+    } else {
+        p->ops->apply(p, theta_d, y, work);
+        if (p->said)
+            said_scale(h, theta_d + p->d_lin, y, y);
+        for (size_t i = 0; base != NULL && i < p->D; i++)
+            y[i] = base[i] + y[i];
+    }
     release_work(h, work, owned);
     return INTDIM_OK;
+}
+
+INTDIM_API int intdim_proj_apply(const intdim_proj *p, const float *theta_d, float *delta_D)
+{
+    if (p == NULL || theta_d == NULL || delta_D == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_apply: NULL p, theta_d or delta_D");
+    return project(p, theta_d, NULL, delta_D);
+}
+
+int intdim__proj_apply_base(const intdim_proj *p, const float *theta_d, const float *base,
+                            float *theta)
+{
+    return project(p, theta_d, base, theta);
 }
 
 INTDIM_API int intdim_proj_vjp(const intdim_proj *p, const float *theta_d, const float *g_D,

@@ -97,7 +97,7 @@ static void dense_destroy(intdim_proj *p)
     p->state = NULL;
 }
 
-static const proj_ops g_dense_ops = { dense_apply, dense_adjoint, dense_destroy };
+static const proj_ops g_dense_ops = { dense_apply, dense_adjoint, dense_destroy, NULL };
 
 /* Entries 2q and 2q+1 of the flat row-major matrix are the two Box-Muller outputs of the
  * uniforms at indices 2q and 2q+1 of INTDIM_STREAM_DENSE: r cos(2 pi u2) and r sin(2 pi u2)

@@ -86,9 +86,11 @@ static int threads_for(const intdim_proj *p, const ff_state *st)
 
 typedef struct apply_ctx {
     const ff_block *b;
-    const float *w; /* H_k(B x): k floats */
+    const fwht_kernel *k;
+    const float *w;    /* H_k(B x): k floats */
     float *y;
-    int accumulate; /* add into y (later chunks of a group) instead of writing */
+    const float *base; /* y = base + P x when not NULL (single block only) */
+    int accumulate;    /* add into y (later chunks of a group) instead of writing */
 } apply_ctx;
 
 /* dst[i] = G[i] * w[Pi[i] mod k]: the gather of the tiled first transform. */
@@ -102,9 +104,7 @@ static void fill_gather(void *vctx, float *dst, size_t start, size_t len)
         for (size_t i = 0; i < len; i++)
             dst[i] = G[i] * c->w[(size_t)lo[i] | (size_t)hi[i] << 16];
     } else if (c->b->pi16 != NULL) {
-        const uint16_t *pi = c->b->pi16 + start;
-        for (size_t i = 0; i < len; i++)
-            dst[i] = G[i] * c->w[pi[i]];
+        c->k->gather16(dst, G, c->b->pi16 + start, c->w, len);
     } else {
         const uint32_t *pi = c->b->pi32 + start;
         for (size_t i = 0; i < len; i++)
@@ -130,14 +130,15 @@ static void sink_output(void *vctx, const float *buf, size_t buf_stride, size_t 
             for (size_t j = 0; j < n; j++)
                 dst[j] += src[j] * scale;
         } else {
-            for (size_t j = 0; j < n; j++)
-                dst[j] = src[j] * scale;
+            const float *base = c->base != NULL ? c->base + c->b->out_first + start : NULL;
+            c->k->scale_out(dst, src, scale, base, n);
         }
     }
 }
 
 static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block *b,
-                        const float *x, float *y, float *work, int accumulate)
+                        const float *x, const float *base, float *y, float *work,
+                        int accumulate)
 {
     int threads = threads_for(p, st);
     float *w = work + st->off_small;
@@ -149,7 +150,7 @@ static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block
         w[j] = 0.0f;
     intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL, scratch, st->scratch_floats);
 
-    apply_ctx ctx = {b, w, y, accumulate};
+    apply_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), w, y, base, accumulate};
     fwht_hooks hooks = {&ctx, fill_gather, sink_output, 0, 0};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks, scratch, st->scratch_floats);
 }
@@ -161,14 +162,31 @@ static void ff_apply(const intdim_proj *p, const float *x, float *y, float *work
         const ff_block *b = &st->blocks[i];
         /* blocks are ordered by group, then chunk: chunk 0 writes, later ones add */
         int accumulate = b->in_first != 0;
-        block_apply(p, st, b, x, y, work, accumulate);
+        block_apply(p, st, b, x, NULL, y, work, accumulate);
     }
+}
+
+/* y = base + P x. One block: the addition rides on the output pass. Per-group mode
+ * writes every output row once through its chunk-0 block, then adds later chunks, so
+ * base is added after all of them: the same order as apply, then the addition. */
+static void ff_apply_base(const intdim_proj *p, const float *x, const float *base, float *y,
+                          float *work)
+{
+    const ff_state *st = p->state;
+    if (st->n_blocks == 1) {
+        block_apply(p, st, &st->blocks[0], x, base, y, work, 0);
+        return;
+    }
+    ff_apply(p, x, y, work);
+    for (size_t i = 0; i < p->D; i++)
+        y[i] = base[i] + y[i];
 }
 
 /* ---- adjoint ---------------------------------------------------------------------- */
 
 typedef struct adjoint_ctx {
     const ff_block *b;
+    const fwht_kernel *k;
     const float *g;
     float *partials; /* fold_groups arrays of k floats */
 } adjoint_ctx;
@@ -200,9 +218,7 @@ static void sink_fold(void *vctx, const float *buf, size_t buf_stride, size_t ro
             for (size_t j = 0; j < width; j++)
                 part[(size_t)lo[j] | (size_t)hi[j] << 16] += G[j] * src[j];
         } else if (b->pi16 != NULL) {
-            const uint16_t *pi = b->pi16 + start;
-            for (size_t j = 0; j < width; j++)
-                part[pi[j]] += G[j] * src[j];
+            c->k->fold16(part, G, b->pi16 + start, src, width);
         } else {
             const uint32_t *pi = b->pi32 + start;
             for (size_t j = 0; j < width; j++)
@@ -222,7 +238,7 @@ static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_blo
     size_t k = (size_t)1 << b->log2k;
     memset(partials, 0, ((size_t)b->fold_groups << b->log2k) * sizeof(float));
 
-    adjoint_ctx ctx = {b, g, partials};
+    adjoint_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), g, partials};
     /* Large strides first, so the fold reads G and Pi sequentially, block by block. */
     fwht_hooks hooks = {&ctx, fill_input, sink_fold, b->fold_groups, 1};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks, scratch, st->scratch_floats);
@@ -280,7 +296,7 @@ static void ff_destroy(intdim_proj *p)
     p->state = NULL;
 }
 
-static const proj_ops fastfood_ops = {ff_apply, ff_adjoint, ff_destroy};
+static const proj_ops fastfood_ops = {ff_apply, ff_adjoint, ff_destroy, ff_apply_base};
 
 static unsigned fold_groups_for(size_t L, size_t k)
 {

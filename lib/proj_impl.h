@@ -15,6 +15,10 @@ typedef struct proj_ops {
     /* x[0..d_lin) = P^T g, g of length D. */
     void (*adjoint)(const intdim_proj *p, const float *g, float *x, float *work);
     void (*destroy)(intdim_proj *p); /* free p->state */
+    /* Optional: y = base + P x in one pass, the same bits as apply followed by
+     * y[i] = base[i] + y[i]. NULL: proj.c does exactly that. */
+    void (*apply_base)(const intdim_proj *p, const float *x, const float *base, float *y,
+                       float *work);
 } proj_ops;
 
 struct intdim_proj {
@@ -52,5 +56,6 @@ int intdim__identity_create(intdim_proj *p);
 int intdim__dense_create(intdim_proj *p);
 int intdim__sparse_create(intdim_proj *p);
 int intdim__fastfood_create(intdim_proj *p);
+
 
 #endif

@@ -153,7 +153,7 @@ static void sparse_destroy(intdim_proj *p)
     p->state = NULL;
 }
 
-static const proj_ops g_sparse_ops = { sparse_apply, sparse_adjoint, sparse_destroy };
+static const proj_ops g_sparse_ops = { sparse_apply, sparse_adjoint, sparse_destroy, NULL };
 
 static size_t sparse_bytes(size_t d, uint64_t nnz)
 {

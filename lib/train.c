@@ -151,12 +151,7 @@ int intdim__trainer_write_theta(intdim_trainer *t)
             theta[i] = theta0[i] + theta_d[i];
         return INTDIM_OK;
     }
-    int status = intdim_proj_apply(t->proj, t->theta_d, theta);
-    if (status != INTDIM_OK)
-        return status;
-    for (size_t i = 0; i < D; i++)
-        theta[i] = theta0[i] + theta[i];
-    return INTDIM_OK;
+    return intdim__proj_apply_base(t->proj, t->theta_d, theta0, theta);
 }
 
 /* A step failed before its update: put theta0 + P(theta_d) back in the host buffer (the

@@ -212,6 +212,37 @@ START_TEST(gradient_matches_finite_differences)
 }
 END_TEST
 
+/* The trainer writes theta0 + P(theta_d) into the host buffer in one fused pass where the
+ * kind can (Fastfood adds theta0 while it writes its output): the bits must be those of
+ * apply followed by the addition, with every kernel. */
+START_TEST(host_buffer_holds_theta0_plus_projection)
+{
+    const proj_config *c = &g_configs[_i];
+    for (int kernel = INTDIM_KERNEL_PORTABLE; kernel <= INTDIM_KERNEL_AVX512; kernel++) {
+        rig r;
+        rig_open(&r, c, 9);
+        if (intdim_proj_set(r.p, INTDIM_PROJ_KERNEL, kernel) != INTDIM_OK) {
+            rig_close(&r); /* kernel not on this CPU */
+            continue;
+        }
+        size_t d = intdim_trainer_d(r.t);
+        float x[TEST_D], delta[TEST_D];
+        random_theta_d(x, d, (unsigned)kernel);
+        ck_assert_int_eq(intdim_trainer_set_theta_d(r.t, x, d), INTDIM_OK);
+        memset(r.theta, 0xff, sizeof r.theta); /* NaN: every entry must be written */
+        ck_assert_int_eq(intdim_trainer_sync(r.t), INTDIM_OK);
+        ck_assert_int_eq(intdim_proj_apply(r.p, x, delta), INTDIM_OK);
+        for (size_t i = 0; i < TEST_D; i++) {
+            float want = r.theta0[i] + delta[i];
+            ck_assert_msg(memcmp(&r.theta[i], &want, sizeof want) == 0,
+                          "%s, kernel %d: theta[%zu] = %a, want %a", c->name, kernel, i,
+                          (double)r.theta[i], (double)want);
+        }
+        rig_close(&r);
+    }
+}
+END_TEST
+
 START_TEST(identity_step_is_plain_sgd_on_theta)
 {
     rig r;
@@ -734,6 +765,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, gradient_matches_finite_differences, 0, N_CONFIGS);
+    tcase_add_loop_test(tc, host_buffer_holds_theta0_plus_projection, 0, N_CONFIGS);
     tcase_add_test(tc, identity_step_is_plain_sgd_on_theta);
     tcase_add_test(tc, callback_error_keeps_state);
     tcase_add_test(tc, nonfinite_stop_keeps_state);
