@@ -7,12 +7,14 @@
  *    transforms its blocks, then runs the tile's strips (below);
  *  - the levels above 19 pair elements whole tiles apart and are done in strip passes
  *    over the whole array.
- * A strip pass takes q levels at once: it copies a column strip (2^q rows, one per
- * block or tile, `width` floats each) into a small contiguous buffer, runs the q levels
- * there, and copies it back. The copy avoids the cache-set conflicts of power-of-two
- * strides; with tiles the DRAM strips have few rows of long contiguous runs (16 rows of
- * 16 KiB at 2^24), which the prefetchers stream well. A transform of 2^24 floats thus
- * reads and writes DRAM twice instead of 24 times.
+ * A strip pass takes q levels at once on column strips (2^q rows, one per block or
+ * tile, `width` floats each, at most 256 KiB in all), in place: with tiles the DRAM
+ * strips have few rows of long contiguous runs (16 rows of 16 KiB at 2^24), which the
+ * prefetchers stream well. q is at most 5: 32 rows a power-of-two stride apart still
+ * fit the ways of an L1 set, so the rows do not evict each other; more levels take
+ * more passes. (Copying strips into a contiguous buffer, the usual cure for set
+ * conflicts, cost 2-3x more than the arithmetic at 2^24 on the machine we measured.)
+ * A transform of 2^24 floats thus reads and writes DRAM twice instead of 24 times.
  *
  * Threads split blocks, tiles or strips; all orders compute the same values (see
  * fwht_impl.h), so the thread count never changes a bit. */
@@ -33,8 +35,8 @@
 #define OMP_FOR_THREADS(nt)
 #endif
 
-/* Stack buffer per thread when the caller gives no scratch (64 KiB). */
-enum { STACK_SCRATCH_FLOATS = 16384, MIN_STRIP_WIDTH = 16, MAX_SCRATCH_FLOATS = 65536 };
+/* A strip spans at most 2^16 floats; it has at most 2^5 rows. */
+enum { STRIP_FLOATS = 65536, STRIP_MAX_LOG2_ROWS = 5 };
 #define FWHT_MIN_PARALLEL_LOG2 17u
 
 /* ---- portable kernel: the textbook loops, the definition the others must match ------ */
@@ -54,14 +56,14 @@ static void portable_block(float *x, unsigned log2n)
     }
 }
 
-static void portable_rows(float *buf, unsigned log2rows, size_t width)
+static void portable_rows(float *buf, unsigned log2rows, size_t width, size_t stride)
 {
     size_t rows = (size_t)1 << log2rows;
     for (size_t h = 1; h < rows; h *= 2) {
         for (size_t r0 = 0; r0 < rows; r0 += 2 * h) {
             for (size_t r = r0; r < r0 + h; r++) {
-                float *top = buf + r * width;
-                float *bottom = top + h * width;
+                float *top = buf + r * stride;
+                float *bottom = top + h * stride;
                 for (size_t j = 0; j < width; j++) {
                     float a = top[j];
                     float b = bottom[j];
@@ -157,22 +159,6 @@ int intdim__fwht_best_kernel(void)
 
 /* ---- driver ------------------------------------------------------------------------ */
 
-static unsigned floor_log2(size_t v)
-{
-    unsigned k = 0;
-    while (((size_t)2 << k) <= v)
-        k++;
-    return k;
-}
-
-size_t intdim__fwht_scratch_floats(unsigned log2n)
-{
-    if (log2n <= FWHT_BLOCK_LOG2)
-        return 0;
-    size_t wanted = (size_t)1 << (log2n - 5); /* never more than 1/32 of the data */
-    return wanted < MAX_SCRATCH_FLOATS ? wanted : MAX_SCRATCH_FLOATS;
-}
-
 /* ---- strips ---------------------------------------------------------------------- */
 
 /* Levels [lo, lo + q) of an array of 2^log2n floats, as strips of 2^q rows. */
@@ -184,13 +170,15 @@ typedef struct strip_plan {
     size_t n_strips;
 } strip_plan;
 
-static strip_plan plan_strips(unsigned log2n, unsigned lo, unsigned hi, size_t scratch_floats)
+/* The next pass of levels [lo, hi): passes as few as the row limit allows, levels spread
+ * evenly over them (6 levels = 3 + 3, not 5 + 1). */
+static strip_plan plan_strips(unsigned log2n, unsigned lo, unsigned hi)
 {
     strip_plan s;
-    unsigned qmax = floor_log2(scratch_floats / MIN_STRIP_WIDTH);
-    s.q = hi - lo < qmax ? hi - lo : qmax;
+    unsigned passes = (hi - lo + STRIP_MAX_LOG2_ROWS - 1) / STRIP_MAX_LOG2_ROWS;
+    s.q = (hi - lo + passes - 1) / passes;
     s.row_step = (size_t)1 << lo;
-    size_t fit = scratch_floats >> s.q;
+    size_t fit = (size_t)STRIP_FLOATS >> s.q;
     s.width = s.row_step < fit ? s.row_step : fit;
     s.per_outer = s.row_step / s.width;
     s.n_strips = ((size_t)1 << (log2n - lo - s.q)) * s.per_outer;
@@ -198,56 +186,31 @@ static strip_plan plan_strips(unsigned log2n, unsigned lo, unsigned hi, size_t s
 }
 
 /* What every unit of work needs: the kernel, the array (x holds global element
- * `offset`), the hooks, the per-thread buffers. */
+ * `offset`), the hooks. */
 typedef struct job {
     const fwht_kernel *k;
     const fwht_hooks *fill; /* non-NULL: the first pass produces its input through fill */
     const fwht_hooks *sink; /* non-NULL: the last pass hands its output to sink */
     unsigned n_groups;      /* sink groups (0: any order) */
     size_t total_blocks;    /* blocks in the whole transform (for sink groups) */
-    float *scratch;
-    size_t scratch_floats;
 } job;
 
-/* Strip `index` of plan s over x (global offset `offset`). */
+/* Strip `index` of plan s over x (global offset `offset`), in place. */
 static void run_strip(const job *jb, const strip_plan *s, float *x, size_t offset, size_t index,
-                      float *buf, int use_fill, int use_sink, unsigned group)
+                      int use_fill, int use_sink, unsigned group)
 {
     size_t rows = (size_t)1 << s->q;
     size_t outer = index / s->per_outer;
     size_t col = (index % s->per_outer) * s->width;
     size_t first = outer * rows * s->row_step + col;
     float *base = x + first;
-    size_t bytes = s->width * sizeof(float);
-    if (use_fill) {
-        for (size_t r = 0; r < rows; r++)
-            jb->fill->fill(jb->fill->ctx, buf + r * s->width, offset + first + r * s->row_step,
-                           s->width);
-    } else {
-        for (size_t r = 0; r < rows; r++)
-            memcpy(buf + r * s->width, base + r * s->row_step, bytes);
-    }
-    jb->k->rows(buf, s->q, s->width);
-    if (use_sink) {
-        jb->sink->sink(jb->sink->ctx, buf, s->width, rows, offset + first, s->row_step,
+    for (size_t r = 0; use_fill && r < rows; r++)
+        jb->fill->fill(jb->fill->ctx, base + r * s->row_step, offset + first + r * s->row_step,
+                       s->width);
+    jb->k->rows(base, s->q, s->width, s->row_step);
+    if (use_sink)
+        jb->sink->sink(jb->sink->ctx, base, s->row_step, rows, offset + first, s->row_step,
                        s->width, group);
-        return;
-    }
-    for (size_t r = 0; r < rows; r++)
-        memcpy(base + r * s->row_step, buf + r * s->width, bytes);
-}
-
-/* This thread's strip buffer: its slice of the caller's scratch, or `local` (a stack
- * array of STACK_SCRATCH_FLOATS) when the caller gave none. */
-static float *thread_buffer(const job *jb, float *local)
-{
-    if (jb->scratch == NULL)
-        return local;
-    int tid = 0;
-#ifdef INTDIM_HAVE_OPENMP
-    tid = omp_get_thread_num();
-#endif
-    return jb->scratch + (size_t)tid * jb->scratch_floats;
 }
 
 /* Block `index` (2^log2b floats) of x: levels 0..log2b-1, with fill/sink if asked. */
@@ -294,7 +257,7 @@ static void strip_passes(const job *jb, float *x, unsigned log2n, unsigned lo, u
                          int threads, int use_fill, int use_sink)
 {
     while (lo < hi) {
-        strip_plan s = plan_strips(log2n, lo, hi, jb->scratch_floats);
+        strip_plan s = plan_strips(log2n, lo, hi);
         int first_pass = use_fill, last_pass = 0;
         lo += s.q;
         last_pass = use_sink && lo == hi;
@@ -305,14 +268,12 @@ static void strip_passes(const job *jb, float *x, unsigned log2n, unsigned lo, u
         (void)nt;
         OMP_FOR_THREADS(nt)
         for (size_t g = 0; g < n_ranges; g++) {
-            _Alignas(64) float local[STACK_SCRATCH_FLOATS];
-            float *buf = thread_buffer(jb, local);
             /* (sink groups are few, so the products cannot overflow) */
             size_t begin = n_ranges == s.n_strips ? g : s.n_strips * g / n_ranges;
             size_t end = n_ranges == s.n_strips ? g + 1 : s.n_strips * (g + 1) / n_ranges;
             unsigned group = last_pass && jb->n_groups > 0 ? (unsigned)g : 0;
             for (size_t i = begin; i < end; i++)
-                run_strip(jb, &s, x, 0, i, buf, first_pass, last_pass, group);
+                run_strip(jb, &s, x, 0, i, first_pass, last_pass, group);
         }
     }
 }
@@ -320,26 +281,26 @@ static void strip_passes(const job *jb, float *x, unsigned log2n, unsigned lo, u
 /* ---- tiles: L3-sized pieces done by one thread from start to finish ------------------ */
 
 /* Levels 0..FWHT_TILE_LOG2-1 of one tile, blocks then strips (the default order). */
-static void tile_forward(const job *jb, float *tile, size_t offset, float *buf, int use_fill)
+static void tile_forward(const job *jb, float *tile, size_t offset, int use_fill)
 {
     size_t n_blocks = (size_t)1 << (FWHT_TILE_LOG2 - FWHT_BLOCK_LOG2);
     for (size_t b = 0; b < n_blocks; b++)
         run_block(jb, tile, offset, FWHT_BLOCK_LOG2, b, use_fill, 0);
     for (unsigned lo = FWHT_BLOCK_LOG2; lo < FWHT_TILE_LOG2;) {
-        strip_plan s = plan_strips(FWHT_TILE_LOG2, lo, FWHT_TILE_LOG2, jb->scratch_floats);
+        strip_plan s = plan_strips(FWHT_TILE_LOG2, lo, FWHT_TILE_LOG2);
         for (size_t i = 0; i < s.n_strips; i++)
-            run_strip(jb, &s, tile, offset, i, buf, 0, 0, 0);
+            run_strip(jb, &s, tile, offset, i, 0, 0, 0);
         lo += s.q;
     }
 }
 
 /* The same levels, strips first and blocks last (handing blocks to the sink). */
-static void tile_reverse(const job *jb, float *tile, size_t offset, float *buf, int use_sink)
+static void tile_reverse(const job *jb, float *tile, size_t offset, int use_sink)
 {
     for (unsigned lo = FWHT_BLOCK_LOG2; lo < FWHT_TILE_LOG2;) {
-        strip_plan s = plan_strips(FWHT_TILE_LOG2, lo, FWHT_TILE_LOG2, jb->scratch_floats);
+        strip_plan s = plan_strips(FWHT_TILE_LOG2, lo, FWHT_TILE_LOG2);
         for (size_t i = 0; i < s.n_strips; i++)
-            run_strip(jb, &s, tile, offset, i, buf, 0, 0, 0);
+            run_strip(jb, &s, tile, offset, i, 0, 0, 0);
         lo += s.q;
     }
     size_t n_blocks = (size_t)1 << (FWHT_TILE_LOG2 - FWHT_BLOCK_LOG2);
@@ -359,15 +320,13 @@ static void tiles_pass(const job *jb, float *x, unsigned log2n, int threads, int
     (void)nt;
     OMP_FOR_THREADS(nt)
     for (size_t g = 0; g < n_ranges; g++) {
-        _Alignas(64) float local[STACK_SCRATCH_FLOATS];
-        float *buf = thread_buffer(jb, local);
         size_t per = n_tiles / n_ranges;
         for (size_t t = g * per; t < (g + 1) * per; t++) {
             size_t offset = t << FWHT_TILE_LOG2;
             if (reverse)
-                tile_reverse(jb, x + offset, offset, buf, use_sink);
+                tile_reverse(jb, x + offset, offset, use_sink);
             else
-                tile_forward(jb, x + offset, offset, buf, use_fill);
+                tile_forward(jb, x + offset, offset, use_fill);
         }
     }
 }
@@ -375,7 +334,7 @@ static void tiles_pass(const job *jb, float *x, unsigned log2n, int threads, int
 /* ---- entry points ------------------------------------------------------------------ */
 
 void intdim__fwht_run(float *x, unsigned log2n, int kernel, int threads,
-                      const fwht_hooks *hooks, float *scratch, size_t scratch_floats)
+                      const fwht_hooks *hooks)
 {
     job jb;
     memset(&jb, 0, sizeof jb);
@@ -391,9 +350,6 @@ void intdim__fwht_run(float *x, unsigned log2n, int kernel, int threads,
         threads = 1;
     int use_fill = jb.fill != NULL, use_sink = jb.sink != NULL;
     int reverse = hooks != NULL && hooks->strips_first;
-
-    jb.scratch = scratch;
-    jb.scratch_floats = scratch != NULL ? scratch_floats : STACK_SCRATCH_FLOATS;
 
     if (log2n <= FWHT_BLOCK_LOG2) {
         blocks_pass(&jb, x, log2n, threads, use_fill, use_sink);
@@ -414,5 +370,5 @@ void intdim__fwht_run(float *x, unsigned log2n, int kernel, int threads,
 
 void intdim__fwht(float *x, unsigned log2n, int kernel, int threads)
 {
-    intdim__fwht_run(x, log2n, kernel, threads, NULL, NULL, 0);
+    intdim__fwht_run(x, log2n, kernel, threads, NULL);
 }

@@ -16,9 +16,10 @@ typedef struct fwht_kernel {
     /* All levels of a contiguous block of 2^log2n floats (log2n <= FWHT_BLOCK_LOG2, so
      * it sits in L2). */
     void (*block)(float *x, unsigned log2n);
-    /* The levels across rows: buf holds 2^log2rows rows of `width` floats back to back;
-     * level t pairs row r with row r + 2^t (same column). width is a multiple of 16. */
-    void (*rows)(float *buf, unsigned log2rows, size_t width);
+    /* The levels across rows: buf holds 2^log2rows rows of `width` floats, row r at
+     * buf + r * stride; level t pairs row r with row r + 2^t (same column). width is a
+     * multiple of 16. */
+    void (*rows)(float *buf, unsigned log2rows, size_t width, size_t stride);
     /* Fastfood's per-element loops around the transform, here so they run with the same
      * instruction set (the lookups stay scalar: on the CPUs we measured, hardware gathers
      * were slower than scalar loads; the arithmetic is vectorized). Every kernel gives
@@ -68,14 +69,9 @@ typedef struct fwht_hooks {
     int strips_first;
 } fwht_hooks;
 
-/* Scratch floats per thread the driver may use for transforms of 2^log2n floats, given
- * a preferred size; depends on log2n only, never on the thread count. */
-size_t intdim__fwht_scratch_floats(unsigned log2n);
-
 /* In-place transform of x (2^log2n floats, 64-byte aligned) with hooks (may be NULL).
- * scratch: threads * scratch_floats floats (64-byte aligned), scratch_floats from
- * intdim__fwht_scratch_floats for the largest size used; NULL = a stack buffer. */
+ * Allocates nothing. */
 void intdim__fwht_run(float *x, unsigned log2n, int kernel, int threads,
-                      const fwht_hooks *hooks, float *scratch, size_t scratch_floats);
+                      const fwht_hooks *hooks);
 
 #endif

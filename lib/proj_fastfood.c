@@ -25,7 +25,7 @@
  * Memory per padded parameter: G 4 bytes + Pi mod k 2 bytes (3 when k > 2^16, 4 when
  * k > 2^24) + the work array 4 bytes, plus small extras: signs as bits, the size-k
  * buffer (4k/L bytes: small unless d is near D), partial buckets (at most L/16 floats,
- * none for large k), strip buffers (at most L/8 floats). So <= 12 bytes for d <= L/8. */
+ * none for large k). So <= 11 bytes for d <= L/8 (the transform works in place). */
 #include <math.h>
 #include <string.h>
 
@@ -60,10 +60,8 @@ typedef struct ff_block {
 typedef struct ff_state {
     size_t n_blocks;
     ff_block *blocks;
-    size_t scratch_floats; /* strip buffer per thread */
-    int scratch_threads;   /* strip buffers in the work area */
     /* work layout, in floats from the start (each 64-byte aligned) */
-    size_t off_small, off_partial, off_scratch;
+    size_t off_small, off_partial;
 } ff_state;
 
 static size_t round16(size_t n)
@@ -76,10 +74,9 @@ static float with_sign(const ff_block *b, size_t j, float v)
     return (b->neg_signs[j >> 3] >> (j & 7)) & 1 ? -v : v;
 }
 
-static int threads_for(const intdim_proj *p, const ff_state *st)
+static int threads_for(const intdim_proj *p)
 {
-    int t = intdim__threads(p->threads);
-    return t < st->scratch_threads ? t : st->scratch_threads;
+    return intdim__threads(p->threads);
 }
 
 /* ---- apply ------------------------------------------------------------------------ */
@@ -140,19 +137,18 @@ static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block
                         const float *x, const float *base, float *y, float *work,
                         int accumulate)
 {
-    int threads = threads_for(p, st);
+    int threads = threads_for(p);
     float *w = work + st->off_small;
-    float *scratch = work + st->off_scratch;
     size_t k = (size_t)1 << b->log2k;
     for (size_t j = 0; j < b->in_len; j++)
         w[j] = with_sign(b, j, x[b->in_first + j]);
     for (size_t j = b->in_len; j < k; j++)
         w[j] = 0.0f;
-    intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL, scratch, st->scratch_floats);
+    intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL);
 
     apply_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), w, y, base, accumulate};
     fwht_hooks hooks = {&ctx, fill_gather, sink_output, 0, 0};
-    intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks, scratch, st->scratch_floats);
+    intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 }
 
 static void ff_apply(const intdim_proj *p, const float *x, float *y, float *work)
@@ -230,18 +226,17 @@ static void sink_fold(void *vctx, const float *buf, size_t buf_stride, size_t ro
 static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_block *b,
                           const float *g, float *x, float *work, int accumulate)
 {
-    int threads = threads_for(p, st);
+    int threads = threads_for(p);
     float *w = work + st->off_small;
     /* One group (large k): fold straight into w, no partial arrays at all. */
     float *partials = b->fold_groups == 1 ? w : work + st->off_partial;
-    float *scratch = work + st->off_scratch;
     size_t k = (size_t)1 << b->log2k;
     memset(partials, 0, ((size_t)b->fold_groups << b->log2k) * sizeof(float));
 
     adjoint_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), g, partials};
     /* Large strides first, so the fold reads G and Pi sequentially, block by block. */
     fwht_hooks hooks = {&ctx, fill_input, sink_fold, b->fold_groups, 1};
-    intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks, scratch, st->scratch_floats);
+    intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 
     /* Buckets: the partial arrays added in group order (elementwise, any split; threads
      * only where the work pays for waking them). */
@@ -256,7 +251,7 @@ static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_blo
             w[j] = sum;
         }
     }
-    intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL, scratch, st->scratch_floats);
+    intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL);
     float *dst = x + b->in_first;
     for (size_t j = 0; j < b->in_len; j++) {
         float v = with_sign(b, j, w[j]) * b->scale;
@@ -434,20 +429,9 @@ static int plan_memory(intdim_proj *p, ff_state *st)
         max_partial = part > max_partial ? part : max_partial;
         tables += block_table_bytes(b);
     }
-    st->scratch_floats = intdim__fwht_scratch_floats(intdim__log2_exact(max_L));
-    int threads = intdim__threads(0);
-    if (st->scratch_floats > 0) {
-        size_t cap = max_L / 8 / st->scratch_floats; /* strip buffers <= L/8 floats */
-        if (cap < 1)
-            cap = 1;
-        if ((size_t)threads > cap)
-            threads = (int)cap;
-    }
-    st->scratch_threads = threads;
     st->off_small = round16(max_L);
     st->off_partial = st->off_small + round16(max_k);
-    st->off_scratch = st->off_partial + round16(max_partial);
-    p->work_floats = st->off_scratch + (size_t)threads * st->scratch_floats;
+    p->work_floats = st->off_partial + round16(max_partial);
     p->state_bytes = tables;
     double total = (double)tables + 4.0 * (double)p->work_floats;
     if (total > p->memory_budget)
