@@ -18,6 +18,7 @@
 #define VSUB(a, b) ((vfloat)_mm256_fnmadd_ps((__m256)(b), _mm256_set1_ps(1.0f), (__m256)(a)))
 #define VMULADD(v, s, p) ((vfloat)_mm256_fmadd_ps((__m256)(v), (__m256)(s), (__m256)(p)))
 #define ROW_RADIX 3
+#define STREAMV(p, v) _mm256_stream_ps((p), (__m256)(v))
 #include "fwht_simd.inc"
 
 #pragma GCC pop_options

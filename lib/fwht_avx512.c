@@ -18,6 +18,7 @@
 #define VSUB(a, b) ((vfloat)_mm512_fnmadd_ps((__m512)(b), _mm512_set1_ps(1.0f), (__m512)(a)))
 #define VMULADD(v, s, p) ((vfloat)_mm512_fmadd_ps((__m512)(v), (__m512)(s), (__m512)(p)))
 #define ROW_RADIX 4
+#define STREAMV(p, v) _mm512_stream_ps((p), (__m512)(v))
 #include "fwht_simd.inc"
 
 #pragma GCC pop_options

@@ -126,6 +126,25 @@ START_TEST(transform_twice_is_n_times_identity)
 }
 END_TEST
 
+/* 2^26: the levels above the tiles take two strip passes (3 + 3 levels). H e_j is column
+ * j of H, exactly +-1 everywhere: a level skipped, repeated or paired at the wrong stride
+ * shows. */
+START_TEST(large_transform_of_unit_vector)
+{
+    const unsigned m = 26;
+    size_t n = (size_t)1 << m, j = (size_t)0x2A5A5A5 & (n - 1);
+    float *x = alloc_floats(n);
+    memset(x, 0, n * sizeof(float));
+    x[j] = 1.0f;
+    intdim__fwht(x, m, intdim__fwht_best_kernel(), 2);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += x[i] != (popcount_parity(i & j) ? -1.0f : 1.0f);
+    ck_assert_msg(bad == 0, "2^%u: %zu entries differ from column %zu of H", m, bad, j);
+    intdim__free(x);
+}
+END_TEST
+
 START_TEST(unavailable_kernel_ids_are_reported)
 {
     ck_assert_int_eq(intdim__fwht_kernel_available(INTDIM_KERNEL_PORTABLE), 1);
@@ -406,7 +425,8 @@ static void check_bitwise_everywhere(ff_fixture *f)
     size_t D = f->p.D, d = f->p.d_lin;
     float *x = alloc_floats(d), *g = alloc_floats(D);
     float *y_ref = alloc_floats(D), *x_ref = alloc_floats(d);
-    float *y = alloc_floats(D), *xt = alloc_floats(d);
+    /* y one float past an aligned block: outputs must not assume aligned host buffers */
+    float *y_block = alloc_floats(D + 1), *y = y_block + 1, *xt = alloc_floats(d);
     fill_gauss(x, d, 31);
     fill_gauss(g, D, 32);
     f->p.kernel = INTDIM_KERNEL_PORTABLE;
@@ -428,7 +448,7 @@ static void check_bitwise_everywhere(ff_fixture *f)
         }
     }
     intdim__free(xt);
-    intdim__free(y);
+    intdim__free(y_block);
     intdim__free(x_ref);
     intdim__free(y_ref);
     intdim__free(g);
@@ -449,6 +469,11 @@ START_TEST(fastfood_bitwise_across_threads_and_kernels)
     check_bitwise_everywhere(&f);
     ff_destroy_fixture(&f);
     ff_init(&f, (1 << 21) - 3, 70000, 4, 0, NULL, 0);
+    ff_create(&f);
+    check_bitwise_everywhere(&f);
+    ff_destroy_fixture(&f);
+    /* output large enough to be written with non-temporal stores */
+    ff_init(&f, (1 << 22) + 1, 1000, 4, 0, NULL, 0);
     ff_create(&f);
     check_bitwise_everywhere(&f);
     ff_destroy_fixture(&f);
@@ -524,6 +549,7 @@ static Suite *fwht_suite(void)
     tcase_add_test(kernels, kernels_bitwise_equal_portable);
     tcase_add_test(kernels, threads_bitwise_equal);
     tcase_add_test(kernels, transform_twice_is_n_times_identity);
+    tcase_add_test(kernels, large_transform_of_unit_vector);
     tcase_add_test(kernels, unavailable_kernel_ids_are_reported);
     suite_add_tcase(s, kernels);
     TCase *ff = tcase_create("fastfood");
