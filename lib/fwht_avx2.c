@@ -19,6 +19,15 @@
 #define VMULADD(v, s, p) ((vfloat)_mm256_fmadd_ps((__m256)(v), (__m256)(s), (__m256)(p)))
 #define ROW_RADIX 3
 #define STREAMV(p, v) _mm256_stream_ps((p), (__m256)(v))
+#define LOOKUPV(w, q) lookup8((w), (q))
+
+/* w[q[0..7]] as two independent 4-lane builds (see the AVX-512 kernel). */
+static inline __m256 lookup8(const float *w, const uint16_t *q)
+{
+    __m128 a = _mm_set_ps(w[q[3]], w[q[2]], w[q[1]], w[q[0]]);
+    __m128 b = _mm_set_ps(w[q[7]], w[q[6]], w[q[5]], w[q[4]]);
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
+}
 #include "fwht_simd.inc"
 
 #pragma GCC pop_options

@@ -19,6 +19,21 @@
 #define VMULADD(v, s, p) ((vfloat)_mm512_fmadd_ps((__m512)(v), (__m512)(s), (__m512)(p)))
 #define ROW_RADIX 4
 #define STREAMV(p, v) _mm512_stream_ps((p), (__m512)(v))
+#define LOOKUPV(w, q) lookup16((w), (q))
+
+/* w[q[0..15]] as four independent 4-lane builds joined at the end: a lane-by-lane
+ * insert chain would serialize 16 dependent instructions. */
+static inline __m512 lookup16(const float *w, const uint16_t *q)
+{
+    __m128 a = _mm_set_ps(w[q[3]], w[q[2]], w[q[1]], w[q[0]]);
+    __m128 b = _mm_set_ps(w[q[7]], w[q[6]], w[q[5]], w[q[4]]);
+    __m128 c = _mm_set_ps(w[q[11]], w[q[10]], w[q[9]], w[q[8]]);
+    __m128 e = _mm_set_ps(w[q[15]], w[q[14]], w[q[13]], w[q[12]]);
+    __m512 v = _mm512_castps128_ps512(a);
+    v = _mm512_insertf32x4(v, b, 1);
+    v = _mm512_insertf32x4(v, c, 2);
+    return _mm512_insertf32x4(v, e, 3);
+}
 #include "fwht_simd.inc"
 
 #pragma GCC pop_options
