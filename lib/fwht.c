@@ -38,6 +38,8 @@
 /* A strip spans at most 2^16 floats; it has at most 2^5 rows. */
 enum { STRIP_FLOATS = 65536, STRIP_MAX_LOG2_ROWS = 5 };
 #define FWHT_MIN_PARALLEL_LOG2 17u
+/* From 2^22 floats (16 MiB) on, a pass's output is out of the caches before the next. */
+#define FWHT_STREAM_MIN_LOG2 22u
 
 /* ---- portable kernel: the textbook loops, the definition the others must match ------ */
 
@@ -102,10 +104,20 @@ static void portable_scale_out(float *dst, const float *src, float scale, const 
         dst[i] = base[i] + src[i] * scale;
 }
 
+static void portable_rows_from(float *dst, const float *src, unsigned log2rows, size_t width,
+                               size_t stride, int stream)
+{
+    (void)stream;
+    size_t rows = (size_t)1 << log2rows;
+    for (size_t r = 0; r < rows && dst != src; r++)
+        memcpy(dst + r * stride, src + r * stride, width * sizeof(float));
+    portable_rows(dst, log2rows, width, stride);
+}
+
 const fwht_kernel *intdim__fwht_portable_kernel(void)
 {
-    static const fwht_kernel kernel = {portable_block, portable_rows, portable_gather16,
-                                       portable_fold16, portable_scale_out};
+    static const fwht_kernel kernel = {portable_block,    portable_rows,   portable_rows_from,
+                                       portable_gather16, portable_fold16, portable_scale_out};
     return &kernel;
 }
 
@@ -194,6 +206,7 @@ typedef struct job {
     const fwht_hooks *sink; /* non-NULL: the last pass hands its output to sink */
     unsigned n_groups;      /* sink groups (0: any order) */
     size_t total_blocks;    /* blocks in the whole transform (for sink groups) */
+    int stream_first;       /* the array is far larger than the caches */
 } job;
 
 /* Strip `index` of plan s over x (global offset `offset`), in place. */
@@ -205,10 +218,20 @@ static void run_strip(const job *jb, const strip_plan *s, float *x, size_t offse
     size_t col = (index % s->per_outer) * s->width;
     size_t first = outer * rows * s->row_step + col;
     float *base = x + first;
-    for (size_t r = 0; use_fill && r < rows; r++)
-        jb->fill->fill(jb->fill->ctx, base + r * s->row_step, offset + first + r * s->row_step,
-                       s->width);
-    jb->k->rows(base, s->q, s->width, s->row_step);
+    size_t span = (rows - 1) * s->row_step + s->width;
+    const float *src = use_fill && jb->fill->source != NULL
+                           ? jb->fill->source(jb->fill->ctx, offset + first, span)
+                           : NULL;
+    if (src != NULL) {
+        /* A large first pass is not the last: its rows leave the caches before the next
+         * pass reads them, so write them around the caches. */
+        jb->k->rows_from(base, src, s->q, s->width, s->row_step, jb->stream_first && !use_sink);
+    } else {
+        for (size_t r = 0; use_fill && r < rows; r++)
+            jb->fill->fill(jb->fill->ctx, base + r * s->row_step,
+                           offset + first + r * s->row_step, s->width);
+        jb->k->rows(base, s->q, s->width, s->row_step);
+    }
     if (use_sink)
         jb->sink->sink(jb->sink->ctx, base, s->row_step, rows, offset + first, s->row_step,
                        s->width, group);
@@ -350,6 +373,7 @@ void intdim__fwht_run(float *x, unsigned log2n, int kernel, int threads,
     if (threads < 1 || log2n < FWHT_MIN_PARALLEL_LOG2)
         threads = 1;
     int use_fill = jb.fill != NULL, use_sink = jb.sink != NULL;
+    jb.stream_first = log2n >= FWHT_STREAM_MIN_LOG2;
     int reverse = hooks != NULL && hooks->strips_first;
 
     if (log2n <= FWHT_BLOCK_LOG2) {

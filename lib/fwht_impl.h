@@ -20,6 +20,10 @@ typedef struct fwht_kernel {
      * buf + r * stride; level t pairs row r with row r + 2^t (same column). width is a
      * multiple of 16. */
     void (*rows)(float *buf, unsigned log2rows, size_t width, size_t stride);
+    /* The same levels reading the rows from src (same layout) and writing dst: a copy
+     * and a transform in one pass. stream: a hint that dst will not be read soon. */
+    void (*rows_from)(float *dst, const float *src, unsigned log2rows, size_t width,
+                      size_t stride, int stream);
     /* Fastfood's per-element loops around the transform, here so they run with the same
      * instruction set (the lookups stay scalar: on the CPUs we measured, hardware gathers
      * were slower than scalar loads; the arithmetic is vectorized). Every kernel gives
@@ -66,6 +70,10 @@ const fwht_kernel *intdim__fwht_kernel_ops(int kernel);
 typedef struct fwht_hooks {
     void *ctx;
     void (*fill)(void *ctx, float *dst, size_t start, size_t len);
+    /* Optional, with fill: where input elements [start, start + len) already lie in
+     * memory as they are (no padding, no arithmetic), or NULL. The first pass then reads
+     * them from there instead of filling a copy first. */
+    const float *(*source)(void *ctx, size_t start, size_t len);
     void (*sink)(void *ctx, const float *buf, size_t buf_stride, size_t rows, size_t first,
                  size_t row_step, size_t width, unsigned group);
     unsigned n_groups;

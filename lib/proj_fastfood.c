@@ -150,7 +150,7 @@ static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block
     /* Beyond ~16 MiB the output leaves the caches anyway before anyone reads it. */
     int stream = b->out_len >= ((size_t)1 << 22);
     apply_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), w, y, base, accumulate, stream};
-    fwht_hooks hooks = {&ctx, fill_gather, sink_output, 0, 0};
+    fwht_hooks hooks = {&ctx, fill_gather, NULL, sink_output, 0, 0};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 }
 
@@ -200,6 +200,13 @@ static void fill_input(void *vctx, float *dst, size_t start, size_t len)
     memset(dst + n, 0, (len - n) * sizeof(float));
 }
 
+/* Rows wholly inside g are read in place (no copy, no padding). */
+static const float *source_input(void *vctx, size_t start, size_t len)
+{
+    const adjoint_ctx *c = vctx;
+    return start + len <= c->b->out_len ? c->g + c->b->out_first + start : NULL;
+}
+
 /* partial[Pi[i] mod k] += G[i] * v[i], in index order within the group. */
 static void sink_fold(void *vctx, const float *buf, size_t buf_stride, size_t rows,
                       size_t first, size_t row_step, size_t width, unsigned group)
@@ -238,7 +245,7 @@ static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_blo
 
     adjoint_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), g, partials};
     /* Large strides first, so the fold reads G and Pi sequentially, block by block. */
-    fwht_hooks hooks = {&ctx, fill_input, sink_fold, b->fold_groups, 1};
+    fwht_hooks hooks = {&ctx, fill_input, source_input, sink_fold, b->fold_groups, 1};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 
     /* Buckets: the partial arrays added in group order (elementwise, any split; threads

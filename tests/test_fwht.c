@@ -477,6 +477,15 @@ START_TEST(fastfood_bitwise_across_threads_and_kernels)
     ff_create(&f);
     check_bitwise_everywhere(&f);
     ff_destroy_fixture(&f);
+    /* D = L: the adjoint's first pass reads g in place (no padding), streaming at 2^22 */
+    ff_init(&f, 1 << 18, 1000, 4, 0, NULL, 0);
+    ff_create(&f);
+    check_bitwise_everywhere(&f);
+    ff_destroy_fixture(&f);
+    ff_init(&f, 1 << 22, 1000, 4, 0, NULL, 0);
+    ff_create(&f);
+    check_bitwise_everywhere(&f);
+    ff_destroy_fixture(&f);
 
     static const size_t sizes[] = {300000, 50, 7000};
     ff_init(&f, 307050, 5000, 4, 3, sizes, 1);
