@@ -92,9 +92,8 @@ static void portable_fold16(float *part, const float *G, const uint16_t *pi, con
 }
 
 static void portable_scale_out(float *dst, const float *src, float scale, const float *base,
-                               size_t n, int stream)
+                               size_t n)
 {
-    (void)stream;
     if (base == NULL) {
         for (size_t i = 0; i < n; i++)
             dst[i] = src[i] * scale;

@@ -30,14 +30,12 @@ typedef struct fwht_kernel {
      * the portable kernel's bits: each is one rounding per element, in index order.
      * gather16: dst[i] = G[i] * w[pi[i]]
      * fold16:   part[pi[i]] += G[i] * src[i], i ascending (the product rounded first)
-     * scale_out: dst[i] = src[i] * scale, or base[i] + src[i] * scale when base != NULL;
-     *   stream: a hint that dst will not be read soon (non-temporal stores where the
-     *   kernel has them: no read-for-ownership of dst, nor cache pollution) */
+     * scale_out: dst[i] = src[i] * scale, or base[i] + src[i] * scale when base != NULL
+     *   (regular stores: non-temporal ones were 3x slower here on one thread) */
     void (*gather16)(float *dst, const float *G, const uint16_t *pi, const float *w, size_t n);
     void (*fold16)(float *part, const float *G, const uint16_t *pi, const float *src,
                    size_t n);
-    void (*scale_out)(float *dst, const float *src, float scale, const float *base, size_t n,
-                      int stream);
+    void (*scale_out)(float *dst, const float *src, float scale, const float *base, size_t n);
 } fwht_kernel;
 
 const fwht_kernel *intdim__fwht_portable_kernel(void);
