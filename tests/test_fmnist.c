@@ -428,6 +428,110 @@ START_TEST(batches_are_a_function_of_seed_and_step)
 }
 END_TEST
 
+/* ---- the rotation task (self-supervised pre-training) ----------------------------------- */
+
+/* A 28 x 28 image with distinct-looking pixels (no symmetry a wrong rotation could hide in). */
+static void random_image(uint64_t seed, uint8_t *img)
+{
+    for (size_t i = 0; i < FM_PIXELS; i++)
+        img[i] = (uint8_t)(mlp_mix64(seed, i) >> 56);
+}
+
+START_TEST(rotating_four_quarter_turns_gives_the_image_back)
+{
+    uint8_t img[FM_PIXELS], a[FM_PIXELS], b[FM_PIXELS];
+    random_image(5, img);
+    memcpy(a, img, FM_PIXELS);
+    for (int turn = 0; turn < 4; turn++) {
+        fm_rotate(a, b, 1);
+        /* After 1, 2, 3 turns a generic image differs from the original. */
+        ck_assert_int_eq(memcmp(b, img, FM_PIXELS) == 0, turn == 3);
+        memcpy(a, b, FM_PIXELS);
+    }
+    ck_assert_mem_eq(a, img, FM_PIXELS);
+    /* Two half turns, and quarter_turns taken mod 4. */
+    fm_rotate(img, a, 2);
+    fm_rotate(a, b, 2);
+    ck_assert_mem_eq(b, img, FM_PIXELS);
+    fm_rotate(img, a, 4);
+    ck_assert_mem_eq(a, img, FM_PIXELS);
+    fm_rotate(img, a, 5);
+    fm_rotate(img, b, 1);
+    ck_assert_mem_eq(a, b, FM_PIXELS);
+}
+END_TEST
+
+/* Clockwise, as documented: one quarter turn takes (r, c) to (c, 27 - r), a half turn to
+ * (27 - r, 27 - c), three quarter turns to (27 - c, r). */
+START_TEST(a_quarter_turn_moves_each_pixel_to_the_documented_place)
+{
+    static const size_t spots[][2] = {{0, 0}, {0, 27}, {27, 0}, {3, 11}, {20, 6}, {13, 14}};
+    uint8_t img[FM_PIXELS], out[FM_PIXELS];
+    for (size_t s = 0; s < sizeof spots / sizeof spots[0]; s++) {
+        size_t r = spots[s][0], c = spots[s][1];
+        size_t expect[4][2] = {{r, c}, {c, 27 - r}, {27 - r, 27 - c}, {27 - c, r}};
+        memset(img, 0, sizeof img);
+        img[r * 28 + c] = 200;
+        for (unsigned k = 0; k < 4; k++) {
+            fm_rotate(img, out, k);
+            for (size_t i = 0; i < FM_PIXELS; i++) {
+                int lit = i == expect[k][0] * 28 + expect[k][1];
+                ck_assert_msg(out[i] == (lit ? 200 : 0), "(%zu, %zu) turned %u: pixel %zu is %u",
+                              r, c, k, i, out[i]);
+            }
+        }
+    }
+    /* The top row (left to right) becomes the right-most column (top to bottom). */
+    memset(img, 0, sizeof img);
+    for (size_t c = 0; c < 28; c++)
+        img[c] = (uint8_t)(c + 1);
+    fm_rotate(img, out, 1);
+    for (size_t r = 0; r < 28; r++)
+        ck_assert_uint_eq(out[r * 28 + 27], r + 1);
+}
+END_TEST
+
+START_TEST(rotation_task_labels_are_balanced_and_match_the_rotation)
+{
+    enum { N = 3 };
+    uint8_t pixels[N * FM_PIXELS], labels[N] = {7, 7, 2}, turned[FM_PIXELS];
+    for (size_t i = 0; i < N; i++)
+        random_image(100 + i, pixels + i * FM_PIXELS);
+    fm_set s = {N, pixels, labels, 0}, task;
+    ck_assert_int_eq(fm_rotation_task(&s, 0, &task), 0);
+    ck_assert_uint_eq(task.n, 4 * N);
+    size_t count[4] = {0, 0, 0, 0};
+    for (size_t j = 0; j < task.n; j++) {
+        ck_assert_uint_lt(task.labels[j], 4);
+        count[task.labels[j]]++;
+        size_t i = j / 4;
+        ck_assert_uint_eq(task.labels[j], j % 4);
+        /* Label k: image i turned by k quarter turns (label 0: the image itself). */
+        fm_rotate(pixels + i * FM_PIXELS, turned, task.labels[j]);
+        ck_assert_mem_eq(task.pixels + j * FM_PIXELS, turned, FM_PIXELS);
+        if (task.labels[j] == 0)
+            ck_assert_mem_eq(task.pixels + j * FM_PIXELS, pixels + i * FM_PIXELS, FM_PIXELS);
+        else
+            ck_assert(memcmp(task.pixels + j * FM_PIXELS, pixels + i * FM_PIXELS, FM_PIXELS));
+    }
+    for (int k = 0; k < 4; k++)
+        ck_assert_uint_eq(count[k], N);
+    fm_set_free(&task);
+
+    /* max_n takes the first images only; the source set is left as it was. */
+    ck_assert_int_eq(fm_rotation_task(&s, 2, &task), 0);
+    ck_assert_uint_eq(task.n, 8);
+    ck_assert_mem_eq(task.pixels + 4 * FM_PIXELS, pixels + FM_PIXELS, FM_PIXELS);
+    ck_assert_uint_eq(labels[0], 7);
+    fm_set_free(&task);
+
+    fm_set empty = {0, NULL, NULL, 0};
+    ck_assert_int_eq(fm_rotation_task(&empty, 0, &task), IDX_EINVAL);
+    ck_assert_int_eq(fm_rotation_task(NULL, 0, &task), IDX_EINVAL);
+    ck_assert_int_eq(fm_rotation_task(&s, 0, NULL), IDX_EINVAL);
+}
+END_TEST
+
 /* ---- subspace path on real data ------------------------------------------------------- */
 
 /* T-shirt/top (0) vs trouser (1) from Debian's dataset: a 784-32-2 network trained only
@@ -504,6 +608,11 @@ static Suite *fmnist_suite(void)
     tcase_add_test(model, mlp_gradient_matches_finite_differences);
     tcase_add_test(model, batches_are_a_function_of_seed_and_step);
     suite_add_tcase(s, model);
+    TCase *rot = tcase_create("rotation");
+    tcase_add_test(rot, rotating_four_quarter_turns_gives_the_image_back);
+    tcase_add_test(rot, a_quarter_turn_moves_each_pixel_to_the_documented_place);
+    tcase_add_test(rot, rotation_task_labels_are_balanced_and_match_the_rotation);
+    suite_add_tcase(s, rot);
     TCase *sub = tcase_create("subspace");
     tcase_set_timeout(sub, 300);
     tcase_add_test(sub, two_class_subset_learns_through_subspace);

@@ -127,6 +127,50 @@ void fm_set_free(fm_set *s)
     memset(s, 0, sizeof *s);
 }
 
+void fm_rotate(const uint8_t *src, uint8_t *dst, unsigned quarter_turns)
+{
+    for (size_t r = 0; r < FM_SIDE; r++) {
+        for (size_t c = 0; c < FM_SIDE; c++) {
+            /* Where (r, c) lands after quarter_turns clockwise turns of (r, c) -> (c, 27 - r). */
+            size_t rr = r, cc = c;
+            for (unsigned k = 0; k < quarter_turns % FM_ROTATIONS; k++) {
+                size_t turned_r = cc;
+                cc = FM_SIDE - 1 - rr;
+                rr = turned_r;
+            }
+            dst[rr * FM_SIDE + cc] = src[r * FM_SIDE + c];
+        }
+    }
+}
+
+int fm_rotation_task(const fm_set *s, size_t max_n, fm_set *out)
+{
+    if (out == NULL)
+        return IDX_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (s == NULL || s->n == 0)
+        return IDX_EINVAL;
+    size_t n = max_n == 0 || max_n > s->n ? s->n : max_n;
+    if (n > SIZE_MAX / (FM_ROTATIONS * FM_PIXELS))
+        return IDX_ENOMEM;
+    out->pixels = malloc(n * FM_ROTATIONS * FM_PIXELS);
+    out->labels = malloc(n * FM_ROTATIONS);
+    out->owned = 1;
+    if (out->pixels == NULL || out->labels == NULL) {
+        fm_set_free(out);
+        return IDX_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (unsigned k = 0; k < FM_ROTATIONS; k++) {
+            size_t j = i * FM_ROTATIONS + k;
+            fm_rotate(s->pixels + i * FM_PIXELS, out->pixels + j * FM_PIXELS, k);
+            out->labels[j] = (uint8_t)k;
+        }
+    }
+    out->n = n * FM_ROTATIONS;
+    return 0;
+}
+
 int fm_host_init(fm_host *h, mlp *net, const fm_set *pool, size_t batch, uint64_t batch_seed)
 {
     if (h == NULL)

@@ -35,6 +35,21 @@ fm_set fm_view(const fm_set *s, size_t start, size_t count);
 int fm_select(const fm_set *s, unsigned lo, unsigned hi, int remap, size_t max_n, fm_set *out);
 void fm_set_free(fm_set *s);
 
+#define FM_SIDE 28     /* images are FM_SIDE x FM_SIDE, row-major */
+#define FM_ROTATIONS 4 /* 0, 90, 180, 270 degrees: the rotation task's classes */
+
+/* dst = src (one row-major 28 x 28 image) turned clockwise by quarter_turns x 90 degrees
+ * (taken mod 4). One clockwise quarter turn moves pixel (r, c) (row r from the top,
+ * column c from the left) to (c, 27 - r): the top row becomes the right-most column.
+ * dst and src must not overlap. */
+void fm_rotate(const uint8_t *src, uint8_t *dst, unsigned quarter_turns);
+
+/* The self-supervised rotation task on the first max_n images (0 = all) of s: an owned
+ * set of 4 x n examples where example 4 i + k is image i turned clockwise by k quarter
+ * turns with label k (0..3); the class labels of s are not used. Returns 0, or
+ * IDX_ENOMEM / IDX_EINVAL (NULL, or an empty s). */
+int fm_rotation_task(const fm_set *s, size_t max_n, fm_set *out);
+
 /* What the callbacks need: the network, where minibatches come from and workspace. */
 typedef struct {
     mlp *net;

@@ -53,7 +53,8 @@ typedef struct {
     size_t n_ds;
     size_t dense_max_d;    /* dense trials only up to this d (D x d floats of memory) */
     int methods[4];        /* dense, sparse, fastfood, said-fastfood: 1 = run */
-    uint64_t marks[MAX_LIST]; /* pretrain: checkpoints (steps of pre-training on classes 0-4) */
+    uint64_t marks[MAX_LIST]; /* pretrain: checkpoints (steps of pre-training on task A) */
+    int pre_task;          /* task A of pretrain and width: PRE_TASK_CLASSES04 or _ROTATION */
     size_t n_marks;
     size_t pre_ds[MAX_LIST];  /* d list for the transfer experiments */
     size_t n_pre_ds;
@@ -65,6 +66,12 @@ typedef struct {
     size_t proj_threads;   /* threads per projection; 1 by default (see exper.c) */
     size_t blas_threads;   /* OpenBLAS threads; 1 by default, 0 = leave OpenBLAS's choice */
 } protocol;
+
+/* Task A, the pre-training task of the transfer experiments. */
+enum {
+    PRE_TASK_CLASSES04 = 0, /* classify classes 0-4 (5-way); the default */
+    PRE_TASK_ROTATION = 1   /* self-supervised: which of 4 rotations, pool images of all classes */
+};
 
 typedef struct {
     fm_set train_all, test_all; /* as loaded: 60,000 and 10,000 */
@@ -192,7 +199,9 @@ static void usage(FILE *f)
             "  --full         every experiment with the full protocol; with --out DIR writes\n"
             "                 DIR/results.md and DIR/img/*.png (gnuplot)\n"
             "  methods        full-training baseline and d90 of each projection\n"
-            "  pretrain       d90 on classes 5-9 from checkpoints pre-trained on classes 0-4\n"
+            "  pretrain       d90 on classes 5-9 from checkpoints pre-trained on task A\n"
+            "                 (--pre-task classes04: classes 0-4, the default; rotation: which\n"
+            "                 of 0/90/180/270 degrees an image of any class is turned by)\n"
             "  width          the same at hidden widths --widths after --pre-steps pre-training\n"
             "  speed          Fastfood d=1000 trial vs the host's own full training, same steps\n"
             "options (override the preset; lists are comma-separated):\n"
@@ -201,6 +210,7 @@ static void usage(FILE *f)
             "  --seeds N --seed N --init-seed N --hidden N --ds LIST --lrs LIST --full-lrs LIST\n"
             "  --dense-max-d N --methods dense,sparse,fastfood,said --marks LIST\n"
             "  --pre-ds LIST --widths LIST --pre-steps N --speed-steps N --speed-repeats N\n"
+            "  --pre-task classes04|rotation (task A of pretrain and width; default classes04)\n"
             "  --proj-threads N (threads of each projection; default 1, 0 = library default)\n"
             "  --blas-threads N (OpenBLAS threads; default 1, 0 = OpenBLAS's own default)\n");
 }
@@ -275,6 +285,17 @@ static int parse_size_list(const char *s, size_t *v, size_t *n, int positive)
     return 0;
 }
 
+static int parse_pre_task(const char *s, int *task)
+{
+    if (strcmp(s, "classes04") == 0)
+        *task = PRE_TASK_CLASSES04;
+    else if (strcmp(s, "rotation") == 0)
+        *task = PRE_TASK_ROTATION;
+    else
+        return 1;
+    return 0;
+}
+
 static int parse_methods(const char *s, int *methods)
 {
     static const char *names[4] = {"dense", "sparse", "fastfood", "said"};
@@ -314,6 +335,7 @@ static int parse_option(protocol *p, const char *name, const char *value)
     if (strcmp(name, "--dense-max-d") == 0) return parse_size(value, &p->dense_max_d);
     if (strcmp(name, "--methods") == 0) return parse_methods(value, p->methods);
     if (strcmp(name, "--marks") == 0) return parse_u64_list(value, p->marks, &p->n_marks);
+    if (strcmp(name, "--pre-task") == 0) return parse_pre_task(value, &p->pre_task);
     if (strcmp(name, "--pre-ds") == 0) return parse_size_list(value, p->pre_ds, &p->n_pre_ds, 1);
     if (strcmp(name, "--widths") == 0) return parse_size_list(value, p->widths, &p->n_widths, 1);
     if (strcmp(name, "--pre-steps") == 0) return parse_u64(value, &p->width_pre_steps);
@@ -627,17 +649,32 @@ static int run_speed(const protocol *p, const dataset *data)
 
 /* ---- experiments on transfer: classes 0-4 -> classes 5-9 --------------------------------- */
 
-/* The two 5-class tasks, labels remapped to 0..4. */
+/* Task B (classes 5-9, labels remapped to 0..4) and task A: classes 0-4 (remapped
+ * likewise) or the rotation task on the same pool and validation images of all classes. */
 typedef struct {
     fm_set a_pool, b_pool, b_train_eval, b_val, b_test, a_val;
+    size_t a_classes; /* outputs of the pre-training head */
 } transfer_data;
+
+static int make_task_a(const protocol *p, const fm_set *pool, const fm_set *val,
+                       transfer_data *td)
+{
+    if (p->pre_task == PRE_TASK_ROTATION) {
+        td->a_classes = FM_ROTATIONS;
+        int rc = fm_rotation_task(pool, 0, &td->a_pool);
+        return rc == 0 ? fm_rotation_task(val, 0, &td->a_val) : rc;
+    }
+    td->a_classes = 5;
+    int rc = fm_select(pool, 0, 4, 1, 0, &td->a_pool);
+    return rc == 0 ? fm_select(val, 0, 4, 1, 0, &td->a_val) : rc;
+}
 
 static int make_transfer_data(const protocol *p, const dataset *data, transfer_data *td)
 {
     memset(td, 0, sizeof *td);
     fm_set pool = fm_view(&data->train_split, 0, p->n_pool);
     fm_set val = fm_view(&data->val_split, 0, p->n_val);
-    int rc = fm_select(&pool, 0, 4, 1, 0, &td->a_pool);
+    int rc = make_task_a(p, &pool, &val, td);
     if (rc == 0)
         rc = fm_select(&pool, 5, 9, 1, 0, &td->b_pool);
     if (rc == 0)
@@ -645,11 +682,9 @@ static int make_transfer_data(const protocol *p, const dataset *data, transfer_d
     if (rc == 0)
         rc = fm_select(&val, 5, 9, 1, 0, &td->b_val);
     if (rc == 0)
-        rc = fm_select(&val, 0, 4, 1, 0, &td->a_val);
-    if (rc == 0)
         rc = fm_select(&data->test_all, 5, 9, 1, 0, &td->b_test);
     if (rc != 0)
-        fprintf(stderr, "fmnist: cannot build the 5-class tasks\n");
+        fprintf(stderr, "fmnist: cannot build tasks A and B\n");
     return rc;
 }
 
@@ -663,12 +698,21 @@ static void free_transfer_data(transfer_data *td)
     fm_set_free(&td->a_val);
 }
 
-/* Replace the output layer of params with that of fresh (a new head for task B). */
-static void fresh_head(const mlp *net, float *params, const float *fresh)
+/* theta0 of task B's network (net) = the trunk (every layer but the output layer) of a
+ * pre-trained checkpoint + the output layer of fresh (a new head for task B). The trunk
+ * is laid out alike in both networks; only the heads differ (4 or 5 outputs on A). */
+static void checkpoint_with_fresh_head(const mlp *net, float *theta0, const float *ckpt,
+                                       const float *fresh)
 {
-    size_t last = net->n_layers - 1;
-    size_t start = net->w_offset[last];
-    memcpy(params + start, fresh + start, (net->n_params - start) * sizeof(float));
+    size_t start = net->w_offset[net->n_layers - 1];
+    memcpy(theta0, ckpt, start * sizeof(float));
+    memcpy(theta0 + start, fresh + start, (net->n_params - start) * sizeof(float));
+}
+
+static const char *task_a_name(const protocol *p)
+{
+    return p->pre_task == PRE_TASK_ROTATION ? "rotation prediction (all classes)"
+                                            : "classes 0-4";
 }
 
 typedef struct {
@@ -686,8 +730,9 @@ static int transfer_d90(const protocol *p, const transfer_data *td, size_t width
                         trial *baseline, size_t *D_out)
 {
     size_t widths[4] = {FM_PIXELS, width, width, 5};
+    size_t a_widths[4] = {FM_PIXELS, width, width, td->a_classes};
     problem a, b;
-    if (problem_init(&a, 4, widths, &td->a_pool, NULL, &td->a_val, NULL, p->batch, p->steps,
+    if (problem_init(&a, 4, a_widths, &td->a_pool, NULL, &td->a_val, NULL, p->batch, p->steps,
                      p->init_seed))
         return 1;
     if (problem_init(&b, 4, widths, &td->b_pool, &td->b_train_eval, &td->b_val, &td->b_test,
@@ -710,8 +755,8 @@ static int transfer_d90(const protocol *p, const transfer_data *td, size_t width
         if (fabs(p->full_lrs[i] - 1e-3) < 1e-12)
             pre_lr = 1e-3;
     if (rc == INTDIM_OK) {
-        fprintf(stderr, "fmnist: pre-training width %zu on classes 0-4 to step %llu\n", width,
-                (unsigned long long)marks[n_marks - 1]);
+        fprintf(stderr, "fmnist: pre-training width %zu on %s to step %llu\n", width,
+                task_a_name(p), (unsigned long long)marks[n_marks - 1]);
         rc = train_full_marks(&a, pre_lr, mlp_mix64(p->base_seed, 0xA11u), marks, n_marks, ckpt);
     }
     /* Baseline on B: full training from random init, lr grid on val. */
@@ -739,8 +784,7 @@ static int transfer_d90(const protocol *p, const transfer_data *td, size_t width
         memset(pt, 0, sizeof *pt);
         pt->pre_steps = marks[k];
         fm_accuracy(&a.host, ckpt[k], &td->a_val, &pt->a_val);
-        memcpy(b.theta0, ckpt[k], b.D * sizeof(float));
-        fresh_head(&b.net, b.theta0, random_init);
+        checkpoint_with_fresh_head(&b.net, b.theta0, ckpt[k], random_init);
         fprintf(stderr, "fmnist: width %zu, checkpoint %llu: d90 on classes 5-9\n", width,
                 (unsigned long long)marks[k]);
         rc = search_d90(&b, INTDIM_PROJ_FASTFOOD, 0, p->pre_ds, p->n_pre_ds, p->sub_lrs,
@@ -769,10 +813,20 @@ static int transfer_d90(const protocol *p, const transfer_data *td, size_t width
 static void print_transfer_protocol(const protocol *p, const char *what)
 {
     print_protocol(p, what, 5);
-    out("Transfer: task A = classes 0-4, task B = classes 5-9 (labels remapped to 0..4, "
-        "5-way output). Pre-training: full training on A (Adam, lr 1e-3 if on the grid). "
-        "Fine-tuning: Fastfood subspace training on B from the pre-trained weights with a fresh "
-        "output layer (the same one the random-init network has); d list ");
+    if (p->pre_task == PRE_TASK_ROTATION)
+        out("Transfer: task A = rotation prediction (self-supervised): every train-pool image "
+            "of all 10 classes at 0, 90, 180 and 270 degrees clockwise, label = the rotation "
+            "(4-way output, class labels unused; acc_val on A = rotation accuracy on the "
+            "validation images, all classes, 4 rotations each), task B = classes 5-9 (labels "
+            "remapped to 0..4, 5-way output). Pre-training: full training on A (Adam, lr 1e-3 "
+            "if on the grid). Fine-tuning: Fastfood subspace training on B from the pre-trained "
+            "hidden layers with a fresh output layer (the same one the random-init network "
+            "has); d list ");
+    else
+        out("Transfer: task A = classes 0-4, task B = classes 5-9 (labels remapped to 0..4, "
+            "5-way output). Pre-training: full training on A (Adam, lr 1e-3 if on the grid). "
+            "Fine-tuning: Fastfood subspace training on B from the pre-trained weights with a "
+            "fresh output layer (the same one the random-init network has); d list ");
     for (size_t i = 0; i < p->n_pre_ds; i++)
         out("%s%zu", i ? "," : "", p->pre_ds[i]);
     out(". Baseline for d90: full training on B from random init (lr grid on val). "
@@ -804,7 +858,10 @@ static int run_pretrain(const protocol *p, const dataset *data, transfer_point *
         return 1;
     trial baseline;
     size_t D = 0;
-    out("## Pre-training lowers d90 (classes 0-4 -> classes 5-9)\n\n");
+    if (p->pre_task == PRE_TASK_ROTATION)
+        out("## Pre-training lowers d90 (rotation prediction on all images -> classes 5-9)\n\n");
+    else
+        out("## Pre-training lowers d90 (classes 0-4 -> classes 5-9)\n\n");
     print_transfer_protocol(p, "pretrain");
     int rc = transfer_d90(p, &td, p->hidden, p->marks, p->n_marks, points, &baseline, &D);
     *n_points = rc ? 0 : p->n_marks;
@@ -1013,8 +1070,14 @@ static void plot_methods(const protocol *p, const methods_result *mr)
 static void plot_pretrain(const protocol *p, const transfer_point *pp, size_t n)
 {
     const char *img = img_dir(p);
+    /* The rotation task gets its own files so it never overwrites the classes 0-4 plot. */
+    int rotation = p->pre_task == PRE_TASK_ROTATION;
+    const char *name = rotation ? "fmnist_pretrain_rotation" : "fmnist_pretrain";
+    const char *on_a = rotation ? "rotation prediction" : "0-4";
+    char file[128];
     FILE *f;
-    if (img == NULL || n == 0 || (f = open_in(img, "fmnist_pretrain.dat", "w")) == NULL)
+    snprintf(file, sizeof file, "%s.dat", name);
+    if (img == NULL || n == 0 || (f = open_in(img, file, "w")) == NULL)
         return;
     /* Block 0: d90 per checkpoint; block k >= 1: val accuracy vs d from checkpoint k-1. */
     fprintf(f, "# pre-training steps, d90 on classes 5-9 (not reached: 2 x largest d)\n");
@@ -1030,27 +1093,28 @@ static void plot_pretrain(const protocol *p, const transfer_point *pp, size_t n)
                  k ? " " : "", (unsigned long long)pp[k].pre_steps);
     }
     fclose(f);
-    if ((f = open_in(img, "fmnist_pretrain.gp", "w")) == NULL)
+    snprintf(file, sizeof file, "%s.gp", name);
+    if ((f = open_in(img, file, "w")) == NULL)
         return;
     fprintf(f,
             "# written by fmnist; run from this directory\n"
             "set terminal pngcairo size 1100,450\n"
-            "set output 'fmnist_pretrain.png'\nset grid\nset multiplot layout 1,2\n"
-            "set title 'd90 on classes 5-9 vs pre-training steps on 0-4'\n"
+            "set output '%s.png'\nset grid\nset multiplot layout 1,2\n"
+            "set title 'd90 on classes 5-9 vs pre-training steps on %s'\n"
             "set xlabel 'pre-training steps'\nset logscale y\n"
             "set ylabel 'd90 (not reached: 2 x largest d)'\n"
-            "plot 'fmnist_pretrain.dat' index 0 using 1:2 with linespoints notitle\n"
+            "plot '%s.dat' index 0 using 1:2 with linespoints notitle\n"
             "unset logscale y\nset logscale x\nset key bottom right\n"
             "set title 'validation accuracy on classes 5-9 vs d'\n"
             "set xlabel 'd'\nset ylabel 'validation accuracy (best lr)'\n"
             "steps = '%s'\n"
-            "plot for [k=1:%zu] 'fmnist_pretrain.dat' index k using 1:2 with linespoints "
+            "plot for [k=1:%zu] '%s.dat' index k using 1:2 with linespoints "
             "title sprintf('pre-trained %%s steps', word(steps, k)), %.5f title '90%% of "
             "baseline' with lines dt 2\n"
             "unset multiplot\n",
-            titles, n, 0.9 * pp[0].r.baseline_val);
+            name, on_a, name, titles, n, name, 0.9 * pp[0].r.baseline_val);
     fclose(f);
-    run_gnuplot(img, "fmnist_pretrain");
+    run_gnuplot(img, name);
 }
 
 static void plot_width(const protocol *p, const width_point *wp, size_t n)
