@@ -14,7 +14,9 @@
 #include "optim.h"
 
 #define CKPT_MAGIC "INTDIMCK"
-#define CKPT_VERSION 1u
+/* 2: the layout of 1, but the Fastfood a description denotes changed (G rounded to
+ * binary16), so a version-1 file would silently rebuild a different projection. */
+#define CKPT_VERSION 2u
 enum {
     MAGIC_BYTES = 8,
     N_SETTINGS = 16,     /* intdim_train_param values 0..15, stored in id order */

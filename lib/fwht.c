@@ -77,18 +77,18 @@ static void portable_rows(float *buf, unsigned log2rows, size_t width, size_t st
     }
 }
 
-static void portable_gather16(float *dst, const float *G, const uint16_t *pi, const float *w,
-                              size_t n)
+static void portable_gather16(float *dst, const uint16_t *G, const uint16_t *pi,
+                              const float *w, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        dst[i] = G[i] * w[pi[i]];
+        dst[i] = intdim__half_to_float(G[i]) * w[pi[i]];
 }
 
-static void portable_fold16(float *part, const float *G, const uint16_t *pi, const float *src,
-                            size_t n)
+static void portable_fold16(float *part, const uint16_t *G, const uint16_t *pi,
+                            const float *src, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        part[pi[i]] += G[i] * src[i];
+        part[pi[i]] += intdim__half_to_float(G[i]) * src[i];
 }
 
 static void portable_scale_out(float *dst, const float *src, float scale, const float *base,
@@ -127,7 +127,8 @@ static int cpu_has(int kernel)
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
     __builtin_cpu_init();
     if (kernel == INTDIM_KERNEL_AVX2)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
     if (kernel == INTDIM_KERNEL_AVX512)
         return __builtin_cpu_supports("avx512f");
 #endif

@@ -11,7 +11,7 @@
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 
 #define VW 8
 #define LOG2VW 3
@@ -20,6 +20,8 @@
 #define ROW_RADIX 3
 #define STREAMV(p, v) _mm256_stream_ps((p), (__m256)(v))
 #define LOOKUPV(w, q) lookup8((w), (q))
+/* 8 binary16 values widened exactly (F16C, which every AVX2 CPU we dispatch to has) */
+#define LOADHALFV(p) ((vfloat)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p))))
 
 /* w[q[0..7]] as two independent 4-lane builds (see the AVX-512 kernel). */
 static inline __m256 lookup8(const float *w, const uint16_t *q)

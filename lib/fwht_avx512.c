@@ -20,6 +20,8 @@
 #define ROW_RADIX 4
 #define STREAMV(p, v) _mm512_stream_ps((p), (__m512)(v))
 #define LOOKUPV(w, q) lookup16((w), (q))
+/* 16 binary16 values widened exactly (vcvtph2ps is part of AVX-512F) */
+#define LOADHALFV(p) ((vfloat)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p))))
 
 /* w[q[0..15]] as four independent 4-lane builds joined at the end: a lane-by-lane
  * insert chain would serialize 16 dependent instructions. */

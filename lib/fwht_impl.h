@@ -28,12 +28,14 @@ typedef struct fwht_kernel {
      * instruction set (the lookups stay scalar: on the CPUs we measured, hardware gathers
      * were slower than scalar loads; the arithmetic is vectorized). Every kernel gives
      * the portable kernel's bits: each is one rounding per element, in index order.
+     * G holds binary16 bits (widened exactly to float first).
      * gather16: dst[i] = G[i] * w[pi[i]]
      * fold16:   part[pi[i]] += G[i] * src[i], i ascending (the product rounded first)
      * scale_out: dst[i] = src[i] * scale, or base[i] + src[i] * scale when base != NULL
      *   (regular stores: non-temporal ones were 3x slower here on one thread) */
-    void (*gather16)(float *dst, const float *G, const uint16_t *pi, const float *w, size_t n);
-    void (*fold16)(float *part, const float *G, const uint16_t *pi, const float *src,
+    void (*gather16)(float *dst, const uint16_t *G, const uint16_t *pi, const float *w,
+                     size_t n);
+    void (*fold16)(float *part, const uint16_t *G, const uint16_t *pi, const float *src,
                    size_t n);
     void (*scale_out)(float *dst, const float *src, float scale, const float *base, size_t n);
 } fwht_kernel;

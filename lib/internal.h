@@ -35,6 +35,10 @@ int intdim__fail_nomem(const char *what, size_t bytes);
 uint64_t intdim__rng_u64(uint64_t seed, uint64_t stream, uint64_t index);
 double intdim__rng_uniform(uint64_t seed, uint64_t stream, uint64_t index); /* in (0, 1) */
 float intdim__rng_gauss(uint64_t seed, uint64_t stream, uint64_t index);    /* N(0, 1) */
+/* IEEE binary16 <-> float, exact and identical on every platform (half.c); the rounding is
+ * to nearest, ties to even. */
+float intdim__half_to_float(uint16_t h);
+uint16_t intdim__float_to_half(float f);
 float intdim__rng_sign(uint64_t seed, uint64_t stream, uint64_t index);     /* +-1 */
 /* Uniform index in [0, n) without modulo bias (n >= 1). */
 uint64_t intdim__rng_below(uint64_t seed, uint64_t stream, uint64_t index, uint64_t n);

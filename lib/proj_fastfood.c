@@ -22,10 +22,14 @@
  * (exactly when every D_g is a power of two). Block b draws its tables from streams
  * INTDIM_STREAM_FF_* + (b << 8), blocks numbered group by group, chunk by chunk.
  *
- * Memory per padded parameter: G 4 bytes + Pi mod k 2 bytes (3 when k > 2^16, 4 when
+ * G is stored as IEEE binary16: the Gaussian drawn in double, rounded once, and that
+ * rounded value is the projection's G (the scale uses the same values, so columns keep unit
+ * norm). Half the bytes of floats to stream per element and direction.
+ *
+ * Memory per padded parameter: G 2 bytes + Pi mod k 2 bytes (3 when k > 2^16, 4 when
  * k > 2^24) + the work array 4 bytes, plus small extras: signs as bits, the size-k
  * buffer (4k/L bytes: small unless d is near D), partial buckets (at most L/16 floats,
- * none for large k). So <= 11 bytes for d <= L/8 (the transform works in place). */
+ * none for large k). So <= 9 bytes for d <= L/8 (the transform works in place). */
 #include <math.h>
 #include <string.h>
 
@@ -48,7 +52,7 @@ typedef struct ff_block {
     unsigned log2L, log2k;
     unsigned fold_groups;
     float scale;
-    float *G;           /* L Gaussians */
+    uint16_t *G;        /* L Gaussians, IEEE binary16 bits (the rounded value is G) */
     /* Pi[i] mod k in 2 bytes (k <= 2^16), 3 bytes (k <= 2^24: low 16 bits in pi16,
      * high 8 in pi_hi) or 4 bytes (pi32 only). */
     uint16_t *pi16;
@@ -94,18 +98,18 @@ typedef struct apply_ctx {
 static void fill_gather(void *vctx, float *dst, size_t start, size_t len)
 {
     const apply_ctx *c = vctx;
-    const float *G = c->b->G + start;
+    const uint16_t *G = c->b->G + start;
     if (c->b->pi_hi != NULL) {
         const uint16_t *lo = c->b->pi16 + start;
         const uint8_t *hi = c->b->pi_hi + start;
         for (size_t i = 0; i < len; i++)
-            dst[i] = G[i] * c->w[(size_t)lo[i] | (size_t)hi[i] << 16];
+            dst[i] = intdim__half_to_float(G[i]) * c->w[(size_t)lo[i] | (size_t)hi[i] << 16];
     } else if (c->b->pi16 != NULL) {
         c->k->gather16(dst, G, c->b->pi16 + start, c->w, len);
     } else {
         const uint32_t *pi = c->b->pi32 + start;
         for (size_t i = 0; i < len; i++)
-            dst[i] = G[i] * c->w[pi[i]];
+            dst[i] = intdim__half_to_float(G[i]) * c->w[pi[i]];
     }
 }
 
@@ -214,18 +218,18 @@ static void sink_fold(void *vctx, const float *buf, size_t buf_stride, size_t ro
     for (size_t r = 0; r < rows; r++) {
         size_t start = first + r * row_step;
         const float *src = buf + r * buf_stride;
-        const float *G = b->G + start;
+        const uint16_t *G = b->G + start;
         if (b->pi_hi != NULL) {
             const uint16_t *lo = b->pi16 + start;
             const uint8_t *hi = b->pi_hi + start;
             for (size_t j = 0; j < width; j++)
-                part[(size_t)lo[j] | (size_t)hi[j] << 16] += G[j] * src[j];
+                part[(size_t)lo[j] | (size_t)hi[j] << 16] += intdim__half_to_float(G[j]) * src[j];
         } else if (b->pi16 != NULL) {
             c->k->fold16(part, G, b->pi16 + start, src, width);
         } else {
             const uint32_t *pi = b->pi32 + start;
             for (size_t j = 0; j < width; j++)
-                part[pi[j]] += G[j] * src[j];
+                part[pi[j]] += intdim__half_to_float(G[j]) * src[j];
         }
     }
 }
@@ -330,7 +334,7 @@ static size_t block_table_bytes(const ff_block *b)
 {
     size_t L = (size_t)1 << b->log2L;
     size_t pi_bytes = b->log2k <= 16 ? 2 : b->log2k <= 24 ? 3 : 4;
-    return L * (sizeof(float) + pi_bytes) + (b->in_len + 7) / 8;
+    return L * (sizeof(uint16_t) + pi_bytes) + (b->in_len + 7) / 8;
 }
 
 /* Fill block number `index`'s tables from the counter generator. */
@@ -340,7 +344,7 @@ static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_group
     size_t L = (size_t)1 << b->log2L;
     size_t k_mask = ((size_t)1 << b->log2k) - 1;
     uint64_t shift = (uint64_t)index << 8;
-    b->G = intdim__alloc(L * sizeof(float));
+    b->G = intdim__alloc(L * sizeof(uint16_t));
     b->neg_signs = intdim__calloc((b->in_len + 7) / 8, 1);
     int pi_ok;
     if (b->log2k <= 24) {
@@ -359,9 +363,11 @@ static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_group
         if (intdim__rng_sign(seed, INTDIM_STREAM_FF_B + shift, j) < 0.0f)
             b->neg_signs[j >> 3] |= (uint8_t)(1u << (j & 7));
 
-    /* The permutation is drawn in full into G's memory, reduced mod k, then G is drawn
-     * over it: no extra peak memory. */
-    uint32_t *perm = (uint32_t *)(void *)b->G;
+    /* The permutation is drawn in full (into pi32 itself when Pi mod k needs 32 bits),
+     * then reduced mod k. */
+    uint32_t *perm = b->pi32 != NULL ? b->pi32 : intdim__alloc(L * sizeof(uint32_t));
+    if (perm == NULL)
+        return intdim__fail_nomem("the Fastfood permutation", L * sizeof(uint32_t));
     intdim__rng_permutation_u32(perm, L, seed, INTDIM_STREAM_FF_PI + shift);
     for (size_t i = 0; i < L; i++) {
         uint32_t v = (uint32_t)(perm[i] & k_mask);
@@ -373,16 +379,20 @@ static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_group
         if (b->pi_hi != NULL)
             b->pi_hi[i] = (uint8_t)(v >> 16);
     }
+    if (perm != b->pi32)
+        intdim__free(perm);
     /* Waking a thread team costs more than drawing a small table (and idle OpenMP
      * workers spin afterwards, stealing a core from the host's own work). */
     int nt = L >= ((size_t)1 << 16) ? threads : 1;
     (void)nt;
     OMP_FOR_THREADS(nt)
     for (size_t i = 0; i < L; i++)
-        b->G[i] = intdim__rng_gauss(seed, INTDIM_STREAM_FF_G + shift, i);
-    double sum_sq = 0.0;
-    for (size_t i = 0; i < L; i++)
-        sum_sq += (double)b->G[i] * (double)b->G[i];
+        b->G[i] = intdim__float_to_half(intdim__rng_gauss(seed, INTDIM_STREAM_FF_G + shift, i));
+    double sum_sq = 0.0; /* of the stored values: columns have unit norm exactly */
+    for (size_t i = 0; i < L; i++) {
+        double g = intdim__half_to_float(b->G[i]);
+        sum_sq += g * g;
+    }
     b->scale = (float)(1.0 / sqrt((double)n_groups_scale * (double)b->out_len * sum_sq));
     return INTDIM_OK;
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fwht.h"
+#include "fwht_impl.h"
 #include "proj_impl.h"
 
 static const int ALL_KERNELS[] = {INTDIM_KERNEL_PORTABLE, INTDIM_KERNEL_AVX2,
@@ -145,6 +145,93 @@ START_TEST(large_transform_of_unit_vector)
 }
 END_TEST
 
+/* ---- binary16 (Fastfood's G) ------------------------------------------------------ */
+
+/* Every finite half widens to the float it denotes (sign * mant * 2^(e - 25), subnormals
+ * mant * 2^-24) and narrows back to itself. */
+START_TEST(half_round_trip_is_exact)
+{
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+        if ((h & 0x7c00u) == 0x7c00u)
+            continue; /* Inf and NaN: checked below */
+        uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+        double want = e == 0 ? ldexp((double)m, -24) : ldexp((double)(m | 0x400u), (int)e - 25);
+        if (h & 0x8000u)
+            want = -want;
+        float f = intdim__half_to_float((uint16_t)h);
+        ck_assert_msg((double)f == want && !!signbit(f) == !!(h & 0x8000u), "half %#x -> %a",
+                      h, (double)f);
+        ck_assert_msg(intdim__float_to_half(f) == h, "half %#x does not come back", h);
+    }
+    ck_assert(isinf(intdim__half_to_float(0x7c00u)) && isnan(intdim__half_to_float(0x7e00u)));
+}
+END_TEST
+
+/* Narrowing rounds to nearest, ties to even, overflows to Inf and underflows through the
+ * subnormals. */
+START_TEST(half_rounding)
+{
+    ck_assert_uint_eq(intdim__float_to_half(1.0f), 0x3c00u);
+    ck_assert_uint_eq(intdim__float_to_half(-2.0f), 0xc000u);
+    ck_assert_uint_eq(intdim__float_to_half(1.0f + 0x1p-11f), 0x3c00u);            /* tie: even */
+    ck_assert_uint_eq(intdim__float_to_half(1.0f + 0x1p-11f + 0x1p-20f), 0x3c01u); /* above */
+    ck_assert_uint_eq(intdim__float_to_half(1.0f + 3 * 0x1p-11f), 0x3c02u);        /* tie: even */
+    ck_assert_uint_eq(intdim__float_to_half(2047.5f), 0x6800u); /* carries into the exponent */
+    ck_assert_uint_eq(intdim__float_to_half(65504.0f), 0x7bffu);
+    ck_assert_uint_eq(intdim__float_to_half(65519.0f), 0x7bffu);
+    ck_assert_uint_eq(intdim__float_to_half(65520.0f), 0x7c00u);
+    ck_assert_uint_eq(intdim__float_to_half(0x1p-24f), 0x0001u);  /* smallest subnormal */
+    ck_assert_uint_eq(intdim__float_to_half(0x1p-25f), 0x0000u);  /* tie: even (zero) */
+    ck_assert_uint_eq(intdim__float_to_half(0x1.8p-24f), 0x0002u); /* tie: even */
+    ck_assert_uint_eq(intdim__float_to_half(0x1p-14f - 0x1p-26f), 0x0400u); /* rounds up to normal */
+    ck_assert_uint_eq(intdim__float_to_half(-1e-30f), 0x8000u);
+    /* against the nearest half found by brute force, for floats across the whole range */
+    for (int k = 0; k < 20000; k++) {
+        float f = (float)(intdim__rng_gauss(5, 6, (uint64_t)k) * ldexp(1.0, k % 40 - 26));
+        uint16_t h = intdim__float_to_half(f);
+        double err = fabs((double)intdim__half_to_float(h) - (double)f);
+        for (int step = -1; step <= 1; step += 2) {
+            uint16_t other = (uint16_t)(h + step);
+            if ((other & 0x7c00u) == 0x7c00u || ((other ^ h) & 0x8000u))
+                continue;
+            double e2 = fabs((double)intdim__half_to_float(other) - (double)f);
+            ck_assert_msg(err < e2 || (err == e2 && !(h & 1u)), "%a -> %#x, not nearest",
+                          (double)f, h);
+        }
+    }
+}
+END_TEST
+
+/* The SIMD kernels widen G with vcvtph2ps: the same floats as the portable conversion, for
+ * every non-NaN half (gathered against w = 1, so dst is G itself). */
+START_TEST(kernels_widen_half_like_portable)
+{
+    enum { N = 0x10000 - 2 * 0x3ff }; /* all halves but the NaNs */
+    uint16_t *G = malloc(N * sizeof(uint16_t)), *pi = calloc(N, sizeof(uint16_t));
+    float *ref = alloc_floats(N), *got = alloc_floats(N), one = 1.0f;
+    size_t n = 0;
+    for (uint32_t h = 0; h < 0x10000u; h++)
+        if ((h & 0x7c00u) != 0x7c00u || (h & 0x3ffu) == 0)
+            G[n++] = (uint16_t)h;
+    ck_assert_uint_eq(n, N);
+    intdim__fwht_kernel_ops(INTDIM_KERNEL_PORTABLE)->gather16(ref, G, pi, &one, n);
+    for (size_t k = 1; k < 3; k++) {
+        if (!intdim__fwht_kernel_available(ALL_KERNELS[k]))
+            continue;
+        intdim__fwht_kernel_ops(ALL_KERNELS[k])->gather16(got, G, pi, &one, n);
+        ck_assert_msg(memcmp(got, ref, n * sizeof(float)) == 0, "kernel %d", ALL_KERNELS[k]);
+        float part_ref[1] = {0.0f}, part[1] = {0.0f};
+        intdim__fwht_kernel_ops(INTDIM_KERNEL_PORTABLE)->fold16(part_ref, G, pi, ref, 4096);
+        intdim__fwht_kernel_ops(ALL_KERNELS[k])->fold16(part, G, pi, ref, 4096);
+        ck_assert_msg(memcmp(part, part_ref, sizeof part) == 0, "fold, kernel %d", ALL_KERNELS[k]);
+    }
+    intdim__free(got);
+    intdim__free(ref);
+    free(pi);
+    free(G);
+}
+END_TEST
+
 START_TEST(unavailable_kernel_ids_are_reported)
 {
     ck_assert_int_eq(intdim__fwht_kernel_available(INTDIM_KERNEL_PORTABLE), 1);
@@ -241,7 +328,9 @@ static void reference_block(const float *x, size_t n, size_t Dg, double *y, uint
     intdim__rng_permutation_u32(perm, L, seed, INTDIM_STREAM_FF_PI + shift);
     double sum_sq = 0.0;
     for (size_t i = 0; i < L; i++) {
-        double G = intdim__rng_gauss(seed, INTDIM_STREAM_FF_G + shift, i);
+        /* G is the Gaussian rounded once to binary16 (the stored value defines P) */
+        float drawn = intdim__rng_gauss(seed, INTDIM_STREAM_FF_G + shift, i);
+        double G = intdim__half_to_float(intdim__float_to_half(drawn));
         sum_sq += G * G;
         u[i] = G * v[perm[i]];
     }
@@ -559,6 +648,9 @@ static Suite *fwht_suite(void)
     tcase_add_test(kernels, threads_bitwise_equal);
     tcase_add_test(kernels, transform_twice_is_n_times_identity);
     tcase_add_test(kernels, large_transform_of_unit_vector);
+    tcase_add_test(kernels, half_round_trip_is_exact);
+    tcase_add_test(kernels, half_rounding);
+    tcase_add_test(kernels, kernels_widen_half_like_portable);
     tcase_add_test(kernels, unavailable_kernel_ids_are_reported);
     suite_add_tcase(s, kernels);
     TCase *ff = tcase_create("fastfood");
