@@ -15,5 +15,5 @@ set title 'validation accuracy on classes 5-9 vs d'
 set xlabel 'd'
 set ylabel 'validation accuracy (best lr)'
 steps = '0 100 300 1000 3000'
-plot for [k=1:5] 'fmnist_pretrain.dat' index k using 1:2 with linespoints title sprintf('pre-trained %s steps', word(steps, k)), 0.86868 title '90% of baseline' with lines dt 2
+plot for [k=1:5] 'fmnist_pretrain.dat' index k using 1:2 with linespoints title sprintf('pre-trained %s steps', word(steps, k)), 0.86866 title '90% of baseline' with lines dt 2
 unset multiplot
