@@ -92,8 +92,9 @@ static void portable_fold16(float *part, const uint16_t *G, const uint16_t *pi,
 }
 
 static void portable_scale_out(float *dst, const float *src, float scale, const float *base,
-                               size_t n)
+                               size_t n, int stream)
 {
+    (void)stream;
     if (base == NULL) {
         for (size_t i = 0; i < n; i++)
             dst[i] = src[i] * scale;

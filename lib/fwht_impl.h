@@ -31,13 +31,15 @@ typedef struct fwht_kernel {
      * G holds binary16 bits (widened exactly to float first).
      * gather16: dst[i] = G[i] * w[pi[i]]
      * fold16:   part[pi[i]] += G[i] * src[i], i ascending (the product rounded first)
-     * scale_out: dst[i] = src[i] * scale, or base[i] + src[i] * scale when base != NULL
-     *   (regular stores: non-temporal ones were 3x slower here on one thread) */
+     * scale_out: dst[i] = src[i] * scale, or base[i] + src[i] * scale when base != NULL;
+     *   stream: a hint that dst will not be read soon (non-temporal stores where the
+     *   kernel has them: no read-for-ownership of dst, nor cache pollution) */
     void (*gather16)(float *dst, const uint16_t *G, const uint16_t *pi, const float *w,
                      size_t n);
     void (*fold16)(float *part, const uint16_t *G, const uint16_t *pi, const float *src,
                    size_t n);
-    void (*scale_out)(float *dst, const float *src, float scale, const float *base, size_t n);
+    void (*scale_out)(float *dst, const float *src, float scale, const float *base, size_t n,
+                      int stream);
 } fwht_kernel;
 
 const fwht_kernel *intdim__fwht_portable_kernel(void);

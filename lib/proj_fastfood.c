@@ -92,6 +92,7 @@ typedef struct apply_ctx {
     float *y;
     const float *base; /* y = base + P x when not NULL (single block only) */
     int accumulate;    /* add into y (later chunks of a group) instead of writing */
+    int stream;        /* y is far larger than the caches: write it around them */
 } apply_ctx;
 
 /* dst[i] = G[i] * w[Pi[i] mod k]: the gather of the tiled first transform. */
@@ -132,7 +133,7 @@ static void sink_output(void *vctx, const float *buf, size_t buf_stride, size_t 
                 dst[j] += src[j] * scale;
         } else {
             const float *base = c->base != NULL ? c->base + c->b->out_first + start : NULL;
-            c->k->scale_out(dst, src, scale, base, n);
+            c->k->scale_out(dst, src, scale, base, n, c->stream);
         }
     }
 }
@@ -150,7 +151,9 @@ static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block
         w[j] = 0.0f;
     intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL);
 
-    apply_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), w, y, base, accumulate};
+    /* Beyond ~16 MiB the output leaves the caches anyway before anyone reads it. */
+    int stream = b->out_len >= ((size_t)1 << 22);
+    apply_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), w, y, base, accumulate, stream};
     fwht_hooks hooks = {&ctx, fill_gather, NULL, sink_output, 0, 0};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 }

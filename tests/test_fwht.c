@@ -561,7 +561,8 @@ START_TEST(fastfood_bitwise_across_threads_and_kernels)
     ff_create(&f);
     check_bitwise_everywhere(&f);
     ff_destroy_fixture(&f);
-    /* L = 2^23: the adjoint's first pass falls back to copies (padding) */
+    /* L = 2^23: apply streams its output (non-temporal stores), the adjoint's first pass
+     * falls back to copies (padding) */
     ff_init(&f, (1 << 22) + 1, 1000, 4, 0, NULL, 0);
     ff_create(&f);
     check_bitwise_everywhere(&f);
