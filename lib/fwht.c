@@ -38,8 +38,6 @@
 /* A strip spans at most 2^16 floats; it has at most 2^5 rows. */
 enum { STRIP_FLOATS = 65536, STRIP_MAX_LOG2_ROWS = 5 };
 #define FWHT_MIN_PARALLEL_LOG2 17u
-/* From 2^22 floats (16 MiB) on, a pass's output is out of the caches before the next. */
-#define FWHT_STREAM_MIN_LOG2 22u
 
 /* ---- portable kernel: the textbook loops, the definition the others must match ------ */
 
@@ -363,9 +361,7 @@ void intdim__fwht_run(float *x, unsigned log2n, int kernel, int threads,
 {
     job jb;
     memset(&jb, 0, sizeof jb);
-    jb.k = kernel_ops(kernel);
-    if (jb.k == NULL)
-        jb.k = intdim__fwht_portable_kernel();
+    jb.k = intdim__fwht_kernel_ops(kernel);
     jb.fill = hooks != NULL && hooks->fill != NULL ? hooks : NULL;
     jb.sink = hooks != NULL && hooks->sink != NULL ? hooks : NULL;
     jb.n_groups = jb.sink != NULL ? jb.sink->n_groups : 0;

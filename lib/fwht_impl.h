@@ -53,6 +53,9 @@ const fwht_kernel *intdim__fwht_kernel_ops(int kernel);
  * floats = 4 MiB) completely inside L3 by one thread. */
 #define FWHT_BLOCK_LOG2 15u
 #define FWHT_TILE_LOG2 20u
+/* From 2^22 floats (16 MiB) on, data written by one pass is out of the caches before the
+ * next pass (or the caller) reads it: such writes use non-temporal stores. */
+#define FWHT_STREAM_MIN_LOG2 22u
 
 /* Hooks into the driver's passes (all optional; NULL fields mean "plain in-place").
  * fill: the first pass asks for input elements [start, start + len) to be written to dst

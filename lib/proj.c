@@ -254,12 +254,22 @@ static void identity_adjoint(const intdim_proj *p, const float *g, float *x, flo
     memcpy(x, g, p->D * sizeof(float));
 }
 
+/* theta = theta0 + theta_d in one pass: full training's step writes the host buffer once. */
+static void identity_apply_base(const intdim_proj *p, const float *x, const float *base,
+                                float *y, float *work)
+{
+    (void)work;
+    for (size_t i = 0; i < p->D; i++)
+        y[i] = base[i] + x[i];
+}
+
 static void identity_destroy(intdim_proj *p)
 {
     (void)p;
 }
 
-static const proj_ops g_identity_ops = { identity_apply, identity_adjoint, identity_destroy, NULL };
+static const proj_ops g_identity_ops = { identity_apply, identity_adjoint, identity_destroy,
+                                         identity_apply_base };
 
 int intdim__identity_create(intdim_proj *p)
 {

@@ -90,7 +90,7 @@ typedef struct apply_ctx {
     const fwht_kernel *k;
     const float *w;    /* H_k(B x): k floats */
     float *y;
-    const float *base; /* y = base + P x when not NULL (single block only) */
+    const float *base; /* add base after this block's rows when not NULL */
     int accumulate;    /* add into y (later chunks of a group) instead of writing */
     int stream;        /* y is far larger than the caches: write it around them */
 } apply_ctx;
@@ -128,13 +128,16 @@ static void sink_output(void *vctx, const float *buf, size_t buf_stride, size_t 
         size_t n = limit - start < width ? limit - start : width;
         const float *src = buf + r * buf_stride;
         float *dst = c->y + c->b->out_first + start;
-        if (c->accumulate) {
-            for (size_t j = 0; j < n; j++)
-                dst[j] += src[j] * scale;
-        } else {
-            const float *base = c->base != NULL ? c->base + c->b->out_first + start : NULL;
+        const float *base = c->base != NULL ? c->base + c->b->out_first + start : NULL;
+        if (!c->accumulate) {
             c->k->scale_out(dst, src, scale, base, n, c->stream);
+            continue;
         }
+        /* later chunks of a group (per-group mode, rare): plain loops */
+        for (size_t j = 0; j < n; j++)
+            dst[j] += src[j] * scale;
+        for (size_t j = 0; base != NULL && j < n; j++)
+            dst[j] = base[j] + dst[j];
     }
 }
 
@@ -151,38 +154,37 @@ static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block
         w[j] = 0.0f;
     intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL);
 
-    /* Beyond ~16 MiB the output leaves the caches anyway before anyone reads it. */
-    int stream = b->out_len >= ((size_t)1 << 22);
+    /* a large output leaves the caches anyway before anyone reads it */
+    int stream = b->out_len >= ((size_t)1 << FWHT_STREAM_MIN_LOG2);
     apply_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), w, y, base, accumulate, stream};
     fwht_hooks hooks = {&ctx, fill_gather, NULL, sink_output, 0, 0};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 }
 
-static void ff_apply(const intdim_proj *p, const float *x, float *y, float *work)
+/* y = P x, or base + P x when base != NULL. Blocks are ordered by group, then chunk:
+ * chunk 0 writes its rows, later chunks add theirs, and base rides on the last chunk of
+ * each group, so y_i = base_i + (sum of the chunks) exactly as apply followed by the
+ * addition would round it. */
+static void ff_project(const intdim_proj *p, const float *x, const float *base, float *y,
+                       float *work)
 {
     const ff_state *st = p->state;
     for (size_t i = 0; i < st->n_blocks; i++) {
         const ff_block *b = &st->blocks[i];
-        /* blocks are ordered by group, then chunk: chunk 0 writes, later ones add */
-        int accumulate = b->in_first != 0;
-        block_apply(p, st, b, x, NULL, y, work, accumulate);
+        int last_chunk = i + 1 == st->n_blocks || st->blocks[i + 1].in_first == 0;
+        block_apply(p, st, b, x, last_chunk ? base : NULL, y, work, b->in_first != 0);
     }
 }
 
-/* y = base + P x. One block: the addition rides on the output pass. Per-group mode
- * writes every output row once through its chunk-0 block, then adds later chunks, so
- * base is added after all of them: the same order as apply, then the addition. */
+static void ff_apply(const intdim_proj *p, const float *x, float *y, float *work)
+{
+    ff_project(p, x, NULL, y, work);
+}
+
 static void ff_apply_base(const intdim_proj *p, const float *x, const float *base, float *y,
                           float *work)
 {
-    const ff_state *st = p->state;
-    if (st->n_blocks == 1) {
-        block_apply(p, st, &st->blocks[0], x, base, y, work, 0);
-        return;
-    }
-    ff_apply(p, x, y, work);
-    for (size_t i = 0; i < p->D; i++)
-        y[i] = base[i] + y[i];
+    ff_project(p, x, base, y, work);
 }
 
 /* ---- adjoint ---------------------------------------------------------------------- */

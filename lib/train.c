@@ -139,19 +139,10 @@ void intdim__trainer_commit_next(intdim_trainer *t)
     tmp = t->v, t->v = t->v_next, t->v_next = tmp;
 }
 
+/* One pass where the kind can fuse it (IDENTITY, single-block Fastfood). */
 int intdim__trainer_write_theta(intdim_trainer *t)
 {
-    size_t D = t->D;
-    float *theta = t->theta;
-    const float *theta0 = t->theta0;
-    if (intdim_proj_kind_of(t->proj) == INTDIM_PROJ_IDENTITY && t->n_scales == 0) {
-        /* P = I: one fused pass, no projection call. */
-        const float *theta_d = t->theta_d;
-        for (size_t i = 0; i < D; i++)
-            theta[i] = theta0[i] + theta_d[i];
-        return INTDIM_OK;
-    }
-    return intdim__proj_apply_base(t->proj, t->theta_d, theta0, theta);
+    return intdim__proj_apply_base(t->proj, t->theta_d, t->theta0, t->theta);
 }
 
 /* A step failed before its update: put theta0 + P(theta_d) back in the host buffer (the

@@ -107,6 +107,8 @@ static const proj_config g_configs[] = {
     {"said-sparse", INTDIM_PROJ_SPARSE, 7, 1, 0},
     {"said-fastfood", INTDIM_PROJ_FASTFOOD, 7, 1, 0},
     {"fastfood-per-group", INTDIM_PROJ_FASTFOOD, 7, 0, 1},
+    /* d = 40 > L_g = 32: two chunks per group, their outputs summed */
+    {"fastfood-per-group-chunks", INTDIM_PROJ_FASTFOOD, 40, 0, 1},
 };
 enum { N_CONFIGS = sizeof g_configs / sizeof g_configs[0] };
 
