@@ -269,74 +269,80 @@ static timing time_projection(int kind, size_t D, size_t d, int threads, int rep
     return t;
 }
 
-static duration time_fwht(size_t L, int threads, int repeats)
+/* Median wall and CPU time of `repeats` calls of run(ctx). */
+static duration time_median(void (*run)(void *ctx), void *ctx, int repeats)
 {
-    unsigned m = 0;
-    while (((size_t)1 << m) < L)
-        m++;
-    float *x = floats(L);
-    fill_random(x, L, 3);
     double *t = malloc(sizeof(double) * (size_t)repeats);
     double *c = malloc(sizeof(double) * (size_t)repeats);
-    intdim__fwht(x, m, intdim__fwht_best_kernel(), threads);
     for (int r = 0; r < repeats; r++) {
         double c0 = cpu_seconds();
         double t0 = now_seconds();
-        intdim__fwht(x, m, intdim__fwht_best_kernel(), threads);
+        run(ctx);
         t[r] = now_seconds() - t0;
         c[r] = cpu_seconds() - c0;
     }
     duration med = {median(t, repeats), median(c, repeats)};
     free(c);
     free(t);
-    free(x);
     return med;
 }
 
-static duration time_textbook_fwht(size_t L, int repeats)
+typedef struct {
+    float *x;
+    size_t L;
+    unsigned log2L;
+    int threads;
+} fwht_run;
+
+static void run_fwht(void *ctx)
 {
-    float *x = floats(L);
-    fill_random(x, L, 3);
-    double *t = malloc(sizeof(double) * (size_t)repeats);
-    double *c = malloc(sizeof(double) * (size_t)repeats);
-    for (int r = 0; r < repeats; r++) {
-        double c0 = cpu_seconds();
-        double t0 = now_seconds();
-        textbook_fwht(x, L);
-        t[r] = now_seconds() - t0;
-        c[r] = cpu_seconds() - c0;
-    }
-    duration med = {median(t, repeats), median(c, repeats)};
-    free(c);
-    free(t);
-    free(x);
+    fwht_run *f = ctx;
+    intdim__fwht(f->x, f->log2L, intdim__fwht_best_kernel(), f->threads);
+}
+
+static void run_textbook_fwht(void *ctx)
+{
+    fwht_run *f = ctx;
+    textbook_fwht(f->x, f->L);
+}
+
+static duration time_fwht(size_t L, int threads, int repeats, int textbook)
+{
+    fwht_run f = {floats(L), L, 0, threads};
+    while (((size_t)1 << f.log2L) < L)
+        f.log2L++;
+    fill_random(f.x, L, 3);
+    if (!textbook)
+        run_fwht(&f); /* warm-up: page faults, thread team */
+    duration med = time_median(textbook ? run_textbook_fwht : run_fwht, &f, repeats);
+    free(f.x);
     return med;
+}
+
+typedef struct {
+    textbook_ff t;
+    float *x, *y, *g, *xt;
+} textbook_ff_run;
+
+static void run_textbook_ff(void *ctx)
+{
+    textbook_ff_run *f = ctx;
+    textbook_ff_apply_vjp(&f->t, f->x, f->y, f->g, f->xt);
 }
 
 static duration time_textbook_ff(size_t D, size_t d, int repeats)
 {
-    textbook_ff t;
-    textbook_ff_init(&t, D, d);
-    float *x = floats(d), *y = floats(D), *g = floats(D), *xt = floats(d);
-    fill_random(x, d, 1);
-    fill_random(g, D, 2);
-    double *s = malloc(sizeof(double) * (size_t)repeats);
-    double *c = malloc(sizeof(double) * (size_t)repeats);
-    for (int r = 0; r < repeats; r++) {
-        double c0 = cpu_seconds();
-        double t0 = now_seconds();
-        textbook_ff_apply_vjp(&t, x, y, g, xt);
-        s[r] = now_seconds() - t0;
-        c[r] = cpu_seconds() - c0;
-    }
-    duration med = {median(s, repeats), median(c, repeats)};
-    free(c);
-    free(s);
-    free(x);
-    free(y);
-    free(g);
-    free(xt);
-    textbook_ff_free(&t);
+    textbook_ff_run f;
+    textbook_ff_init(&f.t, D, d);
+    f.x = floats(d), f.y = floats(D), f.g = floats(D), f.xt = floats(d);
+    fill_random(f.x, d, 1);
+    fill_random(f.g, D, 2);
+    duration med = time_median(run_textbook_ff, &f, repeats);
+    free(f.x);
+    free(f.y);
+    free(f.g);
+    free(f.xt);
+    textbook_ff_free(&f.t);
     return med;
 }
 
@@ -462,7 +468,7 @@ static void bench_size(const options *o, size_t D)
 {
     size_t L = next_pow2(D);
     size_t d = o->d < D ? o->d : D;
-    duration textbook_wht = time_textbook_fwht(L, o->baseline_repeats);
+    duration textbook_wht = time_fwht(L, 1, o->baseline_repeats, 1);
     duration textbook_ff_t = time_textbook_ff(D, d, o->baseline_repeats);
     printf("\n## D = %zu (L = 2^%.0f), d = %zu\n", D, log2((double)L), d);
     printf("baseline textbook WHT (size L, 1 thread): %.1f ms (cpu %.1f); textbook Fastfood "
@@ -470,7 +476,7 @@ static void bench_size(const options *o, size_t D)
            1e3 * textbook_wht.wall, 1e3 * textbook_wht.cpu, 1e3 * textbook_ff_t.wall,
            1e3 * textbook_ff_t.cpu);
     for (size_t ti = 0; ti < o->n_threads; ti++) {
-        duration ours = time_fwht(L, o->threads[ti], o->repeats);
+        duration ours = time_fwht(L, o->threads[ti], o->repeats, 0);
         printf("transform alone, %d thread(s): %.2f ms = %.1fx textbook (cpu %.2f ms = %.1fx)\n",
                o->threads[ti], 1e3 * ours.wall, textbook_wht.wall / ours.wall, 1e3 * ours.cpu,
                textbook_wht.cpu / ours.cpu);
