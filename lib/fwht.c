@@ -8,12 +8,17 @@
  *  - the levels above 19 pair elements whole tiles apart and are done in strip passes
  *    over the whole array.
  * A strip pass takes q levels at once on column strips (2^q rows, one per block or
- * tile, `width` floats each, at most 256 KiB in all), in place: with tiles the DRAM
- * strips have few rows of long contiguous runs (16 rows of 16 KiB at 2^24), which the
- * prefetchers stream well. q is at most 5: 32 rows a power-of-two stride apart still
- * fit the ways of an L1 set, so the rows do not evict each other; more levels take
- * more passes. (Copying strips into a contiguous buffer, the usual cure for set
- * conflicts, cost 2-3x more than the arithmetic at 2^24 on the machine we measured.)
+ * tile, `width` floats each, at most FWHT_STRIP_FLOATS = 512 KiB in all, so a strip sits
+ * in L2): with tiles the DRAM strips have few rows of long contiguous runs (16 rows of
+ * 32 KiB at 2^24), which the prefetchers stream well. q is at most 6, so the 6 levels
+ * above the tiles at 2^26 take one pass, not two; the rows' sweeps touch 2^ROW_RADIX of
+ * them at a time. (Copying strips into a contiguous buffer and back, the usual cure for
+ * set conflicts, cost 2-3x more than the arithmetic at 2^24 on the machine we measured;
+ * the slots below only replace writes that had to happen anyway.) On large arrays a
+ * caller may give per-thread strip slots (fwht_hooks.scratch): a pass that needs two
+ * sweeps then transforms the strip into the slot and writes it back with non-temporal
+ * stores (no read-for-ownership), and the sink's pass hands the slot to the sink (no
+ * dirty lines of x left to write back).
  * A transform of 2^24 floats thus reads and writes DRAM twice instead of 24 times.
  *
  * Threads split blocks, tiles or strips; all orders compute the same values (see
@@ -35,8 +40,6 @@
 #define OMP_FOR_THREADS(nt)
 #endif
 
-/* A strip spans at most 2^16 floats; it has at most 2^5 rows. */
-enum { STRIP_FLOATS = 65536, STRIP_MAX_LOG2_ROWS = 5 };
 #define FWHT_MIN_PARALLEL_LOG2 17u
 
 /* ---- portable kernel: the textbook loops, the definition the others must match ------ */
@@ -102,20 +105,23 @@ static void portable_scale_out(float *dst, const float *src, float scale, const 
         dst[i] = base[i] + src[i] * scale;
 }
 
-static void portable_rows_from(float *dst, const float *src, unsigned log2rows, size_t width,
-                               size_t stride, int stream)
+static void portable_rows_from(float *dst, size_t dst_stride, const float *src,
+                               size_t src_stride, unsigned log2rows, size_t width, int stream)
 {
     (void)stream;
     size_t rows = (size_t)1 << log2rows;
     for (size_t r = 0; r < rows && dst != src; r++)
-        memcpy(dst + r * stride, src + r * stride, width * sizeof(float));
-    portable_rows(dst, log2rows, width, stride);
+        memcpy(dst + r * dst_stride, src + r * src_stride, width * sizeof(float));
+    portable_rows(dst, log2rows, width, dst_stride);
 }
 
 const fwht_kernel *intdim__fwht_portable_kernel(void)
 {
     static const fwht_kernel kernel = {portable_block,    portable_rows,   portable_rows_from,
-                                       portable_gather16, portable_fold16, portable_scale_out};
+                                       portable_gather16, portable_fold16, portable_scale_out,
+                                       /* no registers to fill; 3 makes the two-sweep slot
+                                        * path run on this kernel too (and in its tests) */
+                                       3};
     return &kernel;
 }
 
@@ -187,10 +193,10 @@ typedef struct strip_plan {
 static strip_plan plan_strips(unsigned log2n, unsigned lo, unsigned hi)
 {
     strip_plan s;
-    unsigned passes = (hi - lo + STRIP_MAX_LOG2_ROWS - 1) / STRIP_MAX_LOG2_ROWS;
+    unsigned passes = (hi - lo + FWHT_STRIP_MAX_LOG2_ROWS - 1) / FWHT_STRIP_MAX_LOG2_ROWS;
     s.q = (hi - lo + passes - 1) / passes;
     s.row_step = (size_t)1 << lo;
-    size_t fit = (size_t)STRIP_FLOATS >> s.q;
+    size_t fit = (size_t)FWHT_STRIP_FLOATS >> s.q;
     s.width = s.row_step < fit ? s.row_step : fit;
     s.per_outer = s.row_step / s.width;
     s.n_strips = ((size_t)1 << (log2n - lo - s.q)) * s.per_outer;
@@ -206,11 +212,43 @@ typedef struct job {
     unsigned n_groups;      /* sink groups (0: any order) */
     size_t total_blocks;    /* blocks in the whole transform (for sink groups) */
     int stream_first;       /* the array is far larger than the caches */
+    float *scratch;         /* per-thread strip slots (NULL: strips work in place) */
+    unsigned scratch_slots;
 } job;
 
-/* Strip `index` of plan s over x (global offset `offset`), in place. */
+/* This thread's strip slot, or NULL. */
+static float *strip_slot(const job *jb)
+{
+    if (jb->scratch == NULL)
+        return NULL;
+#ifdef INTDIM_HAVE_OPENMP
+    unsigned t = (unsigned)omp_get_thread_num();
+#else
+    unsigned t = 0;
+#endif
+    return t < jb->scratch_slots ? jb->scratch + (size_t)t * FWHT_STRIP_FLOATS : NULL;
+}
+
+/* Levels [0, q) of 2^q rows read from src (rows src_stride apart) and written to dst
+ * (rows dst_stride apart) with non-temporal stores, through slot: the first levels land
+ * in the slot (compact, in L2), the last ones go in one sweep from the slot to dst. */
+static void rows_via_slot(const job *jb, float *dst, size_t dst_stride, const float *src,
+                          size_t src_stride, unsigned q, size_t width, float *slot)
+{
+    unsigned r2 = q / 2 < jb->k->row_radix ? q / 2 : jb->k->row_radix;
+    unsigned r1 = q - r2;
+    size_t group = (size_t)1 << r1, groups = (size_t)1 << r2;
+    for (size_t g = 0; g < groups; g++)
+        jb->k->rows_from(slot + g * group * width, width, src + g * group * src_stride,
+                         src_stride, r1, width, 0);
+    for (size_t i = 0; i < group; i++)
+        jb->k->rows_from(dst + i * dst_stride, dst_stride << r1, slot + i * width,
+                         width << r1, r2, width, 1);
+}
+
+/* Strip `index` of plan s over x (global offset `offset`). */
 static void run_strip(const job *jb, const strip_plan *s, float *x, size_t offset, size_t index,
-                      int use_fill, int use_sink, unsigned group)
+                      int use_fill, int use_sink, unsigned group, int whole_array)
 {
     size_t rows = (size_t)1 << s->q;
     size_t outer = index / s->per_outer;
@@ -221,10 +259,27 @@ static void run_strip(const job *jb, const strip_plan *s, float *x, size_t offse
     const float *src = use_fill && jb->fill->source != NULL
                            ? jb->fill->source(jb->fill->ctx, offset + first, span)
                            : NULL;
+    /* Slots only for passes over a whole large array: a tile's strips stay in cache. */
+    float *slot = whole_array && jb->stream_first && (src != NULL || !use_fill)
+                      ? strip_slot(jb)
+                      : NULL;
+    const float *from = src != NULL ? src : base;
+    if (slot != NULL && use_sink) {
+        /* The sink reads the slot; x keeps its old values (no dirty lines to write). */
+        jb->k->rows_from(slot, s->width, from, s->row_step, s->q, s->width, 0);
+        jb->sink->sink(jb->sink->ctx, slot, s->width, rows, offset + first, s->row_step,
+                       s->width, group);
+        return;
+    }
+    if (slot != NULL && s->q > jb->k->row_radix) {
+        rows_via_slot(jb, base, s->row_step, from, s->row_step, s->q, s->width, slot);
+        return;
+    }
     if (src != NULL) {
         /* A large first pass is not the last: its rows leave the caches before the next
          * pass reads them, so write them around the caches. */
-        jb->k->rows_from(base, src, s->q, s->width, s->row_step, jb->stream_first && !use_sink);
+        jb->k->rows_from(base, s->row_step, src, s->row_step, s->q, s->width,
+                         jb->stream_first && !use_sink);
     } else {
         for (size_t r = 0; use_fill && r < rows; r++)
             jb->fill->fill(jb->fill->ctx, base + r * s->row_step,
@@ -296,7 +351,7 @@ static void strip_passes(const job *jb, float *x, unsigned log2n, unsigned lo, u
             size_t end = n_ranges == s.n_strips ? g + 1 : s.n_strips * (g + 1) / n_ranges;
             unsigned group = last_pass && jb->n_groups > 0 ? (unsigned)g : 0;
             for (size_t i = begin; i < end; i++)
-                run_strip(jb, &s, x, 0, i, first_pass, last_pass, group);
+                run_strip(jb, &s, x, 0, i, first_pass, last_pass, group, 1);
         }
     }
 }
@@ -312,7 +367,7 @@ static void tile_forward(const job *jb, float *tile, size_t offset, int use_fill
     for (unsigned lo = FWHT_BLOCK_LOG2; lo < FWHT_TILE_LOG2;) {
         strip_plan s = plan_strips(FWHT_TILE_LOG2, lo, FWHT_TILE_LOG2);
         for (size_t i = 0; i < s.n_strips; i++)
-            run_strip(jb, &s, tile, offset, i, 0, 0, 0);
+            run_strip(jb, &s, tile, offset, i, 0, 0, 0, 0);
         lo += s.q;
     }
 }
@@ -323,7 +378,7 @@ static void tile_reverse(const job *jb, float *tile, size_t offset, int use_sink
     for (unsigned lo = FWHT_BLOCK_LOG2; lo < FWHT_TILE_LOG2;) {
         strip_plan s = plan_strips(FWHT_TILE_LOG2, lo, FWHT_TILE_LOG2);
         for (size_t i = 0; i < s.n_strips; i++)
-            run_strip(jb, &s, tile, offset, i, 0, 0, 0);
+            run_strip(jb, &s, tile, offset, i, 0, 0, 0, 0);
         lo += s.q;
     }
     size_t n_blocks = (size_t)1 << (FWHT_TILE_LOG2 - FWHT_BLOCK_LOG2);
@@ -371,6 +426,10 @@ void intdim__fwht_run(float *x, unsigned log2n, int kernel, int threads,
         threads = 1;
     int use_fill = jb.fill != NULL, use_sink = jb.sink != NULL;
     jb.stream_first = log2n >= FWHT_STREAM_MIN_LOG2;
+    if (hooks != NULL && hooks->scratch != NULL) {
+        jb.scratch = hooks->scratch;
+        jb.scratch_slots = hooks->scratch_slots;
+    }
     int reverse = hooks != NULL && hooks->strips_first;
 
     if (log2n <= FWHT_BLOCK_LOG2) {

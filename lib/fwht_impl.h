@@ -20,10 +20,11 @@ typedef struct fwht_kernel {
      * buf + r * stride; level t pairs row r with row r + 2^t (same column). width is a
      * multiple of 16. */
     void (*rows)(float *buf, unsigned log2rows, size_t width, size_t stride);
-    /* The same levels reading the rows from src (same layout) and writing dst: a copy
-     * and a transform in one pass. stream: a hint that dst will not be read soon. */
-    void (*rows_from)(float *dst, const float *src, unsigned log2rows, size_t width,
-                      size_t stride, int stream);
+    /* The same levels reading the rows from src (rows src_stride floats apart) and
+     * writing dst (rows dst_stride apart): a copy and a transform in one pass. stream: a
+     * hint that dst will not be read soon. */
+    void (*rows_from)(float *dst, size_t dst_stride, const float *src, size_t src_stride,
+                      unsigned log2rows, size_t width, int stream);
     /* Fastfood's per-element loops around the transform, here so they run with the same
      * instruction set (the lookups stay scalar: on the CPUs we measured, hardware gathers
      * were slower than scalar loads; the arithmetic is vectorized). Every kernel gives
@@ -40,6 +41,8 @@ typedef struct fwht_kernel {
                    size_t n);
     void (*scale_out)(float *dst, const float *src, float scale, const float *base, size_t n,
                       int stream);
+    /* Levels one sweep of rows/rows_from does with its rows in registers. */
+    unsigned row_radix;
 } fwht_kernel;
 
 const fwht_kernel *intdim__fwht_portable_kernel(void);
@@ -53,6 +56,10 @@ const fwht_kernel *intdim__fwht_kernel_ops(int kernel);
  * floats = 4 MiB) completely inside L3 by one thread. */
 #define FWHT_BLOCK_LOG2 15u
 #define FWHT_TILE_LOG2 20u
+/* A strip (q levels across 2^q rows, q <= FWHT_STRIP_MAX_LOG2_ROWS) spans at most
+ * FWHT_STRIP_FLOATS floats: it sits in L2 while its levels are done. */
+#define FWHT_STRIP_FLOATS 131072u
+#define FWHT_STRIP_MAX_LOG2_ROWS 6u
 /* From 2^22 floats (16 MiB) on, data written by one pass is out of the caches before the
  * next pass (or the caller) reads it: such writes use non-temporal stores. */
 #define FWHT_STREAM_MIN_LOG2 22u
@@ -83,6 +90,14 @@ typedef struct fwht_hooks {
                  size_t row_step, size_t width, unsigned group);
     unsigned n_groups;
     int strips_first;
+    /* Optional (NULL: in place): scratch_slots slots of FWHT_STRIP_FLOATS floats each,
+     * 64-byte aligned, one per thread (OpenMP thread number; threads past the last slot
+     * work in place). Used from 2^FWHT_STREAM_MIN_LOG2 floats on: a strip pass then
+     * transforms its strips in the slot, which stays in L2, and writes them back with
+     * non-temporal stores (or hands the slot to the sink), so x is never read for
+     * ownership and the sink's pass leaves no dirty lines of x behind. Same bits. */
+    float *scratch;
+    unsigned scratch_slots;
 } fwht_hooks;
 
 /* In-place transform of x (2^log2n floats, 64-byte aligned) with hooks (may be NULL).

@@ -65,7 +65,8 @@ typedef struct ff_state {
     size_t n_blocks;
     ff_block *blocks;
     /* work layout, in floats from the start (each 64-byte aligned) */
-    size_t off_small, off_partial;
+    size_t off_small, off_partial, off_slots;
+    unsigned n_slots; /* the transform's per-thread strip slots (large L only) */
 } ff_state;
 
 static size_t round16(size_t n)
@@ -157,7 +158,8 @@ static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block
     /* a large output leaves the caches anyway before anyone reads it */
     int stream = b->out_len >= ((size_t)1 << FWHT_STREAM_MIN_LOG2);
     apply_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), w, y, base, accumulate, stream};
-    fwht_hooks hooks = {&ctx, fill_gather, NULL, sink_output, 0, 0};
+    fwht_hooks hooks = {&ctx, fill_gather, NULL, sink_output, 0, 0, work + st->off_slots,
+                        st->n_slots};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 }
 
@@ -251,7 +253,8 @@ static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_blo
 
     adjoint_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), g, partials};
     /* Large strides first, so the fold reads G and Pi sequentially, block by block. */
-    fwht_hooks hooks = {&ctx, fill_input, source_input, sink_fold, b->fold_groups, 1};
+    fwht_hooks hooks = {&ctx,           fill_input, source_input,         sink_fold,
+                        b->fold_groups, 1,          work + st->off_slots, st->n_slots};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 
     /* Buckets: the partial arrays added in group order (elementwise, any split; threads
@@ -437,6 +440,17 @@ static void describe_blocks(const intdim_proj *p, ff_block *blocks)
     }
 }
 
+/* The transform's strip slots (fwht_impl.h): one per thread that may run, for arrays
+ * large enough to use them, and never more than L/32 floats in all. */
+static unsigned strip_slots_for(size_t L)
+{
+    if (L < ((size_t)1 << FWHT_STREAM_MIN_LOG2))
+        return 0;
+    size_t slots = (size_t)intdim__threads(0);
+    size_t cap = L / 32 / FWHT_STRIP_FLOATS;
+    return (unsigned)(slots < cap ? slots : cap);
+}
+
 /* Work layout and sizes; fails with ETOOBIG over the memory budget. */
 static int plan_memory(intdim_proj *p, ff_state *st)
 {
@@ -453,7 +467,9 @@ static int plan_memory(intdim_proj *p, ff_state *st)
     }
     st->off_small = round16(max_L);
     st->off_partial = st->off_small + round16(max_k);
-    p->work_floats = st->off_partial + round16(max_partial);
+    st->off_slots = st->off_partial + round16(max_partial);
+    st->n_slots = strip_slots_for(max_L);
+    p->work_floats = st->off_slots + (size_t)st->n_slots * FWHT_STRIP_FLOATS;
     p->state_bytes = tables;
     double total = (double)tables + 4.0 * (double)p->work_floats;
     if (total > p->memory_budget)

@@ -126,7 +126,7 @@ START_TEST(transform_twice_is_n_times_identity)
 }
 END_TEST
 
-/* 2^26: the levels above the tiles take two strip passes (3 + 3 levels). H e_j is column
+/* 2^26: the levels above the tiles take one strip pass of 6 levels. H e_j is column
  * j of H, exactly +-1 everywhere: a level skipped, repeated or paired at the wrong stride
  * shows. */
 START_TEST(large_transform_of_unit_vector)
@@ -238,6 +238,94 @@ START_TEST(unavailable_kernel_ids_are_reported)
     ck_assert_int_eq(intdim__fwht_kernel_available(INTDIM_KERNEL_AUTO), 0);
     ck_assert_int_eq(intdim__fwht_kernel_available(42), 0);
     ck_assert_int_eq(intdim__fwht_kernel_available(intdim__fwht_best_kernel()), 1);
+}
+END_TEST
+
+/* ---- the driver's hooks and strip slots -------------------------------------------- */
+
+typedef struct hook_io {
+    const float *in; /* the transform's input, read by fill and source */
+    float *out;      /* where the sink copies the output */
+} hook_io;
+
+static void fill_copy(void *ctx, float *dst, size_t start, size_t len)
+{
+    memcpy(dst, ((const hook_io *)ctx)->in + start, len * sizeof(float));
+}
+
+static const float *source_in_place(void *ctx, size_t start, size_t len)
+{
+    (void)len;
+    return ((const hook_io *)ctx)->in + start;
+}
+
+static void sink_copy(void *ctx, const float *buf, size_t buf_stride, size_t rows, size_t first,
+                      size_t row_step, size_t width, unsigned group)
+{
+    (void)group;
+    float *out = ((hook_io *)ctx)->out;
+    for (size_t r = 0; r < rows; r++)
+        memcpy(out + first + r * row_step, buf + r * buf_stride, width * sizeof(float));
+}
+
+/* Transform `in` through the hooks (fill/source from in, sink into out; work is the
+ * driver's array, clobbered), with `slots` strip slots (0: none). */
+static void run_hooked(const float *in, float *out, float *work, unsigned m, int kernel,
+                       int reverse, float *scratch, unsigned slots)
+{
+    hook_io io = {in, out};
+    fwht_hooks hooks = {&io, fill_copy, source_in_place, sink_copy, 0, reverse,
+                        slots > 0 ? scratch : NULL, slots};
+    memset(work, 0xff, sizeof(float) << m); /* NaN garbage: nothing may read it */
+    intdim__fwht_run(work, m, kernel, 2, &hooks);
+}
+
+/* 2^25 is large enough for every slot path: the strip pass above the tiles has 5 levels,
+ * more than one sweep on every kernel, so it goes through the slot and back with
+ * streaming stores; the sink's pass hands over the slot. Slots must not change a bit,
+ * whether every thread has one or only the first (the other then works in place). */
+START_TEST(strip_slots_change_no_bits)
+{
+    const unsigned m = 25;
+    size_t n = (size_t)1 << m;
+    float *x = alloc_floats(n), *want = alloc_floats(n), *got = alloc_floats(n);
+    float *work = alloc_floats(n);
+    float *scratch = alloc_floats(2 * (size_t)FWHT_STRIP_FLOATS);
+    fill_gauss(x, n, 25);
+    for (size_t k = 0; k < 3; k++) {
+        int kernel = ALL_KERNELS[k];
+        if (!intdim__fwht_kernel_available(kernel))
+            continue;
+        memcpy(want, x, n * sizeof(float));
+        intdim__fwht(want, m, kernel, 2);
+        for (unsigned slots = 1; slots <= 2; slots++) {
+            /* in place, no fill or sink: the slot only carries the two-sweep pass */
+            memcpy(got, x, n * sizeof(float));
+            fwht_hooks plain = {NULL, NULL, NULL, NULL, 0, 0, scratch, slots};
+            intdim__fwht_run(got, m, kernel, 2, &plain);
+            ck_assert_msg(memcmp(got, want, n * sizeof(float)) == 0,
+                          "kernel %d, %u slot(s): in-place transform differs", kernel, slots);
+            /* fill then sink, default order: the same values as the plain transform */
+            memset(got, 0, n * sizeof(float));
+            run_hooked(x, got, work, m, kernel, 0, scratch, slots);
+            ck_assert_msg(memcmp(got, want, n * sizeof(float)) == 0,
+                          "kernel %d, %u slot(s): hooked transform differs", kernel, slots);
+        }
+        /* strips first (the adjoint's order, the source read in place): its own rounding,
+         * the same with and without slots */
+        run_hooked(x, want, work, m, kernel, 1, scratch, 0);
+        for (unsigned slots = 1; slots <= 2; slots++) {
+            run_hooked(x, got, work, m, kernel, 1, scratch, slots);
+            ck_assert_msg(memcmp(got, want, n * sizeof(float)) == 0,
+                          "kernel %d, %u slot(s): strips-first transform differs", kernel,
+                          slots);
+        }
+    }
+    intdim__free(scratch);
+    intdim__free(work);
+    intdim__free(got);
+    intdim__free(want);
+    intdim__free(x);
 }
 END_TEST
 
@@ -653,6 +741,7 @@ static Suite *fwht_suite(void)
     tcase_add_test(kernels, half_rounding);
     tcase_add_test(kernels, kernels_widen_half_like_portable);
     tcase_add_test(kernels, unavailable_kernel_ids_are_reported);
+    tcase_add_test(kernels, strip_slots_change_no_bits);
     suite_add_tcase(s, kernels);
     TCase *ff = tcase_create("fastfood");
     tcase_set_timeout(ff, 600);
