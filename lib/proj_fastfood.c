@@ -29,7 +29,8 @@
  * Memory per padded parameter: G 2 bytes + Pi mod k 2 bytes (3 when k > 2^16, 4 when
  * k > 2^24) + the work array 4 bytes, plus small extras: signs as bits, the size-k
  * buffer (4k/L bytes: small unless d is near D), partial buckets (at most L/16 floats,
- * none for large k). So <= 9 bytes for d <= L/8 (the transform works in place). */
+ * none for large k), and from L = 2^22 on the transform's strip slots (one 512 KiB slot
+ * per thread, at most L/32 floats in all). So <= 9 bytes for d <= L/8. */
 #include <math.h>
 #include <string.h>
 
