@@ -189,7 +189,7 @@ typedef struct strip_plan {
 } strip_plan;
 
 /* The next pass of levels [lo, hi): passes as few as the row limit allows, levels spread
- * evenly over them (6 levels = 3 + 3, not 5 + 1). */
+ * evenly over them (8 levels = 4 + 4, not 6 + 2). */
 static strip_plan plan_strips(unsigned log2n, unsigned lo, unsigned hi)
 {
     strip_plan s;
