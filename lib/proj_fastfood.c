@@ -159,8 +159,11 @@ static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block
     /* a large output leaves the caches anyway before anyone reads it */
     int stream = b->out_len >= ((size_t)1 << FWHT_STREAM_MIN_LOG2);
     apply_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), w, y, base, accumulate, stream};
-    fwht_hooks hooks = {&ctx, fill_gather, NULL, sink_output, 0, 0, work + st->off_slots,
-                        st->n_slots};
+    fwht_hooks hooks = {.ctx = &ctx,
+                        .fill = fill_gather,
+                        .sink = sink_output,
+                        .scratch = work + st->off_slots,
+                        .scratch_slots = st->n_slots};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 }
 
@@ -254,8 +257,14 @@ static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_blo
 
     adjoint_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), g, partials};
     /* Large strides first, so the fold reads G and Pi sequentially, block by block. */
-    fwht_hooks hooks = {&ctx,           fill_input, source_input,         sink_fold,
-                        b->fold_groups, 1,          work + st->off_slots, st->n_slots};
+    fwht_hooks hooks = {.ctx = &ctx,
+                        .fill = fill_input,
+                        .source = source_input,
+                        .sink = sink_fold,
+                        .n_groups = b->fold_groups,
+                        .strips_first = 1,
+                        .scratch = work + st->off_slots,
+                        .scratch_slots = st->n_slots};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 
     /* Buckets: the partial arrays added in group order (elementwise, any split; threads
