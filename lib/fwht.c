@@ -34,11 +34,10 @@
  * on a loaded machine a descheduled thread then delays a pass by one unit, not by its
  * whole static share. Which thread runs a unit never changes its values. */
 #ifdef INTDIM_HAVE_OPENMP
-#define FWHT_PRAGMA(x) _Pragma(#x)
-#define OMP_FOR_THREADS(nt) FWHT_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1))
-#else
-#define OMP_FOR_THREADS(nt)
+#define FWHT_OMP_UNITS(nt) INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 1))
 #endif
+/* stmt for g in [0, n) over nt threads, one unit at a time (a plain loop when nt <= 1). */
+#define FOR_UNITS(nt, g, n, stmt) INTDIM_FOR_SCHEDULE(nt, 1, FWHT_OMP_UNITS, g, n, stmt;)
 
 #define FWHT_MIN_PARALLEL_LOG2 17u
 
@@ -311,6 +310,35 @@ static void run_block(const job *jb, float *x, size_t offset, unsigned log2b, si
 
 /* ---- whole-array passes (units split over threads) --------------------------------- */
 
+static void blocks_range(const job *jb, float *x, unsigned log2b, size_t begin, size_t end,
+                         int use_fill, int use_sink)
+{
+    for (size_t b = begin; b < end; b++)
+        run_block(jb, x, 0, log2b, b, use_fill, use_sink);
+}
+
+/* Strips [begin, end) of plan s, in order. */
+static void strips_range(const job *jb, const strip_plan *s, float *x, size_t begin,
+                         size_t end, int use_fill, int use_sink, unsigned group)
+{
+    for (size_t i = begin; i < end; i++)
+        run_strip(jb, s, x, 0, i, use_fill, use_sink, group, 1);
+}
+
+/* Range g of n_ranges fixed ranges of consecutive strips (sink groups are few, so the
+ * products cannot overflow). */
+static void strip_group(const job *jb, const strip_plan *s, float *x, size_t g,
+                        size_t n_ranges, int use_fill, int last_pass)
+{
+    unsigned group = last_pass && jb->n_groups > 0 ? (unsigned)g : 0;
+    if (n_ranges == s->n_strips) {
+        strips_range(jb, s, x, g, g + 1, use_fill, last_pass, group);
+        return;
+    }
+    strips_range(jb, s, x, s->n_strips * g / n_ranges, s->n_strips * (g + 1) / n_ranges,
+                 use_fill, last_pass, group);
+}
+
 static void blocks_pass(const job *jb, float *x, unsigned log2n, int threads, int use_fill,
                         int use_sink)
 {
@@ -320,13 +348,9 @@ static void blocks_pass(const job *jb, float *x, unsigned log2n, int threads, in
     size_t n_ranges = use_sink && jb->n_groups > 0 && jb->n_groups < n_blocks ? jb->n_groups
                                                                               : n_blocks;
     int nt = n_ranges < (size_t)threads ? (int)n_ranges : threads;
-    (void)nt;
-    OMP_FOR_THREADS(nt)
-    for (size_t g = 0; g < n_ranges; g++) {
-        size_t per = n_blocks / n_ranges; /* both powers of two */
-        for (size_t b = g * per; b < (g + 1) * per; b++)
-            run_block(jb, x, 0, log2b, b, use_fill, use_sink);
-    }
+    size_t per = n_blocks / n_ranges; /* both powers of two */
+    FOR_UNITS(nt, g, n_ranges, blocks_range(jb, x, log2b, g * per, (g + 1) * per, use_fill,
+                                            use_sink));
 }
 
 /* Levels [lo, hi) of x (2^log2n floats) in strip passes over the whole array; fill feeds
@@ -343,16 +367,7 @@ static void strip_passes(const job *jb, float *x, unsigned log2n, unsigned lo, u
         /* Sink groups: fixed ranges of consecutive strips, each run in order. */
         size_t n_ranges = last_pass && jb->n_groups > 0 ? jb->n_groups : s.n_strips;
         int nt = n_ranges < (size_t)threads ? (int)n_ranges : threads;
-        (void)nt;
-        OMP_FOR_THREADS(nt)
-        for (size_t g = 0; g < n_ranges; g++) {
-            /* (sink groups are few, so the products cannot overflow) */
-            size_t begin = n_ranges == s.n_strips ? g : s.n_strips * g / n_ranges;
-            size_t end = n_ranges == s.n_strips ? g + 1 : s.n_strips * (g + 1) / n_ranges;
-            unsigned group = last_pass && jb->n_groups > 0 ? (unsigned)g : 0;
-            for (size_t i = begin; i < end; i++)
-                run_strip(jb, &s, x, 0, i, first_pass, last_pass, group, 1);
-        }
+        FOR_UNITS(nt, g, n_ranges, strip_group(jb, &s, x, g, n_ranges, first_pass, last_pass));
     }
 }
 
@@ -386,6 +401,18 @@ static void tile_reverse(const job *jb, float *tile, size_t offset, int use_sink
         run_block(jb, tile, offset, FWHT_BLOCK_LOG2, b, 0, use_sink);
 }
 
+static void tiles_range(const job *jb, float *x, size_t begin, size_t end, int reverse,
+                        int use_fill, int use_sink)
+{
+    for (size_t t = begin; t < end; t++) {
+        size_t offset = t << FWHT_TILE_LOG2;
+        if (reverse)
+            tile_reverse(jb, x + offset, offset, use_sink);
+        else
+            tile_forward(jb, x + offset, offset, use_fill);
+    }
+}
+
 /* All tiles over threads. With sink groups, every range of tiles a thread takes holds
  * whole groups (both counts are powers of two), run in order. */
 static void tiles_pass(const job *jb, float *x, unsigned log2n, int threads, int reverse,
@@ -395,18 +422,9 @@ static void tiles_pass(const job *jb, float *x, unsigned log2n, int threads, int
     size_t n_ranges = use_sink && jb->n_groups > 0 && jb->n_groups < n_tiles ? jb->n_groups
                                                                              : n_tiles;
     int nt = n_ranges < (size_t)threads ? (int)n_ranges : threads;
-    (void)nt;
-    OMP_FOR_THREADS(nt)
-    for (size_t g = 0; g < n_ranges; g++) {
-        size_t per = n_tiles / n_ranges;
-        for (size_t t = g * per; t < (g + 1) * per; t++) {
-            size_t offset = t << FWHT_TILE_LOG2;
-            if (reverse)
-                tile_reverse(jb, x + offset, offset, use_sink);
-            else
-                tile_forward(jb, x + offset, offset, use_fill);
-        }
-    }
+    size_t per = n_tiles / n_ranges;
+    FOR_UNITS(nt, g, n_ranges, tiles_range(jb, x, g * per, (g + 1) * per, reverse, use_fill,
+                                           use_sink));
 }
 
 /* ---- entry points ------------------------------------------------------------------ */

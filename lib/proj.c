@@ -586,15 +586,13 @@ static void said_scale(const proj_handle *h, const float *lambda, const float *i
 {
     size_t n_blocks = h->said_blocks;
     int threads = intdim__threads(h->base.threads);
-    (void)threads;
-    OMP_PARALLEL_FOR(threads, n_blocks > 1)
-    for (size_t b = 0; b < n_blocks; b++) {
+    INTDIM_PARALLEL_FOR(threads, n_blocks > 1, b, n_blocks, {
         size_t start, end;
         size_t k = said_block_range(h, b, &start, &end);
         float scale = lambda[k];
         for (size_t i = start; i < end; i++)
             out[i] = scale * in[i];
-    }
+    });
 }
 
 /* partial[b] = sum over block b of g_i * u_i, in double and index order. */
@@ -603,16 +601,14 @@ static void said_block_partials(const proj_handle *h, const float *g, const floa
 {
     size_t n_blocks = h->said_blocks;
     int threads = intdim__threads(h->base.threads);
-    (void)threads;
-    OMP_PARALLEL_FOR(threads, n_blocks > 1)
-    for (size_t b = 0; b < n_blocks; b++) {
+    INTDIM_PARALLEL_FOR(threads, n_blocks > 1, b, n_blocks, {
         size_t start, end;
         said_block_range(h, b, &start, &end);
         double sum = 0.0;
         for (size_t i = start; i < end; i++)
             sum += (double)g[i] * (double)u[i];
         partial[b] = sum;
-    }
+    });
 }
 
 /* g_lambda[k] = the blocks of group k added in block order: a fixed order whatever the

@@ -38,14 +38,12 @@ static void dense_apply(const intdim_proj *p, const float *x, float *y, float *w
     const dense_state *s = p->state;
     size_t D = p->D, d = p->d_lin;
     int threads = intdim__threads(p->threads);
-    (void)threads;
-    OMP_PARALLEL_FOR(threads, s->n_blocks > 1)
-    for (size_t b = 0; b < s->n_blocks; b++) {
+    INTDIM_PARALLEL_FOR(threads, s->n_blocks > 1, b, s->n_blocks, {
         size_t r0, r1;
         block_rows(D, b, &r0, &r1);
         cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(r1 - r0), (int)d, 1.0f, s->a + r0 * d,
                     (int)d, x, 1, 0.0f, y + r0, 1);
-    }
+    });
 }
 
 /* acc[0..d) = sum over rows r0..r1 of g_i A[i][.], rows in order. Written out rather than
@@ -70,21 +68,18 @@ static void dense_adjoint(const intdim_proj *p, const float *g, float *x, float 
     const dense_state *s = p->state;
     size_t D = p->D, d = p->d_lin;
     int threads = intdim__threads(p->threads);
-    (void)threads;
-    OMP_PARALLEL_FOR(threads, s->n_blocks > 1)
-    for (size_t b = 0; b < s->n_blocks; b++) {
+    INTDIM_PARALLEL_FOR(threads, s->n_blocks > 1, b, s->n_blocks, {
         size_t r0, r1;
         block_rows(D, b, &r0, &r1);
         block_adjoint(s->a, d, r0, r1, g, work + b * d);
-    }
+    });
     size_t n_blocks = s->n_blocks;
-    OMP_PARALLEL_FOR(threads, n_blocks * d > 65536)
-    for (size_t j = 0; j < d; j++) {
+    INTDIM_PARALLEL_FOR(threads, n_blocks * d > 65536, j, d, {
         double sum = 0.0;
         for (size_t b = 0; b < n_blocks; b++)
             sum += (double)work[b * d + j];
         x[j] = (float)sum;
-    }
+    });
 }
 
 static void dense_destroy(intdim_proj *p)
@@ -141,16 +136,14 @@ static void fill_gaussian(const intdim_proj *p, float *a, size_t n_blocks, doubl
 {
     size_t D = p->D, d = p->d_lin;
     int threads = intdim__threads(p->threads);
-    (void)threads;
-    OMP_PARALLEL_FOR(threads, n_blocks > 1)
-    for (size_t b = 0; b < n_blocks; b++) {
+    INTDIM_PARALLEL_FOR(threads, n_blocks > 1, b, n_blocks, {
         size_t r0, r1;
         block_rows(D, b, &r0, &r1);
         double *norm = norm_partial + b * d;
         for (size_t j = 0; j < d; j++)
             norm[j] = 0.0;
         fill_rows(p->seed, a, d, r0, r1, norm);
-    }
+    });
 }
 
 /* Column scales 1/||A_j|| from the block partials (added in block order). A Gaussian
@@ -170,11 +163,10 @@ static void scale_columns(const intdim_proj *p, float *a, const double *scale)
 {
     size_t D = p->D, d = p->d_lin;
     int threads = intdim__threads(p->threads);
-    (void)threads;
-    OMP_PARALLEL_FOR(threads, D * d > 65536)
-    for (size_t i = 0; i < D; i++)
+    INTDIM_PARALLEL_FOR(threads, D * d > 65536, i, D, {
         for (size_t j = 0; j < d; j++)
             a[i * d + j] = (float)((double)a[i * d + j] * scale[j]);
+    });
 }
 
 int intdim__dense_create(intdim_proj *p)

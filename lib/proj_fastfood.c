@@ -37,13 +37,6 @@
 #include "fwht_impl.h"
 #include "proj_impl.h"
 
-#ifdef INTDIM_HAVE_OPENMP
-#define FF_PRAGMA(x) _Pragma(#x)
-#define OMP_FOR_THREADS(nt) FF_PRAGMA(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
-#else
-#define OMP_FOR_THREADS(nt)
-#endif
-
 /* At most this many partial bucket arrays for the fold (it bounds useful threads). */
 enum { MAX_FOLD_GROUPS = 16 };
 
@@ -269,16 +262,13 @@ static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_blo
 
     /* Buckets: the partial arrays added in group order (elementwise, any split; threads
      * only where the work pays for waking them). */
-    int nt = k >= ((size_t)1 << 16) ? threads : 1;
-    (void)nt;
     if (partials != w) {
-        OMP_FOR_THREADS(nt)
-        for (size_t j = 0; j < k; j++) {
+        INTDIM_PARALLEL_FOR(threads, k >= ((size_t)1 << 16), j, k, {
             float sum = partials[j];
             for (unsigned grp = 1; grp < b->fold_groups; grp++)
                 sum += partials[((size_t)grp << b->log2k) + j];
             w[j] = sum;
-        }
+        });
     }
     intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL);
     float *dst = x + b->in_first;
@@ -401,11 +391,9 @@ static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_group
         intdim__free(perm);
     /* Waking a thread team costs more than drawing a small table (and idle OpenMP
      * workers spin afterwards, stealing a core from the host's own work). */
-    int nt = L >= ((size_t)1 << 16) ? threads : 1;
-    (void)nt;
-    OMP_FOR_THREADS(nt)
-    for (size_t i = 0; i < L; i++)
+    INTDIM_PARALLEL_FOR(threads, L >= ((size_t)1 << 16), i, L, {
         b->G[i] = intdim__float_to_half(intdim__rng_gauss(seed, INTDIM_STREAM_FF_G + shift, i));
+    });
     double sum_sq = 0.0; /* of the stored values: columns have unit norm exactly */
     for (size_t i = 0; i < L; i++) {
         double g = intdim__half_to_float(b->G[i]);

@@ -103,9 +103,7 @@ static void sparse_apply(const intdim_proj *p, const float *x, float *y, float *
     size_t D = p->D, d = p->d_lin;
     size_t n_chunks = (D + SPARSE_ROW_CHUNK - 1) / SPARSE_ROW_CHUNK;
     int threads = intdim__threads(p->threads);
-    (void)threads;
-    OMP_PARALLEL_FOR(threads, n_chunks > 1)
-    for (size_t c = 0; c < n_chunks; c++) {
+    INTDIM_PARALLEL_FOR(threads, n_chunks > 1, c, n_chunks, {
         uint64_t r0 = (uint64_t)c * SPARSE_ROW_CHUNK;
         uint64_t r1 = r0 + SPARSE_ROW_CHUNK < D ? r0 + SPARSE_ROW_CHUNK : D;
         for (uint64_t i = r0; i < r1; i++)
@@ -118,7 +116,7 @@ static void sparse_apply(const intdim_proj *p, const float *x, float *y, float *
             for (; k < end && s->row_idx[k] < r1; k++)
                 y[s->row_idx[k]] += s->val[k] * xj;
         }
-    }
+    });
 }
 
 static void sparse_adjoint(const intdim_proj *p, const float *g, float *x, float *work)
@@ -127,14 +125,12 @@ static void sparse_adjoint(const intdim_proj *p, const float *g, float *x, float
     const sparse_state *s = p->state;
     size_t d = p->d_lin;
     int threads = intdim__threads(p->threads);
-    (void)threads;
-    OMP_PARALLEL_FOR_DYNAMIC(threads, s->nnz > 65536)
-    for (size_t j = 0; j < d; j++) {
+    INTDIM_PARALLEL_FOR_DYNAMIC(threads, s->nnz > 65536, j, d, {
         double sum = 0.0;
         for (uint64_t k = s->col_ptr[j]; k < s->col_ptr[j + 1]; k++)
             sum += (double)s->val[k] * (double)g[s->row_idx[k]];
         x[j] = (float)sum;
-    }
+    });
 }
 
 static void sparse_free_state(sparse_state *s)
@@ -171,12 +167,10 @@ static void count_columns(const intdim_proj *p, uint64_t *col_ptr)
 {
     size_t d = p->d_lin;
     int threads = intdim__threads(p->threads);
-    (void)threads;
-    OMP_PARALLEL_FOR_DYNAMIC(threads, expected_nonzeros(p) > 16384)
-    for (size_t j = 0; j < d; j++) {
+    INTDIM_PARALLEL_FOR_DYNAMIC(threads, expected_nonzeros(p) > 16384, j, d, {
         uint64_t n = walk_column(p, j, NULL, NULL);
         col_ptr[j + 1] = n > 0 ? n : 1;
-    }
+    });
     col_ptr[0] = 0;
     for (size_t j = 0; j < d; j++)
         col_ptr[j + 1] += col_ptr[j];
@@ -210,12 +204,10 @@ int intdim__sparse_create(intdim_proj *p)
         return intdim__fail_nomem("sparse projection entries", bytes);
     }
     int threads = intdim__threads(p->threads);
-    (void)threads;
-    OMP_PARALLEL_FOR_DYNAMIC(threads, s->nnz > 16384)
-    for (size_t j = 0; j < d; j++) {
+    INTDIM_PARALLEL_FOR_DYNAMIC(threads, s->nnz > 16384, j, d, {
         uint64_t start = s->col_ptr[j];
         fill_column(p, j, s->row_idx + start, s->val + start, s->col_ptr[j + 1] - start);
-    }
+    });
     p->ops = &g_sparse_ops;
     p->state = s;
     p->state_bytes = bytes;
