@@ -8,6 +8,13 @@
  * subtracted. Medians over repeats after warm-up; clock_gettime(CLOCK_MONOTONIC).
  *
  *   bench_train [--d N] [--steps N] [--threads T] [--kind fastfood|sparse|dense|identity]
+ *               [--blocks layers|N]
+ *
+ * --blocks makes Fastfood per-group (INTDIM_PROJ_FASTFOOD_PER_GROUP): one block per
+ * weight matrix and bias vector (`layers`, the Aghajanyan per-tensor form), or per
+ * contiguous chunk of N parameters (N a power of two: Le et al.'s stacked blocks). Small
+ * blocks then run one per thread, several at once. Default: one block of L = 2^18 as
+ * REFERENCE's formula.
  *
  * --threads sets the projection's threads (the host's BLAS threads follow
  * OPENBLAS_NUM_THREADS / OMP_NUM_THREADS). Not part of `meson test`. */
@@ -65,6 +72,7 @@ typedef struct options {
     int steps;
     int threads;
     int kind;
+    const char *blocks; /* NULL: one Fastfood block */
 } options;
 
 static int parse(int argc, char **argv, options *o)
@@ -87,10 +95,28 @@ static int parse(int argc, char **argv, options *o)
             if (o->kind < 0)
                 return -1;
             i++;
-        } else
+        } else if (strcmp(a, "--blocks") == 0 && v)
+            o->blocks = v, i++;
+        else
             return -1;
     }
     return o->steps >= 1 && o->d >= 1 ? 0 : -1;
+}
+
+/* Group sizes for --blocks: the network's tensors, or chunks of n (at most 64). */
+static int block_sizes(const mlp *net, const char *spec, size_t *sizes, size_t *n)
+{
+    size_t D = mlp_n_params(net);
+    if (strcmp(spec, "layers") == 0) {
+        *n = mlp_group_sizes(net, sizes, 64);
+        return *n > 0 ? 0 : -1;
+    }
+    size_t chunk = (size_t)strtoull(spec, NULL, 10);
+    if (chunk == 0 || (chunk & (chunk - 1)) != 0 || (D + chunk - 1) / chunk > 64)
+        return -1;
+    for (*n = 0; *n * chunk < D; (*n)++)
+        sizes[*n] = D - *n * chunk < chunk ? D - *n * chunk : chunk;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -98,7 +124,8 @@ int main(int argc, char **argv)
     options o;
     if (parse(argc, argv, &o) != 0) {
         fprintf(stderr, "usage: %s [--d N] [--steps N] [--threads T] "
-                        "[--kind fastfood|sparse|dense|identity]\n", argv[0]);
+                        "[--kind fastfood|sparse|dense|identity] [--blocks layers|N]\n",
+                argv[0]);
         return 2;
     }
     host h = {0};
@@ -127,7 +154,16 @@ int main(int argc, char **argv)
 
     intdim_proj *p;
     intdim_trainer *t;
-    int status = intdim_proj_create(&p, o.kind, D, o.d, 1);
+    size_t sizes[64], n_blocks = 0;
+    if (o.blocks != NULL && block_sizes(&h.net, o.blocks, sizes, &n_blocks) != 0) {
+        fprintf(stderr, "error: --blocks %s: `layers` or a power of two >= D/64\n", o.blocks);
+        return 2;
+    }
+    int per_group = INTDIM_PROJ_FASTFOOD_PER_GROUP;
+    double one = 1.0;
+    int status = intdim_proj_create_ex(&p, o.kind, D, o.d, 1, n_blocks,
+                                       n_blocks > 0 ? sizes : NULL, n_blocks > 0 ? 1 : 0,
+                                       &per_group, &one);
     if (status == INTDIM_OK)
         status = intdim_proj_set(p, INTDIM_PROJ_THREADS, o.threads);
     if (status == INTDIM_OK)
@@ -178,8 +214,10 @@ int main(int argc, char **argv)
     double fwd_ms = 1e3 * median(t_fwd, (size_t)n), adj_ms = 1e3 * median(t_adj, (size_t)n);
     double opt_ms = 1e3 * median(t_opt, (size_t)n), over_ms = 1e3 * median(t_over, (size_t)n);
     double add_ms = 1e3 * median(t_add, (size_t)n);
-    printf("MLP 784-200-200-10, D = %zu, batch %d; %s d = %zu, projection threads %d; "
-           "medians of %d steps\n", D, BATCH, kind_names[o.kind], o.d, o.threads, n);
+    printf("MLP 784-200-200-10, D = %zu, batch %d; %s d = %zu%s%s, projection threads %d; "
+           "medians of %d steps\n", D, BATCH, kind_names[o.kind], o.d,
+           o.blocks != NULL ? ", per-group blocks " : "", o.blocks != NULL ? o.blocks : "",
+           o.threads, n);
     printf("  host forward+backward          %8.3f ms\n", host_ms);
     printf("  projection forward             %8.3f ms\n", fwd_ms);
     printf("  theta = theta0 + delta pass    %8.3f ms\n", add_ms);

@@ -33,11 +33,8 @@
 /* Units are handed out dynamically: they are large (a tile, a strip, a sink group), and
  * on a loaded machine a descheduled thread then delays a pass by one unit, not by its
  * whole static share. Which thread runs a unit never changes its values. */
-#ifdef INTDIM_HAVE_OPENMP
-#define FWHT_OMP_UNITS(nt) INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 1))
-#endif
 /* stmt for g in [0, n) over nt threads, one unit at a time (a plain loop when nt <= 1). */
-#define FOR_UNITS(nt, g, n, stmt) INTDIM_FOR_SCHEDULE(nt, 1, FWHT_OMP_UNITS, g, n, stmt;)
+#define FOR_UNITS(nt, g, n, stmt) INTDIM_PARALLEL_FOR_UNITS(nt, 1, g, n, stmt;)
 
 #define FWHT_MIN_PARALLEL_LOG2 17u
 

@@ -66,6 +66,8 @@ uint64_t intdim__hash64(const void *buf, size_t n, uint64_t seed); /* not crypto
 /* ---- threads (threads.c) ----------------------------------------------------------- */
 /* Threads to use for a request of `requested` (0 = all available); 1 without OpenMP. */
 int intdim__threads(int requested);
+/* The calling thread's number inside a parallel loop (0 outside one, or without OpenMP). */
+int intdim__thread_num(void);
 
 /* `for (size_t i = 0; i < n; i++) body` over nt threads when `cond` says the loop is worth
  * waking a team for, else a plain loop on the calling thread (the bits are the same
@@ -78,6 +80,7 @@ int intdim__threads(int requested);
 #define INTDIM_OMP_STATIC(nt) INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static))
 #define INTDIM_OMP_DYNAMIC(nt) \
     INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 64))
+#define INTDIM_OMP_UNITS(nt) INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 1))
 #define INTDIM_FOR_SCHEDULE(nt, cond, omp_for, i, n, ...)                                    \
     do {                                                                                    \
         if ((cond) && (nt) > 1) {                                                           \
@@ -97,11 +100,15 @@ int intdim__threads(int requested);
             __VA_ARGS__                                                                     \
     } while (0)
 #endif
-/* Equal shares per thread / units handed out 64 at a time (uneven work per unit). */
+/* Equal shares per thread / iterations handed out 64 at a time (uneven work per
+ * iteration) / one at a time (large units of work: a thread delayed on a loaded machine
+ * holds up one unit, not a whole share). */
 #define INTDIM_PARALLEL_FOR(nt, cond, i, n, ...) \
     INTDIM_FOR_SCHEDULE(nt, cond, INTDIM_OMP_STATIC, i, n, __VA_ARGS__)
 #define INTDIM_PARALLEL_FOR_DYNAMIC(nt, cond, i, n, ...) \
     INTDIM_FOR_SCHEDULE(nt, cond, INTDIM_OMP_DYNAMIC, i, n, __VA_ARGS__)
+#define INTDIM_PARALLEL_FOR_UNITS(nt, cond, i, n, ...) \
+    INTDIM_FOR_SCHEDULE(nt, cond, INTDIM_OMP_UNITS, i, n, __VA_ARGS__)
 
 /* ---- misc --------------------------------------------------------------------------- */
 /* Smallest power of two >= n (n >= 1), computed with integers; 0 if it would overflow. */

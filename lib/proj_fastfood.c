@@ -21,6 +21,11 @@
  * then by 1/sqrt(n_groups), so every column of the whole D x d matrix has unit norm
  * (exactly when every D_g is a power of two). Block b draws its tables from streams
  * INTDIM_STREAM_FF_* + (b << 8), blocks numbered group by group, chunk by chunk.
+ * Blocks too small for the transform's own threads (L <= 2^16) run several at once, one
+ * per thread in its own lane of the workspace: groups own disjoint rows of y, and the
+ * adjoint's per-block results are kept and added to x in block order, so the bits are
+ * those of one block after another. (Equal chunks of a power-of-two size as the groups
+ * give Le et al.'s stacked Fastfood, whose blocks share no data between threads.)
  *
  * G is stored as IEEE binary16: the Gaussian drawn in double, rounded once, and that
  * rounded value is the projection's G (the scale uses the same values, so columns keep unit
@@ -30,7 +35,9 @@
  * k > 2^24) + the work array 4 bytes, plus small extras: signs as bits, the size-k
  * buffer (4k/L bytes: small unless d is near D), partial buckets (at most L/16 floats,
  * none for large k), and from L = 2^22 on the transform's strip slots (one 512 KiB slot
- * per thread, at most L/32 floats in all). So <= 9 bytes for d <= L/8. */
+ * per thread, at most L/32 floats in all). So <= 9 bytes for d <= L/8. Per-group mode
+ * with small blocks adds one lane per thread (the largest small block's scratch) and one
+ * wave of adjoint results (4 per lane, d floats each). */
 #include <math.h>
 #include <string.h>
 
@@ -55,13 +62,34 @@ typedef struct ff_block {
     uint8_t *neg_signs; /* bit j set: B_j = -1 (in_len bits) */
 } ff_block;
 
+/* Where one block's scratch lives inside an area of the workspace (floats from the area's
+ * start, each 64-byte aligned). */
+typedef struct ff_area {
+    size_t off_small, off_partial, off_slots;
+    unsigned n_slots; /* the transform's per-thread strip slots (large L only) */
+    size_t floats;    /* the area's size */
+} ff_area;
+
 typedef struct ff_state {
     size_t n_blocks;
     ff_block *blocks;
-    /* work layout, in floats from the start (each 64-byte aligned) */
-    size_t off_small, off_partial, off_slots;
-    unsigned n_slots; /* the transform's per-thread strip slots (large L only) */
+    /* The workspace: the main area (any block, run with all threads) at 0, then n_lanes
+     * lane areas (small blocks, one thread each) from off_lanes, then the adjoint's
+     * contributions of one wave of small blocks (wave_blocks x contrib_len floats). */
+    ff_area main, lane;
+    unsigned n_lanes; /* 0: blocks run one after another */
+    size_t off_lanes, off_contrib, wave_blocks, contrib_len;
 } ff_state;
+
+/* Blocks smaller than this run on one thread each, several at once (per-group mode): the
+ * transform itself uses threads only from 2^17 floats on, so nothing is lost, and the
+ * threads share no data. */
+enum { LANE_MAX_LOG2 = 16, MAX_LANES = 64 };
+
+static int is_small(const ff_block *b)
+{
+    return b->log2L <= LANE_MAX_LOG2;
+}
 
 static size_t round16(size_t n)
 {
@@ -76,6 +104,19 @@ static float with_sign(const ff_block *b, size_t j, float v)
 static int threads_for(const intdim_proj *p)
 {
     return intdim__threads(p->threads);
+}
+
+/* Lanes to use with `threads` threads (0 or 1: one block after another). */
+static unsigned lanes_for(const ff_state *st, int threads)
+{
+    return (unsigned)threads < st->n_lanes ? (unsigned)threads : st->n_lanes;
+}
+
+/* This thread's lane area. */
+static float *lane_area(const ff_state *st, float *work)
+{
+    size_t lane = (size_t)intdim__thread_num();
+    return work + st->off_lanes + lane * st->lane.floats;
 }
 
 /* ---- apply ------------------------------------------------------------------------ */
@@ -136,12 +177,12 @@ static void sink_output(void *vctx, const float *buf, size_t buf_stride, size_t 
     }
 }
 
-static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block *b,
-                        const float *x, const float *base, float *y, float *work,
-                        int accumulate)
+/* Block b's rows of y (area: its scratch, run with `threads` threads). */
+static void block_apply(const intdim_proj *p, const ff_block *b, const float *x,
+                        const float *base, float *y, float *work, const ff_area *area,
+                        int threads, int accumulate)
 {
-    int threads = threads_for(p);
-    float *w = work + st->off_small;
+    float *w = work + area->off_small;
     size_t k = (size_t)1 << b->log2k;
     for (size_t j = 0; j < b->in_len; j++)
         w[j] = with_sign(b, j, x[b->in_first + j]);
@@ -155,8 +196,8 @@ static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block
     fwht_hooks hooks = {.ctx = &ctx,
                         .fill = fill_gather,
                         .sink = sink_output,
-                        .scratch = work + st->off_slots,
-                        .scratch_slots = st->n_slots};
+                        .scratch = work + area->off_slots,
+                        .scratch_slots = area->n_slots};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 }
 
@@ -164,15 +205,44 @@ static void block_apply(const intdim_proj *p, const ff_state *st, const ff_block
  * chunk 0 writes its rows, later chunks add theirs, and base rides on the last chunk of
  * each group, so y_i = base_i + (sum of the chunks) exactly as apply followed by the
  * addition would round it. */
+static void apply_chunk(const intdim_proj *p, size_t i, const float *x, const float *base,
+                        float *y, float *work, const ff_area *area, int threads)
+{
+    const ff_state *st = p->state;
+    const ff_block *b = &st->blocks[i];
+    int last_chunk = i + 1 == st->n_blocks || st->blocks[i + 1].in_first == 0;
+    block_apply(p, b, x, last_chunk ? base : NULL, y, work, area, threads, b->in_first != 0);
+}
+
+/* All chunks of the group whose first block is `first`, in order, on this thread's lane
+ * (groups own disjoint rows of y, so groups may run in any order at once). */
+static void apply_group_on_lane(const intdim_proj *p, size_t first, const float *x,
+                                const float *base, float *y, float *work)
+{
+    const ff_state *st = p->state;
+    float *lane = lane_area(st, work);
+    size_t i = first;
+    do
+        apply_chunk(p, i++, x, base, y, lane, &st->lane, 1);
+    while (i < st->n_blocks && st->blocks[i].in_first != 0);
+}
+
 static void ff_project(const intdim_proj *p, const float *x, const float *base, float *y,
                        float *work)
 {
     const ff_state *st = p->state;
-    for (size_t i = 0; i < st->n_blocks; i++) {
-        const ff_block *b = &st->blocks[i];
-        int last_chunk = i + 1 == st->n_blocks || st->blocks[i + 1].in_first == 0;
-        block_apply(p, st, b, x, last_chunk ? base : NULL, y, work, b->in_first != 0);
-    }
+    int threads = threads_for(p);
+    unsigned lanes = lanes_for(st, threads);
+    for (size_t i = 0; i < st->n_blocks; i++)
+        if (lanes < 2 || !is_small(&st->blocks[i]))
+            apply_chunk(p, i, x, base, y, work, &st->main, threads);
+    if (lanes < 2)
+        return;
+    /* small groups, one lane each; a group is a unit only at its first chunk */
+    INTDIM_PARALLEL_FOR_UNITS(lanes, 1, i, st->n_blocks, {
+        if (is_small(&st->blocks[i]) && st->blocks[i].in_first == 0)
+            apply_group_on_lane(p, i, x, base, y, work);
+    });
 }
 
 static void ff_apply(const intdim_proj *p, const float *x, float *y, float *work)
@@ -238,13 +308,13 @@ static void sink_fold(void *vctx, const float *buf, size_t buf_stride, size_t ro
     }
 }
 
-static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_block *b,
-                          const float *g, float *x, float *work, int accumulate)
+/* dst[0..in_len) = block b's part of P^T g (or += it when accumulate). */
+static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *g, float *dst,
+                          float *work, const ff_area *area, int threads, int accumulate)
 {
-    int threads = threads_for(p);
-    float *w = work + st->off_small;
+    float *w = work + area->off_small;
     /* One group (large k): fold straight into w, no partial arrays at all. */
-    float *partials = b->fold_groups == 1 ? w : work + st->off_partial;
+    float *partials = b->fold_groups == 1 ? w : work + area->off_partial;
     size_t k = (size_t)1 << b->log2k;
     memset(partials, 0, ((size_t)b->fold_groups << b->log2k) * sizeof(float));
 
@@ -256,8 +326,8 @@ static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_blo
                         .sink = sink_fold,
                         .n_groups = b->fold_groups,
                         .strips_first = 1,
-                        .scratch = work + st->off_slots,
-                        .scratch_slots = st->n_slots};
+                        .scratch = work + area->off_slots,
+                        .scratch_slots = area->n_slots};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 
     /* Buckets: the partial arrays added in group order (elementwise, any split; threads
@@ -271,24 +341,55 @@ static void block_adjoint(const intdim_proj *p, const ff_state *st, const ff_blo
         });
     }
     intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL);
-    float *dst = x + b->in_first;
     for (size_t j = 0; j < b->in_len; j++) {
         float v = with_sign(b, j, w[j]) * b->scale;
         dst[j] = accumulate ? dst[j] + v : v;
     }
 }
 
+/* Small blocks [first, end) at once, each into its own contribution slot, then added
+ * to x in block order: the same additions, in the same order, as one after another. */
+static void adjoint_wave(const intdim_proj *p, size_t first, size_t end, unsigned lanes,
+                         const float *g, float *x, float *work)
+{
+    const ff_state *st = p->state;
+    float *contrib = work + st->off_contrib;
+    INTDIM_PARALLEL_FOR_UNITS(lanes, 1, u, end - first, {
+        block_adjoint(p, &st->blocks[first + u], g, contrib + u * st->contrib_len,
+                      lane_area(st, work), &st->lane, 1, 0);
+    });
+    for (size_t i = first; i < end; i++) {
+        const ff_block *b = &st->blocks[i];
+        const float *c = contrib + (i - first) * st->contrib_len;
+        for (size_t j = 0; j < b->in_len; j++)
+            x[b->in_first + j] += c[j];
+    }
+}
+
 static void ff_adjoint(const intdim_proj *p, const float *g, float *x, float *work)
 {
     const ff_state *st = p->state;
+    int threads = threads_for(p);
     if (st->n_blocks == 1) {
-        block_adjoint(p, st, &st->blocks[0], g, x, work, 0);
+        block_adjoint(p, &st->blocks[0], g, x, work, &st->main, threads, 0);
         return;
     }
     /* Chunks of different groups overlap in x: start from zero and add, block order. */
     memset(x, 0, p->d_lin * sizeof(float));
-    for (size_t i = 0; i < st->n_blocks; i++)
-        block_adjoint(p, st, &st->blocks[i], g, x, work, 1);
+    unsigned lanes = lanes_for(st, threads);
+    for (size_t i = 0; i < st->n_blocks;) {
+        const ff_block *b = &st->blocks[i];
+        if (lanes < 2 || !is_small(b)) {
+            block_adjoint(p, b, g, x + b->in_first, work, &st->main, threads, 1);
+            i++;
+            continue;
+        }
+        size_t end = i + 1;
+        while (end < st->n_blocks && end - i < st->wave_blocks && is_small(&st->blocks[end]))
+            end++;
+        adjoint_wave(p, i, end, lanes, g, x, work);
+        i = end;
+    }
 }
 
 /* ---- create / destroy ------------------------------------------------------------- */
@@ -449,25 +550,61 @@ static unsigned strip_slots_for(size_t L)
     return (unsigned)(slots < cap ? slots : cap);
 }
 
-/* Work layout and sizes; fails with ETOOBIG over the memory budget. */
-static int plan_memory(intdim_proj *p, ff_state *st)
+/* The scratch layout for the blocks selected by `small` (-1: all blocks). */
+static ff_area plan_area(const ff_state *st, int small, int with_slots)
 {
-    size_t max_L = 0, max_k = 0, max_partial = 0, tables = sizeof *st;
-    tables += st->n_blocks * sizeof(ff_block);
+    size_t max_L = 0, max_k = 0, max_partial = 0;
     for (size_t i = 0; i < st->n_blocks; i++) {
         const ff_block *b = &st->blocks[i];
+        if (small >= 0 && is_small(b) != small)
+            continue;
         size_t L = (size_t)1 << b->log2L, k = (size_t)1 << b->log2k;
         max_L = L > max_L ? L : max_L;
         max_k = k > max_k ? k : max_k;
         size_t part = b->fold_groups > 1 ? (size_t)b->fold_groups * k : 0;
         max_partial = part > max_partial ? part : max_partial;
-        tables += block_table_bytes(b);
     }
-    st->off_small = round16(max_L);
-    st->off_partial = st->off_small + round16(max_k);
-    st->off_slots = st->off_partial + round16(max_partial);
-    st->n_slots = strip_slots_for(max_L);
-    p->work_floats = st->off_slots + (size_t)st->n_slots * FWHT_STRIP_FLOATS;
+    ff_area a;
+    a.off_small = round16(max_L);
+    a.off_partial = a.off_small + round16(max_k);
+    a.off_slots = a.off_partial + round16(max_partial);
+    a.n_slots = with_slots ? strip_slots_for(max_L) : 0;
+    a.floats = a.off_slots + (size_t)a.n_slots * FWHT_STRIP_FLOATS;
+    return a;
+}
+
+/* Lanes for small blocks: one per thread that may run, when two or more small blocks
+ * exist; and the adjoint's wave of contributions (a few blocks per lane, so dynamic
+ * hand-out balances them). */
+static void plan_lanes(ff_state *st)
+{
+    size_t n_small = 0, max_in = 0;
+    for (size_t i = 0; i < st->n_blocks; i++) {
+        if (!is_small(&st->blocks[i]))
+            continue;
+        n_small++;
+        max_in = st->blocks[i].in_len > max_in ? st->blocks[i].in_len : max_in;
+    }
+    size_t lanes = (size_t)intdim__threads(0);
+    lanes = lanes < MAX_LANES ? lanes : MAX_LANES;
+    st->n_lanes = n_small >= 2 && lanes >= 2 ? (unsigned)lanes : 0;
+    st->lane = plan_area(st, 1, 0);
+    st->off_lanes = st->main.floats;
+    st->contrib_len = round16(max_in);
+    st->wave_blocks = st->n_lanes > 0 ? 4 * (size_t)st->n_lanes : 0;
+    st->off_contrib = st->off_lanes + (size_t)st->n_lanes * st->lane.floats;
+}
+
+/* Work layout and sizes; fails with ETOOBIG over the memory budget. */
+static int plan_memory(intdim_proj *p, ff_state *st)
+{
+    size_t tables = sizeof *st;
+    tables += st->n_blocks * sizeof(ff_block);
+    for (size_t i = 0; i < st->n_blocks; i++)
+        tables += block_table_bytes(&st->blocks[i]);
+    st->main = plan_area(st, -1, 1);
+    plan_lanes(st);
+    p->work_floats = st->off_contrib + st->wave_blocks * st->contrib_len;
     p->state_bytes = tables;
     double total = (double)tables + 4.0 * (double)p->work_floats;
     if (total > p->memory_budget)

@@ -18,6 +18,15 @@ int intdim__threads(int requested)
 #endif
 }
 
+int intdim__thread_num(void)
+{
+#ifdef INTDIM_HAVE_OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 uint64_t intdim__next_pow2(uint64_t n)
 {
     if (n <= 1)

@@ -481,6 +481,20 @@ static void free_outputs(outputs o)
     free(o.gd);
 }
 
+/* Per-group Fastfood with 45 groups: small ones (several run at once, one per thread,
+ * in waves), one large one in the middle (run with all threads), and groups smaller
+ * than d (several chunks each, added in order). */
+static intdim_proj *make_many_small_groups(uint64_t seed)
+{
+    enum { M = 45 };
+    size_t sizes[M], D = 0;
+    for (size_t i = 0; i < M; i++) {
+        sizes[i] = i == 20 ? 140000 : (i * 37) % 200 + 1;
+        D += sizes[i];
+    }
+    return make_per_group(D, 90, M, sizes, 0, seed);
+}
+
 /* Shapes large enough that every kind splits its work in several blocks or chunks. */
 static intdim_proj *make_big(int variant, uint64_t seed)
 {
@@ -492,10 +506,11 @@ static intdim_proj *make_big(int variant, uint64_t seed)
     case 3: return make_said(INTDIM_PROJ_SPARSE, 300002, 30, 4, groups, seed);
     case 4: return make_said(INTDIM_PROJ_FASTFOOD, 300002, 300, 4, groups, seed);
     case 5: return make_said(INTDIM_PROJ_DENSE, 300002, 8, 4, groups, seed);
-    default: return make_per_group(300002, 100, 4, groups, 1, seed);
+    case 6: return make_per_group(300002, 100, 4, groups, 1, seed);
+    default: return make_many_small_groups(seed);
     }
 }
-enum { N_BIG_VARIANTS = 7 };
+enum { N_BIG_VARIANTS = 8 };
 
 START_TEST(test_same_seed_same_bits_other_seed_differs)
 {
