@@ -81,6 +81,8 @@ int intdim__thread_num(void);
 #define INTDIM_OMP_DYNAMIC(nt) \
     INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 64))
 #define INTDIM_OMP_UNITS(nt) INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 1))
+#define INTDIM_OMP_ROUND_ROBIN(nt) \
+    INTDIM_PRAGMA(omp parallel for num_threads(nt) schedule(static, 1))
 #define INTDIM_FOR_SCHEDULE(nt, cond, omp_for, i, n, ...)                                    \
     do {                                                                                    \
         if ((cond) && (nt) > 1) {                                                           \
@@ -109,6 +111,8 @@ int intdim__thread_num(void);
     INTDIM_FOR_SCHEDULE(nt, cond, INTDIM_OMP_DYNAMIC, i, n, __VA_ARGS__)
 #define INTDIM_PARALLEL_FOR_UNITS(nt, cond, i, n, ...) \
     INTDIM_FOR_SCHEDULE(nt, cond, INTDIM_OMP_UNITS, i, n, __VA_ARGS__)
+#define INTDIM_PARALLEL_FOR_ROUND_ROBIN(nt, cond, i, n, ...) \
+    INTDIM_FOR_SCHEDULE(nt, cond, INTDIM_OMP_ROUND_ROBIN, i, n, __VA_ARGS__)
 
 /* ---- misc --------------------------------------------------------------------------- */
 /* Smallest power of two >= n (n >= 1), computed with integers; 0 if it would overflow. */

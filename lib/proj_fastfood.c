@@ -238,8 +238,11 @@ static void ff_project(const intdim_proj *p, const float *x, const float *base, 
             apply_chunk(p, i, x, base, y, work, &st->main, threads);
     if (lanes < 2)
         return;
-    /* small groups, one lane each; a group is a unit only at its first chunk */
-    INTDIM_PARALLEL_FOR_UNITS(lanes, 1, i, st->n_blocks, {
+    /* small groups, one lane each; a group is a unit only at its first chunk. Round robin,
+     * not dynamic: block i stays on the same thread from call to call (and in the
+     * adjoint's first wave), so its tables and rows are still in that core's L2
+     * (measured with 7 blocks of 2^15 on 2 threads: apply 85 -> 65 us). */
+    INTDIM_PARALLEL_FOR_ROUND_ROBIN(lanes, 1, i, st->n_blocks, {
         if (is_small(&st->blocks[i]) && st->blocks[i].in_first == 0)
             apply_group_on_lane(p, i, x, base, y, work);
     });
@@ -354,7 +357,7 @@ static void adjoint_wave(const intdim_proj *p, size_t first, size_t end, unsigne
 {
     const ff_state *st = p->state;
     float *contrib = work + st->off_contrib;
-    INTDIM_PARALLEL_FOR_UNITS(lanes, 1, u, end - first, {
+    INTDIM_PARALLEL_FOR_ROUND_ROBIN(lanes, 1, u, end - first, {
         block_adjoint(p, &st->blocks[first + u], g, contrib + u * st->contrib_len,
                       lane_area(st, work), &st->lane, 1, 0);
     });
