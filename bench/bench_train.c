@@ -10,11 +10,11 @@
  *   bench_train [--d N] [--steps N] [--threads T] [--kind fastfood|sparse|dense|identity]
  *               [--blocks layers|N]
  *
- * --blocks makes Fastfood per-group (INTDIM_PROJ_FASTFOOD_PER_GROUP): one block per
- * weight matrix and bias vector (`layers`, the Aghajanyan per-tensor form), or per
- * contiguous chunk of N parameters (N a power of two: Le et al.'s stacked blocks). Small
- * blocks then run one per thread, several at once. Default: one block of L = 2^18 as
- * REFERENCE's formula.
+ * --blocks: Fastfood with one block per weight matrix and bias vector (`layers`:
+ * INTDIM_PROJ_FASTFOOD_PER_GROUP, the Aghajanyan per-tensor form), or per contiguous chunk
+ * of N parameters (N a power of two: INTDIM_PROJ_FASTFOOD_BLOCK, Le et al.'s stacked
+ * blocks). Small blocks run one per thread, several at once. Default: one block of
+ * L = 2^18, REFERENCE's formula.
  *
  * --threads sets the projection's threads (the host's BLAS threads follow
  * OPENBLAS_NUM_THREADS / OMP_NUM_THREADS). Not part of `meson test`. */
@@ -103,20 +103,21 @@ static int parse(int argc, char **argv, options *o)
     return o->steps >= 1 && o->d >= 1 ? 0 : -1;
 }
 
-/* Group sizes for --blocks: the network's tensors, or chunks of n (at most 64). */
-static int block_sizes(const mlp *net, const char *spec, size_t *sizes, size_t *n)
+/* The projection --blocks asks for (NULL spec: one block). */
+static int create_projection(intdim_proj **p, const options *o, const mlp *net, size_t D)
 {
-    size_t D = mlp_n_params(net);
-    if (strcmp(spec, "layers") == 0) {
-        *n = mlp_group_sizes(net, sizes, 64);
-        return *n > 0 ? 0 : -1;
+    if (o->blocks == NULL)
+        return intdim_proj_create(p, o->kind, D, o->d, 1);
+    if (strcmp(o->blocks, "layers") == 0) {
+        size_t sizes[64];
+        size_t n = mlp_group_sizes(net, sizes, 64);
+        int id = INTDIM_PROJ_FASTFOOD_PER_GROUP;
+        double one = 1.0;
+        return intdim_proj_create_ex(p, o->kind, D, o->d, 1, n, sizes, 1, &id, &one);
     }
-    size_t chunk = (size_t)strtoull(spec, NULL, 10);
-    if (chunk == 0 || (chunk & (chunk - 1)) != 0 || (D + chunk - 1) / chunk > 64)
-        return -1;
-    for (*n = 0; *n * chunk < D; (*n)++)
-        sizes[*n] = D - *n * chunk < chunk ? D - *n * chunk : chunk;
-    return 0;
+    int id = INTDIM_PROJ_FASTFOOD_BLOCK;
+    double block = strtod(o->blocks, NULL);
+    return intdim_proj_create_ex(p, o->kind, D, o->d, 1, 0, NULL, 1, &id, &block);
 }
 
 int main(int argc, char **argv)
@@ -154,16 +155,7 @@ int main(int argc, char **argv)
 
     intdim_proj *p;
     intdim_trainer *t;
-    size_t sizes[64], n_blocks = 0;
-    if (o.blocks != NULL && block_sizes(&h.net, o.blocks, sizes, &n_blocks) != 0) {
-        fprintf(stderr, "error: --blocks %s: `layers` or a power of two >= D/64\n", o.blocks);
-        return 2;
-    }
-    int per_group = INTDIM_PROJ_FASTFOOD_PER_GROUP;
-    double one = 1.0;
-    int status = intdim_proj_create_ex(&p, o.kind, D, o.d, 1, n_blocks,
-                                       n_blocks > 0 ? sizes : NULL, n_blocks > 0 ? 1 : 0,
-                                       &per_group, &one);
+    int status = create_projection(&p, &o, &h.net, D);
     if (status == INTDIM_OK)
         status = intdim_proj_set(p, INTDIM_PROJ_THREADS, o.threads);
     if (status == INTDIM_OK)

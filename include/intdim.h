@@ -107,8 +107,15 @@ typedef enum {
                                           blocks are stacked when d > L_group, never truncated */
     INTDIM_PROJ_SAID = 3,             /* create: 1 = one trainable scale per group (SAID) */
     INTDIM_PROJ_THREADS = 4,          /* runtime: threads for apply/vjp; 0 = all available */
-    INTDIM_PROJ_KERNEL = 5            /* runtime: transform kernel: 0 auto, 1 portable, 2 AVX2,
+    INTDIM_PROJ_KERNEL = 5,           /* runtime: transform kernel: 0 auto, 1 portable, 2 AVX2,
                                           3 AVX-512 (INTDIM_EUNSUPPORTED if the CPU lacks it) */
+    INTDIM_PROJ_FASTFOOD_BLOCK = 6    /* create: 0 (default) = one Fastfood block of
+                                          L = nextpow2(D), REFERENCE's form; B = a power of two
+                                          in [2, 2^32]: D cut into contiguous chunks of B rows,
+                                          each its own block (Le et al.'s stacked Fastfood; the
+                                          same P as FASTFOOD_PER_GROUP with those chunks as
+                                          groups). Groups stay free for SAID. Not together
+                                          with FASTFOOD_PER_GROUP. */
 } intdim_proj_param;
 
 /* Kernel ids for INTDIM_PROJ_KERNEL. */

@@ -15,14 +15,18 @@
 
 #define CKPT_MAGIC "INTDIMCK"
 /* 2: the layout of 1, but the Fastfood a description denotes changed (G rounded to
- * binary16), so a version-1 file would silently rebuild a different projection. */
-#define CKPT_VERSION 2u
+ * binary16), so a version-1 file would silently rebuild a different projection.
+ * 3: the layout of 2; the u32 after per_group (reserved, always 0, in 2) holds log2 of
+ * the Fastfood block length (0: one block). Version-2 files are read as block 0; a
+ * version-2 reader refuses version 3 instead of dropping the blocks. */
+#define CKPT_VERSION 3u
+#define CKPT_OLDEST_VERSION 2u
 enum {
     MAGIC_BYTES = 8,
     N_SETTINGS = 16,     /* intdim_train_param values 0..15, stored in id order */
     CHUNK = 1u << 16,    /* I/O buffer */
     /* bytes before the group sizes: magic, version, reserved, kind, said, per_group,
-     * reserved, D, d, seed, density, memory budget, n_groups */
+     * log2 of the Fastfood block length, D, d, seed, density, memory budget, n_groups */
     FIXED_HEAD = MAGIC_BYTES + 4 * 6 + 8 * 6,
     /* bytes between the group sizes and the vectors: theta0 hash, n_settings, reserved,
      * settings, step, updates, skipped */
@@ -33,6 +37,7 @@ enum {
 /* Everything a checkpoint says besides the vectors. */
 typedef struct ckpt_desc {
     uint32_t kind, said, per_group;
+    uint32_t log2_block; /* FASTFOOD_BLOCK = 2^log2_block, or 0 when this is 0 */
     uint64_t D, d, seed, n_groups;
     double density, memory_budget;
     uint64_t *group_sizes; /* n_groups entries (owned) */
@@ -50,15 +55,17 @@ static void desc_free(ckpt_desc *c)
 /* The projection part of a description, read through the public getters. */
 static int describe_proj(const intdim_proj *p, ckpt_desc *c)
 {
-    double said = 0, per_group = 0, density = 0, budget = 0;
+    double said = 0, per_group = 0, density = 0, budget = 0, block = 0;
     /* creation parameters that do not apply to a kind read as 0 (or fail: also 0) */
     (void)intdim_proj_get(p, INTDIM_PROJ_SAID, &said);
     (void)intdim_proj_get(p, INTDIM_PROJ_FASTFOOD_PER_GROUP, &per_group);
+    (void)intdim_proj_get(p, INTDIM_PROJ_FASTFOOD_BLOCK, &block);
     (void)intdim_proj_get(p, INTDIM_PROJ_SPARSE_DENSITY, &density);
     (void)intdim_proj_get(p, INTDIM_PROJ_MEMORY_BUDGET, &budget);
     c->kind = (uint32_t)intdim_proj_kind_of(p);
     c->said = said != 0;
     c->per_group = per_group != 0;
+    c->log2_block = block >= 2.0 ? intdim__log2_exact((uint64_t)block) : 0;
     c->density = c->kind == INTDIM_PROJ_SPARSE ? density : 0.0;
     c->memory_budget = budget;
     c->D = intdim_proj_D(p);
@@ -171,7 +178,7 @@ static void put_desc(sink *s, const ckpt_desc *c)
     put_u32(s, c->kind);
     put_u32(s, c->said);
     put_u32(s, c->per_group);
-    put_u32(s, 0);
+    put_u32(s, c->log2_block);
     put_u64(s, c->D);
     put_u64(s, c->d);
     put_u64(s, c->seed);
@@ -396,7 +403,7 @@ static void get_head(source *s, ckpt_desc *c)
     c->kind = get_u32(s);
     c->said = get_u32(s);
     c->per_group = get_u32(s);
-    (void)get_u32(s);
+    c->log2_block = get_u32(s);
     c->D = get_u64(s);
     c->d = get_u64(s);
     c->seed = get_u64(s);
@@ -407,10 +414,12 @@ static void get_head(source *s, ckpt_desc *c)
         return;
     if (memcmp(magic, CKPT_MAGIC, MAGIC_BYTES) != 0)
         s->status = refuse_format(s->path, "not a libintdim checkpoint (bad magic)");
-    else if (version != CKPT_VERSION)
+    else if (version < CKPT_OLDEST_VERSION || version > CKPT_VERSION)
         s->status = intdim__fail(INTDIM_EFORMAT, "checkpoint %s refused: version %u, this "
-                                                 "library reads version %u", s->path, version,
-                                 CKPT_VERSION);
+                                                 "library reads versions %u to %u", s->path,
+                                 version, CKPT_OLDEST_VERSION, CKPT_VERSION);
+    else if (version < 3 && c->log2_block != 0)
+        s->status = refuse_format(s->path, "a reserved field is not zero");
 }
 
 /* The file's exact size from its head, or 0 if the head's counts cannot describe a file. */
@@ -446,7 +455,9 @@ static int check_values(const ckpt_desc *c, optim_settings *settings, const char
     for (int i = 0; i < N_SETTINGS; i++)
         if (intdim__optim_set(settings, i, c->settings[i]) != INTDIM_OK)
             return refuse_format(path, "a setting is out of range");
-    if (c->kind > INTDIM_PROJ_FASTFOOD || c->said > 1 || c->per_group > 1 || c->D == 0 ||
+    if (c->kind > INTDIM_PROJ_FASTFOOD || c->said > 1 || c->per_group > 1 ||
+        c->log2_block > 32 ||
+        (c->log2_block != 0 && (c->kind != INTDIM_PROJ_FASTFOOD || c->per_group)) || c->D == 0 ||
         c->d == 0 || c->d > c->D + c->n_groups || c->updates > c->step || c->skipped > c->step)
         return refuse_format(path, "inconsistent projection description or counters");
     uint64_t sum = 0;
@@ -516,7 +527,8 @@ static int read_file(const char *path, ckpt_desc *c, optim_settings *settings, f
 static int check_same_proj(const ckpt_desc *file, const ckpt_desc *mine, const char *path)
 {
     int same = file->kind == mine->kind && file->said == mine->said &&
-               file->per_group == mine->per_group && file->D == mine->D &&
+               file->per_group == mine->per_group && file->log2_block == mine->log2_block &&
+               file->D == mine->D &&
                file->d == mine->d && file->seed == mine->seed &&
                file->n_groups == mine->n_groups &&
                memcmp(&file->density, &mine->density, sizeof(double)) == 0;
@@ -587,8 +599,8 @@ INTDIM_API int intdim_checkpoint_proj(const char *path, intdim_proj **out)
         for (uint64_t g = 0; g < c.n_groups; g++)
             sizes[g] = (size_t)c.group_sizes[g];
     }
-    int ids[4];
-    double values[4];
+    int ids[5];
+    double values[5];
     size_t n = 0;
     ids[n] = INTDIM_PROJ_MEMORY_BUDGET, values[n++] = c.memory_budget;
     if (c.kind == INTDIM_PROJ_SPARSE)
@@ -597,6 +609,8 @@ INTDIM_API int intdim_checkpoint_proj(const char *path, intdim_proj **out)
         ids[n] = INTDIM_PROJ_SAID, values[n++] = 1.0;
     if (c.per_group)
         ids[n] = INTDIM_PROJ_FASTFOOD_PER_GROUP, values[n++] = 1.0;
+    if (c.log2_block != 0)
+        ids[n] = INTDIM_PROJ_FASTFOOD_BLOCK, values[n++] = ldexp(1.0, (int)c.log2_block);
     status = intdim_proj_create_ex(out, (intdim_proj_kind)c.kind, (size_t)c.D, (size_t)c.d,
                                    c.seed, (size_t)c.n_groups, sizes, n, ids, values);
     intdim__free(sizes);

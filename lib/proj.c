@@ -57,6 +57,7 @@ static const param_info g_params[] = {
     [INTDIM_PROJ_THREADS] = { "INTDIM_PROJ_THREADS", 0.0, MAX_THREADS, 1, 1 },
     [INTDIM_PROJ_KERNEL] = { "INTDIM_PROJ_KERNEL", INTDIM_KERNEL_AUTO, INTDIM_KERNEL_AVX512, 1,
                              1 },
+    [INTDIM_PROJ_FASTFOOD_BLOCK] = { "INTDIM_PROJ_FASTFOOD_BLOCK", 0.0, 4294967296.0, 1, 0 },
 };
 enum { N_PARAMS = (int)(sizeof g_params / sizeof g_params[0]) };
 
@@ -93,6 +94,7 @@ typedef struct create_options {
     double density;
     double memory_budget;
     int per_group;
+    size_t ff_block;
     int said;
     int threads;
     int kernel;
@@ -104,6 +106,7 @@ static int parse_options(create_options *opt, size_t n_params, const int *ids,
     opt->density = 0.0;
     opt->memory_budget = DEFAULT_MEMORY_BUDGET;
     opt->per_group = 0;
+    opt->ff_block = 0;
     opt->said = 0;
     opt->threads = 0;
     opt->kernel = INTDIM_KERNEL_AUTO;
@@ -122,6 +125,7 @@ static int parse_options(create_options *opt, size_t n_params, const int *ids,
         case INTDIM_PROJ_SAID: opt->said = (int)v; break;
         case INTDIM_PROJ_THREADS: opt->threads = (int)v; break;
         case INTDIM_PROJ_KERNEL: opt->kernel = (int)v; break;
+        case INTDIM_PROJ_FASTFOOD_BLOCK: opt->ff_block = (size_t)v; break;
         default: break;
         }
     }
@@ -143,6 +147,25 @@ static int resolve_kernel(const char *fn, int kernel, int *resolved)
 }
 
 /* ---- argument checks -------------------------------------------------------------- */
+
+/* FASTFOOD_BLOCK: a power of two >= 2, for Fastfood, not with per-group blocks. */
+static int check_block_option(int kind, const create_options *opt)
+{
+    size_t b = opt->ff_block;
+    if (b == 0)
+        return INTDIM_OK;
+    if (kind != INTDIM_PROJ_FASTFOOD)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: FASTFOOD_BLOCK = %zu needs "
+                                           "kind FASTFOOD, got kind %d", b, kind);
+    if (b < 2 || (b & (b - 1)) != 0)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: FASTFOOD_BLOCK = %zu is not "
+                                           "a power of two >= 2", b);
+    if (opt->per_group)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: FASTFOOD_BLOCK and "
+                                           "FASTFOOD_PER_GROUP cannot be combined (blocks "
+                                           "follow either fixed chunks or the groups)");
+    return INTDIM_OK;
+}
 
 static int check_groups(size_t D, size_t n_groups, const size_t *sizes)
 {
@@ -208,7 +231,7 @@ static int check_shape(int kind, size_t D, size_t d, size_t n_groups, const size
             return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: FASTFOOD_PER_GROUP = 1 "
                                                "needs groups (n_groups = 0)");
     }
-    return INTDIM_OK;
+    return check_block_option(kind, opt);
 }
 
 /* Fail fast on states that cannot fit, before generating anything: a dense D x d matrix
@@ -374,6 +397,7 @@ INTDIM_API int intdim_proj_create_ex(intdim_proj **out, intdim_proj_kind kind, s
     p->seed = seed;
     p->said = opt.said;
     p->per_group = opt.per_group;
+    p->ff_block = opt.ff_block;
     p->density = (kind == INTDIM_PROJ_SPARSE && opt.density == 0.0) ? 1.0 / sqrt((double)D)
                                                                     : opt.density;
     p->memory_budget = opt.memory_budget;
@@ -517,6 +541,7 @@ INTDIM_API int intdim_proj_get(const intdim_proj *p, int param, double *value)
     case INTDIM_PROJ_SAID: *value = p->said; break;
     case INTDIM_PROJ_THREADS: *value = p->threads; break;
     case INTDIM_PROJ_KERNEL: *value = p->kernel; break;
+    case INTDIM_PROJ_FASTFOOD_BLOCK: *value = (double)p->ff_block; break;
     default:
         return intdim__fail(INTDIM_EINVAL, "intdim_proj_get: unknown parameter id %d", param);
     }

@@ -507,16 +507,39 @@ static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_group
     return INTDIM_OK;
 }
 
-/* Blocks of per-group mode: ceil(d_lin / L_g) chunks per group. */
+/* The row groups blocks follow: FASTFOOD_BLOCK's chunks of ff_block rows (the last one
+ * shorter), per-group mode's groups, or none (0: one block for all of D). */
+static size_t n_row_groups(const intdim_proj *p)
+{
+    if (p->ff_block > 0)
+        return (p->D - 1) / p->ff_block + 1;
+    return p->per_group ? p->n_groups : 0;
+}
+
+static void row_group(const intdim_proj *p, size_t g, size_t *first, size_t *len)
+{
+    if (p->ff_block > 0) {
+        *first = g * p->ff_block;
+        *len = p->D - *first < p->ff_block ? p->D - *first : p->ff_block;
+        return;
+    }
+    *first = p->group_offsets[g];
+    *len = p->group_sizes[g];
+}
+
+/* Blocks: ceil(d_lin / L_g) chunks per row group. */
 static int count_blocks(const intdim_proj *p, size_t *n_blocks)
 {
-    if (!p->per_group || p->n_groups == 0) {
+    size_t n_groups = n_row_groups(p);
+    if (n_groups == 0) {
         *n_blocks = 1;
         return INTDIM_OK;
     }
     size_t total = 0;
-    for (size_t g = 0; g < p->n_groups; g++) {
-        size_t L = intdim__next_pow2(p->group_sizes[g]);
+    for (size_t g = 0; g < n_groups; g++) {
+        size_t first, len;
+        row_group(p, g, &first, &len);
+        size_t L = intdim__next_pow2(len);
         size_t chunks = (p->d_lin + L - 1) / L;
         if (total > SIZE_MAX / 2 - chunks)
             return intdim__fail(INTDIM_ETOOBIG, "Fastfood: too many per-group blocks");
@@ -528,16 +551,19 @@ static int count_blocks(const intdim_proj *p, size_t *n_blocks)
 
 static void describe_blocks(const intdim_proj *p, ff_block *blocks)
 {
-    if (!p->per_group || p->n_groups == 0) {
+    size_t n_groups = n_row_groups(p);
+    if (n_groups == 0) {
         describe_block(&blocks[0], 0, p->d_lin, 0, p->D, intdim__next_pow2(p->D));
         return;
     }
     size_t i = 0;
-    for (size_t g = 0; g < p->n_groups; g++) {
-        size_t L = intdim__next_pow2(p->group_sizes[g]);
+    for (size_t g = 0; g < n_groups; g++) {
+        size_t rows_first, rows;
+        row_group(p, g, &rows_first, &rows);
+        size_t L = intdim__next_pow2(rows);
         for (size_t first = 0; first < p->d_lin; first += L) {
             size_t len = p->d_lin - first < L ? p->d_lin - first : L;
-            describe_block(&blocks[i++], first, len, p->group_offsets[g], p->group_sizes[g], L);
+            describe_block(&blocks[i++], first, len, rows_first, rows, L);
         }
     }
 }
@@ -644,7 +670,7 @@ int intdim__fastfood_create(intdim_proj *p)
         describe_blocks(p, st->blocks);
         status = plan_memory(p, st);
     }
-    size_t scale_groups = p->per_group && p->n_groups > 0 ? p->n_groups : 1;
+    size_t scale_groups = n_row_groups(p) > 0 ? n_row_groups(p) : 1;
     for (size_t i = 0; status == INTDIM_OK && i < st->n_blocks; i++)
         status = build_tables(&st->blocks[i], p->seed, i, scale_groups, intdim__threads(0));
     if (status != INTDIM_OK) {

@@ -33,6 +33,7 @@ struct intdim_proj {
     size_t *group_offsets; /* n_groups + 1 entries, or NULL */
     int said;
     int per_group;
+    size_t ff_block; /* FASTFOOD_BLOCK: chunk length (a power of two), 0 = one block */
     double density; /* SPARSE: resolved density */
     double memory_budget;
     /* runtime */

@@ -192,6 +192,7 @@ START_TEST(every_kind_is_recreated)
         {INTDIM_PROJ_SPARSE, 4, INTDIM_PROJ_SPARSE_DENSITY, 0.5},
         {INTDIM_PROJ_FASTFOOD, 4, -1, 0},
         {INTDIM_PROJ_FASTFOOD, 4, INTDIM_PROJ_FASTFOOD_PER_GROUP, 1},
+        {INTDIM_PROJ_FASTFOOD, 6, INTDIM_PROJ_FASTFOOD_BLOCK, 4},
         {INTDIM_PROJ_FASTFOOD, 6, INTDIM_PROJ_SAID, 1},
         {INTDIM_PROJ_SPARSE, 6, INTDIM_PROJ_SAID, 1},
     };
@@ -291,6 +292,28 @@ START_TEST(every_corruption_is_refused)
 }
 END_TEST
 
+/* A trainer over p (destroyed here) refuses the checkpoint at path as another projection. */
+static void expect_load_mismatch(intdim_proj *p, const float *theta0, const char *path)
+{
+    float theta[D];
+    intdim_trainer *t;
+    ck_assert_int_eq(intdim_trainer_create(&t, p, theta, theta0, NULL, 0, host_grad, NULL),
+                     INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_load(t, path), INTDIM_EMISMATCH);
+    intdim_trainer_destroy(t);
+    intdim_proj_destroy(p);
+}
+
+/* Fastfood with d = 5, seed 5, in blocks of `block` rows (0: one block). */
+static intdim_proj *fastfood_in_blocks(double block)
+{
+    int id = INTDIM_PROJ_FASTFOOD_BLOCK;
+    intdim_proj *p = NULL;
+    ck_assert_int_eq(intdim_proj_create_ex(&p, INTDIM_PROJ_FASTFOOD, D, 5, 5, 0, NULL, 1, &id,
+                                           &block), INTDIM_OK);
+    return p;
+}
+
 START_TEST(another_model_or_projection_is_refused)
 {
     char path[128];
@@ -311,21 +334,25 @@ START_TEST(another_model_or_projection_is_refused)
     ck_assert(same_state(other_seed.t, &before));
 
     /* another kind and another d */
-    float theta[D];
     intdim_proj *p;
-    intdim_trainer *t;
     ck_assert_int_eq(intdim_proj_create(&p, INTDIM_PROJ_SPARSE, D, 5, 5), INTDIM_OK);
-    ck_assert_int_eq(intdim_trainer_create(&t, p, theta, a.theta0, NULL, 0, host_grad, NULL),
-                     INTDIM_OK);
-    ck_assert_int_eq(intdim_trainer_load(t, path), INTDIM_EMISMATCH);
-    intdim_trainer_destroy(t);
-    intdim_proj_destroy(p);
+    expect_load_mismatch(p, a.theta0, path);
     ck_assert_int_eq(intdim_proj_create(&p, INTDIM_PROJ_DENSE, D, 4, 5), INTDIM_OK);
+    expect_load_mismatch(p, a.theta0, path);
+
+    /* Fastfood blocks of 4 rows, of 8 rows and one block are different projections */
+    char bpath[128];
+    path_of(bpath, sizeof bpath, "block.ckpt");
+    float theta[D];
+    intdim_trainer *t;
+    p = fastfood_in_blocks(4);
     ck_assert_int_eq(intdim_trainer_create(&t, p, theta, a.theta0, NULL, 0, host_grad, NULL),
                      INTDIM_OK);
-    ck_assert_int_eq(intdim_trainer_load(t, path), INTDIM_EMISMATCH);
+    ck_assert_int_eq(intdim_trainer_save(t, bpath), INTDIM_OK);
     intdim_trainer_destroy(t);
     intdim_proj_destroy(p);
+    expect_load_mismatch(fastfood_in_blocks(8), a.theta0, bpath);
+    expect_load_mismatch(fastfood_in_blocks(0), a.theta0, bpath);
     rig_close(&a);
     rig_close(&other_theta0);
     rig_close(&other_seed);

@@ -89,6 +89,20 @@ static intdim_proj *make_per_group(size_t D, size_t d, size_t m, const size_t *s
     return p;
 }
 
+/* Fastfood in blocks of `block` rows (FASTFOOD_BLOCK), SAID over `m` groups if m > 0. */
+static intdim_proj *make_blocked(size_t D, size_t d, size_t block, size_t m, const size_t *sizes,
+                                 uint64_t seed)
+{
+    int ids[2] = { INTDIM_PROJ_FASTFOOD_BLOCK, INTDIM_PROJ_SAID };
+    double values[2] = { (double)block, 1.0 };
+    intdim_proj *p = NULL;
+    int st = intdim_proj_create_ex(&p, INTDIM_PROJ_FASTFOOD, D, d, seed, m, sizes, m > 0 ? 2 : 1,
+                                   ids, values);
+    ck_assert_msg(st == INTDIM_OK, "blocked create D %zu d %zu block %zu: %s (%s)", D, d, block,
+                  intdim_strerror(st), intdim_last_error());
+    return p;
+}
+
 /* <P x, y> == <x, P^T y> for a linear projection, relative to the size of the terms. */
 static void check_adjoint(const intdim_proj *p, uint64_t seed)
 {
@@ -176,6 +190,52 @@ START_TEST(test_adjoint_per_group_fastfood)
 }
 END_TEST
 
+/* FASTFOOD_BLOCK = B is per-group Fastfood with chunks of B rows as the groups, bit for
+ * bit (both directions), and passes the adjoint test; B >= D is one block of nextpow2(D)
+ * rows, i.e. not REFERENCE's single block only when D > B. */
+START_TEST(test_block_mode_is_per_group_with_chunks)
+{
+    static const size_t shapes[][3] = { /* D, d, B */
+        { 5000, 300, 1024 }, { 5000, 1500, 1024 }, { 4096, 100, 4096 }, { 7, 3, 2 },
+        { 70001, 40, 65536 }, { 300, 300, 256 } };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        size_t D = shapes[s][0], d = shapes[s][1], B = shapes[s][2];
+        size_t m = (D + B - 1) / B;
+        size_t *chunks = malloc(m * sizeof(size_t));
+        for (size_t g = 0; g < m; g++)
+            chunks[g] = D - g * B < B ? D - g * B : B;
+        intdim_proj *blocked = make_blocked(D, d, B, 0, NULL, 40 + s);
+        intdim_proj *grouped = make_per_group(D, d, m, chunks, 0, 40 + s);
+        double v = 0.0;
+        ck_assert_int_eq(intdim_proj_get(blocked, INTDIM_PROJ_FASTFOOD_BLOCK, &v), INTDIM_OK);
+        ck_assert(v == (double)B);
+        ck_assert_uint_eq(intdim_proj_n_groups(blocked), 0);
+        float *x = random_vector(d, s), *g = random_vector(D, s + 1);
+        float *ya = zeros(D), *yb = zeros(D), *xa = zeros(d), *xb = zeros(d);
+        ck_assert_int_eq(intdim_proj_apply(blocked, x, ya), INTDIM_OK);
+        ck_assert_int_eq(intdim_proj_apply(grouped, x, yb), INTDIM_OK);
+        ck_assert_int_eq(intdim_proj_vjp(blocked, NULL, g, xa), INTDIM_OK);
+        ck_assert_int_eq(intdim_proj_vjp(grouped, NULL, g, xb), INTDIM_OK);
+        ck_assert_msg(memcmp(ya, yb, D * sizeof(float)) == 0, "D %zu B %zu: apply differs", D, B);
+        ck_assert_msg(memcmp(xa, xb, d * sizeof(float)) == 0, "D %zu B %zu: vjp differs", D, B);
+        check_adjoint(blocked, s);
+        free(x), free(g), free(ya), free(yb), free(xa), free(xb), free(chunks);
+        intdim_proj_destroy(blocked);
+        intdim_proj_destroy(grouped);
+    }
+    /* one block as large as D's padding: REFERENCE's single block, the same bits */
+    intdim_proj *one = make_blocked(5000, 30, 8192, 0, NULL, 3);
+    intdim_proj *plain = make(INTDIM_PROJ_FASTFOOD, 5000, 30, 3);
+    float *x = random_vector(30, 9), *ya = zeros(5000), *yb = zeros(5000);
+    ck_assert_int_eq(intdim_proj_apply(one, x, ya), INTDIM_OK);
+    ck_assert_int_eq(intdim_proj_apply(plain, x, yb), INTDIM_OK);
+    ck_assert(memcmp(ya, yb, 5000 * sizeof(float)) == 0);
+    free(x), free(ya), free(yb);
+    intdim_proj_destroy(one);
+    intdim_proj_destroy(plain);
+}
+END_TEST
+
 /* ---- column norms ------------------------------------------------------------------- */
 
 START_TEST(test_columns_unit_norm_dense_sparse)
@@ -229,6 +289,17 @@ START_TEST(test_columns_unit_norm_per_group)
     for (size_t j = 0; j < 40; j++)
         ck_assert_msg(fabs(norms[j] - 1.0) < 1e-4, "column %zu norm^2 %.9g", j, norms[j]);
     intdim_proj_destroy(p);
+    /* the same for blocks of 256 rows (16 of them), d above and below the block */
+    for (size_t d = 40; d <= 300; d += 260) {
+        p = make_blocked(4096, d, 256, 0, NULL, 13);
+        double *bn = malloc(d * sizeof(double));
+        column_norms(p, d, bn);
+        for (size_t j = 0; j < d; j++)
+            ck_assert_msg(fabs(bn[j] - 1.0) < 1e-4, "block 256 d %zu column %zu norm^2 %.9g", d,
+                          j, bn[j]);
+        free(bn);
+        intdim_proj_destroy(p);
+    }
 }
 END_TEST
 
@@ -379,6 +450,10 @@ START_TEST(test_said_gradient)
         p = make_per_group(SAID_D, 40, SAID_M, g_said_sizes, 1, 22);
         check_said_gradient(p, 6);
         intdim_proj_destroy(p);
+        /* SAID's groups and the Fastfood blocks are independent */
+        p = make_blocked(SAID_D, 40, 64, SAID_M, g_said_sizes, 23);
+        check_said_gradient(p, 7);
+        intdim_proj_destroy(p);
     }
 }
 END_TEST
@@ -507,10 +582,11 @@ static intdim_proj *make_big(int variant, uint64_t seed)
     case 4: return make_said(INTDIM_PROJ_FASTFOOD, 300002, 300, 4, groups, seed);
     case 5: return make_said(INTDIM_PROJ_DENSE, 300002, 8, 4, groups, seed);
     case 6: return make_per_group(300002, 100, 4, groups, 1, seed);
-    default: return make_many_small_groups(seed);
+    case 7: return make_many_small_groups(seed);
+    default: return make_blocked(300002, 300, 16384, 4, groups, seed);
     }
 }
-enum { N_BIG_VARIANTS = 8 };
+enum { N_BIG_VARIANTS = 9 };
 
 START_TEST(test_same_seed_same_bits_other_seed_differs)
 {
@@ -687,7 +763,7 @@ START_TEST(test_queries)
     ck_assert(v == 8.0 * 1024 * 1024 * 1024);
     ck_assert_int_eq(intdim_proj_get(p, INTDIM_PROJ_FASTFOOD_PER_GROUP, &v), INTDIM_OK);
     ck_assert(v == 0.0);
-    for (int param = INTDIM_PROJ_SPARSE_DENSITY; param <= INTDIM_PROJ_KERNEL; param++) {
+    for (int param = INTDIM_PROJ_SPARSE_DENSITY; param <= INTDIM_PROJ_FASTFOOD_BLOCK; param++) {
         double lo = NAN, hi = NAN;
         ck_assert_int_eq(intdim_proj_param_bounds(param, &lo, &hi), INTDIM_OK);
         ck_assert(lo <= hi);
@@ -770,6 +846,20 @@ START_TEST(test_bad_create_arguments)
                         &on);
     expect_create_fails(INTDIM_EINVAL, "needs groups", FF, 100, 10, 0, NULL, 1, &pg_id, &on);
 
+    /* FASTFOOD_BLOCK: a power of two >= 2, Fastfood only, not with per-group blocks */
+    int block_ids[2] = { INTDIM_PROJ_FASTFOOD_BLOCK, INTDIM_PROJ_FASTFOOD_PER_GROUP };
+    double block_values[2] = { 3.0, 1.0 };
+    expect_create_fails(INTDIM_EINVAL, "not a power of two", FF, 100, 10, 0, NULL, 1, block_ids,
+                        block_values);
+    block_values[0] = 1.0;
+    expect_create_fails(INTDIM_EINVAL, "not a power of two", FF, 100, 10, 0, NULL, 1, block_ids,
+                        block_values);
+    block_values[0] = 16.0;
+    expect_create_fails(INTDIM_EINVAL, "needs kind FASTFOOD", DN, 100, 10, 0, NULL, 1,
+                        block_ids, block_values);
+    expect_create_fails(INTDIM_EINVAL, "cannot be combined", FF, 100, 10, 2, good, 2, block_ids,
+                        block_values);
+
     /* parameter ids and values */
     struct {
         int id;
@@ -777,7 +867,9 @@ START_TEST(test_bad_create_arguments)
         const char *needle;
     } bad[] = {
         { -1, 0.0, "parameter id -1" },
-        { 6, 0.0, "parameter id 6" },
+        { 7, 0.0, "parameter id 7" },
+        { INTDIM_PROJ_FASTFOOD_BLOCK, 0.5, "whole number" },
+        { INTDIM_PROJ_FASTFOOD_BLOCK, 8589934592.0, "INTDIM_PROJ_FASTFOOD_BLOCK" },
         { INTDIM_PROJ_SPARSE_DENSITY, 1.5, "INTDIM_PROJ_SPARSE_DENSITY = 1.5" },
         { INTDIM_PROJ_SPARSE_DENSITY, -0.1, "INTDIM_PROJ_SPARSE_DENSITY = -0.1" },
         { INTDIM_PROJ_SPARSE_DENSITY, NAN, "INTDIM_PROJ_SPARSE_DENSITY is NaN" },
@@ -837,7 +929,7 @@ START_TEST(test_bad_call_arguments)
     ck_assert_int_eq(intdim_proj_get(p, INTDIM_PROJ_THREADS, NULL), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_proj_get(NULL, INTDIM_PROJ_THREADS, &v), INTDIM_EINVAL);
     double lo, hi;
-    ck_assert_int_eq(intdim_proj_param_bounds(6, &lo, &hi), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_proj_param_bounds(7, &lo, &hi), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_proj_param_bounds(-1, &lo, &hi), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_proj_param_bounds(0, NULL, &hi), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_proj_kind_of(NULL), INTDIM_EINVAL);
@@ -978,6 +1070,7 @@ static Suite *proj_suite(void)
     tcase_add_loop_test(adj, test_adjoint_every_kind_and_size, 0, N_LINEAR_KINDS);
     tcase_add_test(adj, test_identity);
     tcase_add_test(adj, test_adjoint_per_group_fastfood);
+    tcase_add_test(adj, test_block_mode_is_per_group_with_chunks);
     suite_add_tcase(s, adj);
 
     TCase *norms = tcase_create("norms");

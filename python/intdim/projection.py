@@ -20,13 +20,14 @@ def _size_array(values, what):
 class Projection(OwnedHandle):
     """A random projection P: R^d -> R^D (intdim_proj).
 
-    Projection(kind, D, d, seed=0, groups=None, said=False, per_group=False, density=None,
-               memory_budget=None, threads=None, kernel=None)
+    Projection(kind, D, d, seed=0, groups=None, said=False, per_group=False, block=None,
+               density=None, memory_budget=None, threads=None, kernel=None)
 
     kind: 'fastfood', 'dense', 'sparse', 'identity' (or the INTDIM_PROJ_* value).
     groups: sizes of contiguous parameter groups summing to D (needed by said/per_group).
     said: one trainable scale per group; d then counts the scales (the last n_groups entries
-          of theta_d). per_group: one Fastfood block per group.
+          of theta_d). per_group: one Fastfood block per group. block: Fastfood in blocks of
+          this many rows (a power of two; Le et al.'s stacked Fastfood), independent of groups.
     Use as a context manager or call close(); otherwise it is freed by the garbage
     collector (but never while a Trainer still uses it).
     """
@@ -34,13 +35,15 @@ class Projection(OwnedHandle):
     _destroy_name = "intdim_proj_destroy"
 
     def __init__(self, kind, D, d, seed=0, *, groups=None, said=False, per_group=False,
-                 density=None, memory_budget=None, threads=None, kernel=None):
+                 block=None, density=None, memory_budget=None, threads=None, kernel=None):
         self._users = 0  # open trainers borrowing this projection
         params = []
         if said:
             params.append(("SAID", 1.0))
         if per_group:
             params.append(("FASTFOOD_PER_GROUP", 1.0))
+        if block is not None:
+            params.append(("FASTFOOD_BLOCK", block))
         if density is not None:
             params.append(("SPARSE_DENSITY", density))
         if memory_budget is not None:

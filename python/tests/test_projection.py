@@ -181,3 +181,24 @@ def test_adjoint_identity_with_groups(kind):
         lhs = np.dot(delta.astype(np.float64), g)
         rhs = np.dot(x[:-3].astype(np.float64), grad[:-3])
         assert lhs == pytest.approx(rhs, rel=1e-3, abs=1e-3)
+
+
+def test_fastfood_blocks_are_per_group_chunks():
+    # block=B is per-group Fastfood over chunks of B rows, bit for bit, and survives
+    # SAID's own groups being different from the blocks
+    D, d, B = 1300, 70, 256
+    chunks = [B] * (D // B) + [D % B]
+    x, g = rand(d, 5), rand(D, 6)
+    with intdim.Projection("fastfood", D, d, seed=4, block=B) as blocked, \
+            intdim.Projection("fastfood", D, d, seed=4, groups=chunks, per_group=True) as grouped:
+        assert blocked.get("fastfood_block") == B
+        assert np.array_equal(blocked.apply(x), grouped.apply(x))
+        assert np.array_equal(blocked.vjp(g), grouped.vjp(g))
+    with intdim.Projection("fastfood", D, d, seed=4, groups=[1000, 300], said=True,
+                           block=B) as p:
+        assert p.n_scales == 2
+        assert np.all(np.isfinite(p.apply(p.init_theta())))
+    with pytest.raises(intdim.IntdimError, match="power of two"):
+        intdim.Projection("fastfood", D, d, block=100)
+    with pytest.raises(intdim.IntdimError, match="needs kind FASTFOOD"):
+        intdim.Projection("sparse", D, d, block=256)
