@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "optim.h"
 
 enum { D = 16, N_GROUPS = 2 };
@@ -359,6 +360,53 @@ START_TEST(another_model_or_projection_is_refused)
 }
 END_TEST
 
+/* Set the u32 at `offset` of a checkpoint image and re-seal it with a valid CRC. */
+static void patch_u32(unsigned char *buf, size_t n, size_t offset, uint32_t value)
+{
+    for (int i = 0; i < 4; i++)
+        buf[offset + (size_t)i] = (unsigned char)(value >> (8 * i));
+    uint32_t crc = intdim__crc32(0, buf, n - 4);
+    for (int i = 0; i < 4; i++)
+        buf[n - 4 + (size_t)i] = (unsigned char)(crc >> (8 * i));
+}
+
+/* Version 2 had version 3's layout with 0 where 3 stores the Fastfood block: such files
+ * load (as one block); a version-2 file with a block there, or an unknown version, does
+ * not. */
+START_TEST(version_2_files_still_load)
+{
+    char path[128], old[128];
+    path_of(path, sizeof path, "v3.ckpt");
+    path_of(old, sizeof old, "v2.ckpt");
+    rig a;
+    rig_open(&a, 5, 0.0f);
+    ck_assert_int_eq(intdim_trainer_run(a.t, 3, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_OK);
+    size_t n;
+    unsigned char *buf = read_all(path, &n);
+    patch_u32(buf, n, 8, 2);
+    write_all(old, buf, n);
+    rig b;
+    rig_open(&b, 5, 0.0f);
+    ck_assert_msg(intdim_trainer_load(b.t, old) == INTDIM_OK, "%s", intdim_last_error());
+    float xa[5], xb[5];
+    ck_assert_int_eq(intdim_trainer_get_theta_d(a.t, xa, 5), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_get_theta_d(b.t, xb, 5), INTDIM_OK);
+    ck_assert(memcmp(xa, xb, sizeof xa) == 0);
+    patch_u32(buf, n, 28, 3);
+    write_all(old, buf, n);
+    ck_assert_int_eq(intdim_trainer_load(b.t, old), INTDIM_EFORMAT);
+    patch_u32(buf, n, 28, 0);
+    patch_u32(buf, n, 8, 4);
+    write_all(old, buf, n);
+    ck_assert_int_eq(intdim_trainer_load(b.t, old), INTDIM_EFORMAT);
+    ck_assert(strstr(intdim_last_error(), "version 4") != NULL);
+    free(buf);
+    rig_close(&a);
+    rig_close(&b);
+}
+END_TEST
+
 START_TEST(io_errors_and_atomic_write)
 {
     rig a;
@@ -415,6 +463,7 @@ int main(void)
     tcase_add_test(tc, every_kind_is_recreated);
     tcase_add_test(tc, every_corruption_is_refused);
     tcase_add_test(tc, another_model_or_projection_is_refused);
+    tcase_add_test(tc, version_2_files_still_load);
     tcase_add_test(tc, io_errors_and_atomic_write);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
