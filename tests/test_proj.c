@@ -583,10 +583,11 @@ static intdim_proj *make_big(int variant, uint64_t seed)
     case 5: return make_said(INTDIM_PROJ_DENSE, 300002, 8, 4, groups, seed);
     case 6: return make_per_group(300002, 100, 4, groups, 1, seed);
     case 7: return make_many_small_groups(seed);
-    default: return make_blocked(300002, 300, 16384, 4, groups, seed);
+    case 8: return make_blocked(300002, 300, 16384, 4, groups, seed);
+    default: return make_blocked(10001, 3, 2, 0, NULL, seed); /* 10002 blocks */
     }
 }
-enum { N_BIG_VARIANTS = 9 };
+enum { N_BIG_VARIANTS = 10 };
 
 START_TEST(test_same_seed_same_bits_other_seed_differs)
 {
