@@ -40,9 +40,11 @@
 
 /* ---- portable kernel: the textbook loops, the definition the others must match ------ */
 
-static void portable_block(float *x, unsigned log2n)
+static void portable_block(float *x, const float *src, unsigned log2n)
 {
     size_t n = (size_t)1 << log2n;
+    if (src != x)
+        memcpy(x, src, n * sizeof(float));
     for (size_t h = 1; h < n; h *= 2) {
         for (size_t i = 0; i < n; i += 2 * h) {
             for (size_t j = i; j < i + h; j++) {
@@ -294,9 +296,13 @@ static void run_block(const job *jb, float *x, size_t offset, unsigned log2b, si
     size_t len = (size_t)1 << log2b;
     float *dst = x + index * len;
     size_t first = offset + index * len;
-    if (use_fill)
+    /* input already in memory as it is: the block's first sweep reads it from there */
+    const float *src = use_fill && jb->fill->source != NULL
+                           ? jb->fill->source(jb->fill->ctx, first, len)
+                           : NULL;
+    if (use_fill && src == NULL)
         jb->fill->fill(jb->fill->ctx, dst, first, len);
-    jb->k->block(dst, log2b);
+    jb->k->block(dst, src != NULL ? src : dst, log2b);
     if (use_sink) {
         unsigned group = jb->n_groups > 0
                              ? (unsigned)((first >> log2b) * jb->n_groups / jb->total_blocks)

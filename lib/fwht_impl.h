@@ -14,8 +14,9 @@
 
 typedef struct fwht_kernel {
     /* All levels of a contiguous block of 2^log2n floats (log2n <= FWHT_BLOCK_LOG2, so
-     * it sits in L2). */
-    void (*block)(float *x, unsigned log2n);
+     * it sits in L2), read from src and left in dst (src == dst: in place; otherwise the
+     * first sweep does the copy, so a block read from elsewhere costs no extra pass). */
+    void (*block)(float *dst, const float *src, unsigned log2n);
     /* The levels across rows: buf holds 2^log2rows rows of `width` floats, row r at
      * buf + r * stride; level t pairs row r with row r + 2^t (same column). width is a
      * multiple of 16. */
