@@ -33,6 +33,7 @@ typedef struct options {
     int torch; /* 0 none, 1 run the script */
     size_t torch_max_D;
     int kinds[3]; /* fastfood, sparse, dense */
+    size_t block; /* > 0: also Fastfood in stacked blocks of this many rows */
 } options;
 
 static double now_seconds(void)
@@ -223,11 +224,16 @@ typedef struct timing {
     int status;
 } timing;
 
-static timing time_projection(int kind, size_t D, size_t d, int threads, int repeats)
+/* block > 0: Fastfood in stacked blocks of `block` rows (INTDIM_PROJ_FASTFOOD_BLOCK). */
+static timing time_projection(int kind, size_t block, size_t D, size_t d, int threads,
+                              int repeats)
 {
     timing t = {NAN, NAN, NAN, NAN, NAN, INTDIM_OK};
     intdim_proj *p = NULL;
-    t.status = intdim_proj_create(&p, (intdim_proj_kind)kind, D, d, 7);
+    int block_id = INTDIM_PROJ_FASTFOOD_BLOCK;
+    double block_value = (double)block;
+    t.status = intdim_proj_create_ex(&p, (intdim_proj_kind)kind, D, d, 7, 0, NULL, block > 0,
+                                     &block_id, &block_value);
     if (t.status != INTDIM_OK)
         return t;
     intdim_proj_set(p, INTDIM_PROJ_THREADS, threads);
@@ -370,9 +376,11 @@ static void usage(void)
 {
     printf("usage: bench_proj [--sizes 2^20,2^24,...] [--threads 1,2] [--d 1000]\n"
            "                  [--repeats 11] [--baseline-repeats 3] [--kinds ffsd]\n"
-           "                  [--no-torch] [--torch-max-D 16777216] [--quick]\n"
+           "                  [--no-torch] [--torch-max-D 16777216] [--quick] [--block B]\n"
            "kinds: f = fastfood, s = sparse, d = dense (dense only where it fits the\n"
-           "default 8 GiB budget). Torch is run for D <= torch-max-D.\n");
+           "default 8 GiB budget). Torch is run for D <= torch-max-D. --block B adds\n"
+           "Fastfood in stacked blocks of B rows (INTDIM_PROJ_FASTFOOD_BLOCK; not\n"
+           "REFERENCE's single block, which the fastfood rows and baselines use).\n");
 }
 
 static int parse_options(int argc, char **argv, options *o)
@@ -417,6 +425,9 @@ static int parse_options(int argc, char **argv, options *o)
             o->kinds[1] = strchr(v, 's') != NULL;
             o->kinds[2] = strchr(v, 'd') != NULL;
             i++;
+        } else if (strcmp(a, "--block") == 0) {
+            o->block = (size_t)atof(v);
+            i++;
         } else if (strcmp(a, "--no-torch") == 0) {
             o->torch = 0;
         } else if (strcmp(a, "--torch-max-D") == 0) {
@@ -458,8 +469,13 @@ static void print_environment(const options *o)
            o->baseline_repeats, load);
 }
 
-static const char *kind_name(int kind)
+static const char *kind_name(int kind, size_t block)
 {
+    static char stacked[64];
+    if (block > 0) {
+        snprintf(stacked, sizeof stacked, "fastfood, blocks of 2^%.0f", log2((double)block));
+        return stacked;
+    }
     return kind == INTDIM_PROJ_FASTFOOD ? "fastfood" : kind == INTDIM_PROJ_SPARSE ? "sparse"
                                                                                    : "dense";
 }
@@ -484,26 +500,30 @@ static void bench_size(const options *o, size_t D)
     printf("| kind | threads | apply ms | vjp ms | apply+vjp ms | apply+vjp cpu ms | bytes/param "
            "| x textbook FF | x textbook FF (cpu) | torch ms | x torch | x torch (cpu) |\n"
            "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    static const int kinds[3] = {INTDIM_PROJ_FASTFOOD, INTDIM_PROJ_SPARSE, INTDIM_PROJ_DENSE};
-    for (int k = 0; k < 3; k++) {
-        if (!o->kinds[k])
+    /* the fourth row kind: Fastfood in stacked blocks (--block) */
+    static const int kinds[4] = {INTDIM_PROJ_FASTFOOD, INTDIM_PROJ_SPARSE, INTDIM_PROJ_DENSE,
+                                 INTDIM_PROJ_FASTFOOD};
+    for (int k = 0; k < 4; k++) {
+        size_t block = k == 3 ? o->block : 0;
+        if (k < 3 ? !o->kinds[k] : block == 0)
             continue;
         for (size_t ti = 0; ti < o->n_threads; ti++) {
             int threads = o->threads[ti];
-            timing t = time_projection(kinds[k], D, d, threads, o->repeats);
+            timing t = time_projection(kinds[k], block, D, d, threads, o->repeats);
             if (t.status != INTDIM_OK) {
-                printf("| %s | %d | refused: %s (%s) | | | | | | | | | |\n", kind_name(kinds[k]),
-                       threads, intdim_strerror(t.status), intdim_last_error());
+                printf("| %s | %d | refused: %s (%s) | | | | | | | | | |\n",
+                       kind_name(kinds[k], block), threads, intdim_strerror(t.status),
+                       intdim_last_error());
                 break;
             }
             duration torch = {NAN, NAN};
-            if (kinds[k] == INTDIM_PROJ_FASTFOOD && o->torch && D <= o->torch_max_D)
+            if (k == 0 && o->torch && D <= o->torch_max_D)
                 /* one timed run after the warm-up at large sizes: each takes seconds */
                 torch = torch_seconds(D, d, threads,
                                       D >= ((size_t)1 << 22) ? 1 : o->baseline_repeats);
             printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.0f | %.0f | "
                    "%.0f |\n",
-                   kind_name(kinds[k]), threads, 1e3 * t.apply, 1e3 * t.vjp, 1e3 * t.both,
+                   kind_name(kinds[k], block), threads, 1e3 * t.apply, 1e3 * t.vjp, 1e3 * t.both,
                    1e3 * t.both_cpu, t.bytes / (double)D, textbook_ff_t.wall / t.both,
                    textbook_ff_t.cpu / t.both_cpu, 1e3 * torch.wall, torch.wall / t.both,
                    torch.cpu / t.both_cpu);
