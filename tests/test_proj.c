@@ -988,6 +988,8 @@ START_TEST(test_allocation_failures)
     int said_id = INTDIM_PROJ_SAID, pg_ids[2] = { INTDIM_PROJ_FASTFOOD_PER_GROUP,
                                                   INTDIM_PROJ_SAID };
     double on = 1.0, ons[2] = { 1.0, 1.0 };
+    int block_ids[2] = { INTDIM_PROJ_FASTFOOD_BLOCK, INTDIM_PROJ_SAID };
+    double block_values[2] = { 16.0, 1.0 };
     struct {
         int kind;
         size_t n_params;
@@ -1003,6 +1005,7 @@ START_TEST(test_allocation_failures)
         { INTDIM_PROJ_SPARSE, 1, &said_id, &on, 10 },
         { INTDIM_PROJ_FASTFOOD, 1, &said_id, &on, 10 },
         { INTDIM_PROJ_FASTFOOD, 2, pg_ids, ons, 10 },
+        { INTDIM_PROJ_FASTFOOD, 2, block_ids, block_values, 20 }, /* 7 blocks, 2 chunks each */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int succeeded = 0;
