@@ -232,10 +232,10 @@ static void block_apply(const intdim_proj *p, const ff_block *b, const float *x,
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 }
 
-/* y = P x, or base + P x when base != NULL. Blocks are ordered by group, then chunk:
- * chunk 0 writes its rows, later chunks add theirs, and base rides on the last chunk of
- * each group, so y_i = base_i + (sum of the chunks) exactly as apply followed by the
- * addition would round it. */
+/* Block i's part of y = P x (or base + P x when base != NULL). Blocks are ordered by
+ * group, then chunk: chunk 0 writes its rows, later chunks add theirs, and base rides on
+ * the last chunk of each group, so y_i = base_i + (sum of the chunks) exactly as apply
+ * followed by the addition would round it. */
 static void apply_chunk(const intdim_proj *p, size_t i, const float *x, const float *base,
                         float *y, float *work, const ff_area *area, int threads)
 {
@@ -273,6 +273,8 @@ static void project_unit(void *vjob, size_t i)
         apply_group_on_lane(job->p, i, job->x, job->base, job->y, job->work);
 }
 
+/* y = P x, or base + P x: large blocks one after another with all threads, then the
+ * small groups on lanes. */
 static void ff_project(const intdim_proj *p, const float *x, const float *base, float *y,
                        float *work)
 {
@@ -394,8 +396,6 @@ static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *
     }
 }
 
-/* Small blocks [first, end) at once, each into its own contribution slot, then added
- * to x in block order: the same additions, in the same order, as one after another. */
 typedef struct wave_job {
     const intdim_proj *p;
     size_t first;
@@ -413,6 +413,8 @@ static void wave_unit(void *vjob, size_t u)
                   lane_area(st, job->work), &st->lane, 1, 0);
 }
 
+/* Small blocks [first, end) at once, each into its own contribution slot, then added
+ * to x in block order: the same additions, in the same order, as one after another. */
 static void adjoint_wave(const intdim_proj *p, size_t first, size_t end, unsigned lanes,
                          const float *g, float *x, float *work)
 {
