@@ -296,7 +296,11 @@ typedef enum {
     INTDIM_SEARCH_BASE_SEED = 9,  /* seeds are derived from it; default 0 */
     INTDIM_SEARCH_BOOTSTRAP = 10, /* bootstrap resamples for d90's spread; default 100 */
     INTDIM_SEARCH_STEPS = 11,     /* optimizer steps per trial (local runner); default 1000 */
-    INTDIM_SEARCH_PARALLEL = 12   /* max trials outstanding from ask; default 1 */
+    INTDIM_SEARCH_PARALLEL = 12,  /* max trials outstanding from ask; default 1 */
+    INTDIM_SEARCH_FASTFOOD_BLOCK = 13 /* Fastfood trials in stacked blocks of this many rows
+                                         (INTDIM_PROJ_FASTFOOD_BLOCK, a power of two >= 2);
+                                         default 0 = one block. Hosts that build trial
+                                         projections themselves read it here. */
 } intdim_search_param;
 
 #define INTDIM_STRATEGY_GRID 0

@@ -95,10 +95,14 @@ static int build_header(const intdim_search *s, strbuf *b)
     intdim_search_get(s, INTDIM_SEARCH_D_MAX, &d_max);
     sb_printf(b, "%s %d\n", INTDIM_JOURNAL_MAGIC, INTDIM_JOURNAL_VERSION);
     sb_printf(b, "config D=%zu strategy=%d fraction=%s baseline=%s seeds=%zu kind=%d said=%d "
-                 "base_seed=%llu bootstrap=%zu steps=%llu\n",
+                 "base_seed=%llu bootstrap=%zu steps=%llu",
               s->D, s->strategy, fmt_double(x, sizeof x, s->fraction),
               fmt_double(y, sizeof y, s->baseline_given), s->seeds, s->kind, s->said,
               (unsigned long long)s->base_seed, s->bootstrap, (unsigned long long)s->steps);
+    /* only when set: journals of one-block searches keep the line they always had */
+    if (s->ff_block > 0)
+        sb_printf(b, " block=%zu", s->ff_block);
+    sb_printf(b, "\n");
     if (s->d_list != NULL)
         sb_printf(b, "dgrid list\n");
     else
@@ -371,7 +375,7 @@ static int parse_config_line(const char *path, const line *l, intdim_search **ou
 {
     const char *p = l->start;
     char tok[64], v[64];
-    uint64_t D, seeds, base_seed, bootstrap, steps;
+    uint64_t D, seeds, base_seed, bootstrap, steps, block = 0;
     int strategy, kind, said;
     double fraction, baseline;
     if (next_token(&p, l->end, tok, sizeof tok) != 1 || strcmp(tok, "config") != 0 ||
@@ -384,7 +388,10 @@ static int parse_config_line(const char *path, const line *l, intdim_search **ou
         !parse_kv(&p, l->end, "said", v, sizeof v) || !parse_int(v, &said) ||
         !parse_kv(&p, l->end, "base_seed", v, sizeof v) || !parse_u64(v, &base_seed) ||
         !parse_kv(&p, l->end, "bootstrap", v, sizeof v) || !parse_u64(v, &bootstrap) ||
-        !parse_kv(&p, l->end, "steps", v, sizeof v) || !parse_u64(v, &steps) || p != l->end)
+        !parse_kv(&p, l->end, "steps", v, sizeof v) || !parse_u64(v, &steps) ||
+        (p != l->end && (!parse_kv(&p, l->end, "block", v, sizeof v) || !parse_u64(v, &block) ||
+                         block == 0)) ||
+        p != l->end)
         return bad_header(path, 2);
     if (D == 0 || D > ((uint64_t)1 << 40))
         return bad_header(path, 2);
@@ -401,6 +408,7 @@ static int parse_config_line(const char *path, const line *l, intdim_search **ou
         {INTDIM_SEARCH_KIND, kind}, {INTDIM_SEARCH_SAID, said},
         {INTDIM_SEARCH_BASE_SEED, (double)base_seed},
         {INTDIM_SEARCH_BOOTSTRAP, (double)bootstrap}, {INTDIM_SEARCH_STEPS, (double)steps},
+        {INTDIM_SEARCH_FASTFOOD_BLOCK, (double)block},
     };
     for (size_t i = 0; i < sizeof settings / sizeof settings[0] && rc == INTDIM_OK; i++)
         if (intdim_search_set(s, settings[i].param, settings[i].value) != INTDIM_OK)

@@ -88,6 +88,7 @@ static const struct param_range g_ranges[] = {
     [INTDIM_SEARCH_BOOTSTRAP] = {0, 1000000, 1},
     [INTDIM_SEARCH_STEPS] = {0, TWO_POW_53, 1},
     [INTDIM_SEARCH_PARALLEL] = {1, 1048576, 1},
+    [INTDIM_SEARCH_FASTFOOD_BLOCK] = {0, 4294967296.0, 1},
 };
 #define N_SEARCH_PARAMS (sizeof g_ranges / sizeof g_ranges[0])
 
@@ -127,6 +128,10 @@ INTDIM_API int intdim_search_set(intdim_search *s, int param, double value)
     if (r->integer && value != floor(value))
         return intdim__fail(INTDIM_EINVAL, "intdim_search_set: parameter %d = %g must be an "
                                            "integer", param, value);
+    if (param == INTDIM_SEARCH_FASTFOOD_BLOCK && value != 0 &&
+        (value < 2 || ((size_t)value & ((size_t)value - 1)) != 0))
+        return intdim__fail(INTDIM_EINVAL, "intdim_search_set: FASTFOOD_BLOCK = %g is not 0 or "
+                                           "a power of two >= 2", value);
     switch (param) {
     case INTDIM_SEARCH_STRATEGY: s->strategy = (int)value; break;
     case INTDIM_SEARCH_FRACTION: s->fraction = value; break;
@@ -141,6 +146,7 @@ INTDIM_API int intdim_search_set(intdim_search *s, int param, double value)
     case INTDIM_SEARCH_BOOTSTRAP: s->bootstrap = (size_t)value; break;
     case INTDIM_SEARCH_STEPS: s->steps = (uint64_t)value; break;
     case INTDIM_SEARCH_PARALLEL: s->parallel = (size_t)value; break;
+    case INTDIM_SEARCH_FASTFOOD_BLOCK: s->ff_block = (size_t)value; break;
     default: break;
     }
     return INTDIM_OK;
@@ -171,6 +177,7 @@ INTDIM_API int intdim_search_get(const intdim_search *s, int param, double *valu
     case INTDIM_SEARCH_BOOTSTRAP: *value = (double)s->bootstrap; break;
     case INTDIM_SEARCH_STEPS: *value = (double)s->steps; break;
     case INTDIM_SEARCH_PARALLEL: *value = (double)s->parallel; break;
+    case INTDIM_SEARCH_FASTFOOD_BLOCK: *value = (double)s->ff_block; break;
     default:
         return intdim__fail(INTDIM_EINVAL, "intdim_search_get: unknown parameter %d", param);
     }
@@ -929,6 +936,13 @@ static int make_trial_proj(const intdim_search *s, size_t d, int kind, int said,
 {
     if (kind == INTDIM_PROJ_IDENTITY)
         return intdim_proj_create(p, INTDIM_PROJ_IDENTITY, s->D, s->D, seed);
+    if (kind == INTDIM_PROJ_FASTFOOD && s->ff_block > 0) {
+        int ids[2] = {INTDIM_PROJ_FASTFOOD_BLOCK, INTDIM_PROJ_SAID};
+        double values[2] = {(double)s->ff_block, 1.0};
+        return intdim_proj_create_ex(p, INTDIM_PROJ_FASTFOOD, s->D, d, seed,
+                                     said ? s->n_groups : 0, said ? s->groups : NULL,
+                                     said ? 2 : 1, ids, values);
+    }
     if (said)
         return intdim_proj_create_said(p, (intdim_proj_kind)kind, s->D, d, s->n_groups,
                                        s->groups, seed);

@@ -47,6 +47,7 @@ struct intdim_search {
     size_t bootstrap;
     uint64_t steps;
     size_t parallel;
+    size_t ff_block; /* INTDIM_SEARCH_FASTFOOD_BLOCK: 0 = one Fastfood block */
     size_t *d_list; /* explicit d values (sorted, unique) or NULL for the log grid */
     size_t n_d_list;
     double *lrs;

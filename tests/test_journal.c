@@ -448,6 +448,44 @@ START_TEST(mismatched_rows_and_headers_are_refused)
 }
 END_TEST
 
+/* INTDIM_SEARCH_FASTFOOD_BLOCK is part of the configuration: written to the header only
+ * when set (one-block journals keep their line), read back, and a search with another
+ * block refuses the journal. */
+START_TEST(fastfood_block_is_in_the_header)
+{
+    make_dir();
+    char p[512], q[512];
+    path_in_dir("b.journal", p, sizeof p);
+    path_in_dir("n.journal", q, sizeof q);
+    intdim_search *s = configured(1);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FASTFOOD_BLOCK, 16), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
+    run_some(s, 1, 3);
+    intdim_search_destroy(s);
+    ck_assert(strstr(slurp(p, NULL), " steps=1000 block=16\n") != NULL);
+    intdim_search *r;
+    ck_assert_int_eq(intdim_search_from_journal(&r, p), INTDIM_OK);
+    double v = 0;
+    ck_assert_int_eq(intdim_search_get(r, INTDIM_SEARCH_FASTFOOD_BLOCK, &v), INTDIM_OK);
+    ck_assert_double_eq(v, 16);
+    ck_assert_uint_eq(intdim_search_trials_done(r), 3);
+    intdim_search_destroy(r);
+    s = configured(1);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FASTFOOD_BLOCK, 32), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_EMISMATCH);
+    intdim_search_destroy(s);
+    s = configured(1);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_EMISMATCH);
+    intdim_search_destroy(s);
+    /* the default writes no block key at all */
+    s = configured(1);
+    ck_assert_int_eq(intdim_search_open_journal(s, q), INTDIM_OK);
+    intdim_search_destroy(s);
+    ck_assert(strstr(slurp(q, NULL), "block=") == NULL);
+    remove_dir();
+}
+END_TEST
+
 START_TEST(open_journal_misuse)
 {
     make_dir();
@@ -614,6 +652,7 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, rule_on_hand_written_rows);
     tcase_add_test(tc, rule_on_hand_written_rows_strict_ties_not_reached);
     tcase_add_test(tc, mismatched_rows_and_headers_are_refused);
+    tcase_add_test(tc, fastfood_block_is_in_the_header);
     tcase_add_test(tc, open_journal_misuse);
     tcase_add_test(tc, merge_of_separate_journals);
     tcase_add_test(tc, allocation_failures_in_journal_functions);

@@ -275,6 +275,12 @@ START_TEST(configuration_is_checked)
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SEEDS, 1.5), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FRACTION, NAN), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_KIND, INTDIM_PROJ_IDENTITY), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FASTFOOD_BLOCK, 3), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FASTFOOD_BLOCK, 1), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FASTFOOD_BLOCK, 8589934592.0),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FASTFOOD_BLOCK, 1024), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FASTFOOD_BLOCK, 0), INTDIM_OK);
     ck_assert_int_eq(intdim_search_set(s, 99, 1), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_search_set(NULL, INTDIM_SEARCH_SEEDS, 1), INTDIM_EINVAL);
     double lo, hi;
@@ -498,7 +504,8 @@ END_TEST
 
 /* ---- the real toy problem ------------------------------------------------------------ */
 
-static drive_result run_toy(int strategy, size_t *n_grid_trials)
+/* A d90 search on Li et al.'s toy problem; block > 0: stacked Fastfood blocks. */
+static drive_result run_toy(int strategy, size_t block, size_t *n_grid_trials)
 {
     toy_problem tp;
     toy_init(&tp, 7);
@@ -514,6 +521,8 @@ static drive_result run_toy(int strategy, size_t *n_grid_trials)
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_N_D, 40), INTDIM_OK);
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STEPS, 1000), INTDIM_OK);
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STRATEGY, strategy), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FASTFOOD_BLOCK, (double)block),
+                     INTDIM_OK);
     ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_SCHEDULE,
                                                    INTDIM_SCHED_COSINE), INTDIM_OK);
     int rc = intdim_search_run(s, theta, theta0, toy_grad, NULL, toy_eval, &tp, NULL, NULL);
@@ -529,8 +538,8 @@ static drive_result run_toy(int strategy, size_t *n_grid_trials)
 START_TEST(adaptive_agrees_with_grid_on_toy_problem)
 {
     size_t planned;
-    drive_result g = run_toy(INTDIM_STRATEGY_GRID, &planned);
-    drive_result a = run_toy(INTDIM_STRATEGY_ADAPTIVE, &planned);
+    drive_result g = run_toy(INTDIM_STRATEGY_GRID, 0, &planned);
+    drive_result a = run_toy(INTDIM_STRATEGY_ADAPTIVE, 0, &planned);
     ck_assert_uint_eq(g.trials, planned);
     ck_assert_int_eq(g.reached, 1);
     /* The toy problem's intrinsic dimension is 10: no d < 10 can solve all ten groups, and
@@ -540,6 +549,45 @@ START_TEST(adaptive_agrees_with_grid_on_toy_problem)
     ck_assert_uint_eq(a.d90, g.d90);
     ck_assert_int_eq(a.reached, g.reached);
     ck_assert_msg(4 * a.trials <= g.trials, "adaptive %zu trials, grid %zu", a.trials, g.trials);
+}
+END_TEST
+
+/* Trials with stacked Fastfood blocks (INTDIM_SEARCH_FASTFOOD_BLOCK) find the same
+ * intrinsic dimension; blocks as large as the padded D are REFERENCE's single block, trial
+ * for trial to the bit. */
+START_TEST(stacked_blocks_in_trials)
+{
+    size_t planned;
+    drive_result b = run_toy(INTDIM_STRATEGY_ADAPTIVE, 128, &planned);
+    ck_assert_int_eq(b.reached, 1);
+    ck_assert_uint_ge(b.d90, 10);
+    ck_assert_uint_le(b.d90, 19);
+
+    toy_problem tp;
+    toy_init(&tp, 7);
+    float theta0[TOY_D], theta[TOY_D];
+    toy_theta0(3, theta0);
+    double metric[3];
+    const size_t blocks[3] = {0, 1024, 128};
+    for (int k = 0; k < 3; k++) {
+        intdim_search *s;
+        ck_assert_int_eq(intdim_search_create(&s, TOY_D), INTDIM_OK);
+        ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STEPS, 200), INTDIM_OK);
+        ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FASTFOOD_BLOCK, (double)blocks[k]),
+                         INTDIM_OK);
+        double train, seconds;
+        uint64_t steps;
+        int status;
+        memcpy(theta, theta0, sizeof theta);
+        ck_assert_int_eq(intdim_search_run_trial(s, theta, theta0, toy_grad, NULL, toy_eval, &tp,
+                                                 12, INTDIM_PROJ_FASTFOOD, 0, 0.3, 5, &train,
+                                                 &metric[k], &steps, &seconds, &status),
+                         INTDIM_OK);
+        ck_assert_int_eq(status, INTDIM_OK);
+        intdim_search_destroy(s);
+    }
+    ck_assert(memcmp(&metric[0], &metric[1], sizeof(double)) == 0);
+    ck_assert(memcmp(&metric[0], &metric[2], sizeof(double)) != 0);
 }
 END_TEST
 
@@ -610,6 +658,7 @@ static Suite *search_suite(void)
     tcase_add_test(tc, adaptive_agrees_with_grid_on_synthetic_curves);
     tcase_add_test(tc, strategies_share_trial_seeds);
     tcase_add_test(tc, adaptive_agrees_with_grid_on_toy_problem);
+    tcase_add_test(tc, stacked_blocks_in_trials);
     tcase_add_test(tc, allocation_failures_leak_nothing);
     suite_add_tcase(suite, tc);
     return suite;

@@ -96,6 +96,19 @@ def test_ask_tell_from_python():
         assert info.value.status == intdim.constant("ENOTFOUND")
 
 
+def test_search_with_stacked_fastfood_blocks(tmp_path):
+    # the setting reaches the trials (the toy problem is still solved at its dimension) and
+    # survives the journal
+    journal = tmp_path / "b.journal"
+    with run_search(journal=journal, fastfood_block=64) as s:
+        assert s.get("fastfood_block") == 64
+        r = s.result()
+        assert r.reached and GROUPS <= r.d90 <= 2 * GROUPS
+    assert " block=64\n" in journal.read_text()
+    with pytest.raises(intdim.IntdimError):
+        intdim.Search(D, fastfood_block=48)
+
+
 def test_result_before_baseline_is_a_state_error():
     with intdim.Search(D) as s:
         with pytest.raises(intdim.IntdimError) as info:
