@@ -487,13 +487,13 @@ static void bench_size(const options *o, size_t D)
     duration textbook_wht = time_fwht(L, 1, o->baseline_repeats, 1);
     duration textbook_ff_t = time_textbook_ff(D, d, o->baseline_repeats);
     printf("\n## D = %zu (L = 2^%.0f), d = %zu\n", D, log2((double)L), d);
-    printf("baseline textbook WHT (size L, 1 thread): %.1f ms (cpu %.1f); textbook Fastfood "
-           "apply+vjp: %.1f ms (cpu %.1f)\n",
+    printf("baseline textbook WHT (size L, 1 thread): %.4g ms (cpu %.4g); textbook Fastfood "
+           "apply+vjp: %.4g ms (cpu %.4g)\n",
            1e3 * textbook_wht.wall, 1e3 * textbook_wht.cpu, 1e3 * textbook_ff_t.wall,
            1e3 * textbook_ff_t.cpu);
     for (size_t ti = 0; ti < o->n_threads; ti++) {
         duration ours = time_fwht(L, o->threads[ti], o->repeats, 0);
-        printf("transform alone, %d thread(s): %.2f ms = %.1fx textbook (cpu %.2f ms = %.1fx)\n",
+        printf("transform alone, %d thread(s): %.4g ms = %.1fx textbook (cpu %.4g ms = %.1fx)\n",
                o->threads[ti], 1e3 * ours.wall, textbook_wht.wall / ours.wall, 1e3 * ours.cpu,
                textbook_wht.cpu / ours.cpu);
     }
@@ -521,7 +521,7 @@ static void bench_size(const options *o, size_t D)
                 /* one timed run after the warm-up at large sizes: each takes seconds */
                 torch = torch_seconds(D, d, threads,
                                       D >= ((size_t)1 << 22) ? 1 : o->baseline_repeats);
-            printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.0f | %.0f | "
+            printf("| %s | %d | %.4g | %.4g | %.4g | %.4g | %.2f | %.1f | %.1f | %.0f | %.0f | "
                    "%.0f |\n",
                    kind_name(kinds[k], block), threads, 1e3 * t.apply, 1e3 * t.vjp, 1e3 * t.both,
                    1e3 * t.both_cpu, t.bytes / (double)D, textbook_ff_t.wall / t.both,
