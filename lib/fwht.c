@@ -83,6 +83,13 @@ static void portable_gather16(float *dst, const uint16_t *G, const uint16_t *pi,
         dst[i] = intdim__half_to_float(G[i]) * w[pi[i]];
 }
 
+static void portable_gather16_block(float *dst, const uint16_t *G, const uint16_t *pi,
+                                    const float *w, unsigned log2n)
+{
+    portable_gather16(dst, G, pi, w, (size_t)1 << log2n);
+    portable_block(dst, dst, log2n);
+}
+
 static void portable_fold16(float *part, const uint16_t *G, const uint16_t *pi,
                             const float *src, size_t n)
 {
@@ -116,7 +123,8 @@ static void portable_rows_from(float *dst, size_t dst_stride, const float *src,
 const fwht_kernel *intdim__fwht_portable_kernel(void)
 {
     static const fwht_kernel kernel = {portable_block,    portable_rows,   portable_rows_from,
-                                       portable_gather16, portable_fold16, portable_scale_out,
+                                       portable_gather16, portable_gather16_block,
+                                       portable_fold16,   portable_scale_out,
                                        /* no registers to fill; 3 makes the two-sweep slot
                                         * path run on this kernel too (and in its tests) */
                                        3};
@@ -300,9 +308,13 @@ static void run_block(const job *jb, float *x, size_t offset, unsigned log2b, si
     const float *src = use_fill && jb->fill->source != NULL
                            ? jb->fill->source(jb->fill->ctx, first, len)
                            : NULL;
-    if (use_fill && src == NULL)
-        jb->fill->fill(jb->fill->ctx, dst, first, len);
-    jb->k->block(dst, src != NULL ? src : dst, log2b);
+    int done = use_fill && src == NULL && jb->fill->fill_block != NULL &&
+               jb->fill->fill_block(jb->fill->ctx, dst, first, log2b);
+    if (!done) {
+        if (use_fill && src == NULL)
+            jb->fill->fill(jb->fill->ctx, dst, first, len);
+        jb->k->block(dst, src != NULL ? src : dst, log2b);
+    }
     if (use_sink) {
         unsigned group = jb->n_groups > 0
                              ? (unsigned)((first >> log2b) * jb->n_groups / jb->total_blocks)

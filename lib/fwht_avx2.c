@@ -36,8 +36,7 @@ static inline __m256 lookup8(const float *w, const uint16_t *q)
 
 const fwht_kernel *intdim__fwht_avx2_kernel(void)
 {
-    static const fwht_kernel kernel = {simd_block, simd_rows, simd_rows_from, simd_gather16,
-                                       simd_fold16, simd_scale_out, ROW_RADIX};
+    static const fwht_kernel kernel = SIMD_KERNEL_TABLE;
     return &kernel;
 }
 

@@ -38,6 +38,11 @@ typedef struct fwht_kernel {
      *   kernel has them: no read-for-ownership of dst, nor cache pollution) */
     void (*gather16)(float *dst, const uint16_t *G, const uint16_t *pi, const float *w,
                      size_t n);
+    /* gather16 of 2^log2n elements then block() on them, the gathered vectors going
+     * straight into the block's first sweep (log2n <= FWHT_BLOCK_LOG2): one pass over the
+     * block instead of two. The same bits as the two calls. */
+    void (*gather16_block)(float *dst, const uint16_t *G, const uint16_t *pi, const float *w,
+                           unsigned log2n);
     void (*fold16)(float *part, const uint16_t *G, const uint16_t *pi, const float *src,
                    size_t n);
     void (*scale_out)(float *dst, const float *src, float scale, const float *base, size_t n,
@@ -99,6 +104,10 @@ typedef struct fwht_hooks {
      * ownership and the sink's pass leaves no dirty lines of x behind. Same bits. */
     float *scratch;
     unsigned scratch_slots;
+    /* Optional, with fill: fill block [start, start + 2^log2n) and do its levels
+     * 0..log2n-1 in one go (e.g. with gather16_block); returns 0 to fall back to fill and
+     * block. Same values as fill then block. */
+    int (*fill_block)(void *ctx, float *dst, size_t start, unsigned log2n);
 } fwht_hooks;
 
 /* In-place transform of x (2^log2n floats, 64-byte aligned) with hooks (may be NULL).

@@ -181,6 +181,16 @@ static void fill_gather(void *vctx, float *dst, size_t start, size_t len)
     }
 }
 
+/* The gather and the block's first levels in one pass (2-byte Pi tables). */
+static int fill_gather_block(void *vctx, float *dst, size_t start, unsigned log2n)
+{
+    const apply_ctx *c = vctx;
+    if (c->b->pi16 == NULL || c->b->pi_hi != NULL)
+        return 0;
+    c->k->gather16_block(dst, c->b->G + start, c->b->pi16 + start, c->w, log2n);
+    return 1;
+}
+
 static void sink_output(void *vctx, const float *buf, size_t buf_stride, size_t rows,
                         size_t first, size_t row_step, size_t width, unsigned group)
 {
@@ -226,6 +236,7 @@ static void block_apply(const intdim_proj *p, const ff_block *b, const float *x,
     apply_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), w, y, base, accumulate, stream};
     fwht_hooks hooks = {.ctx = &ctx,
                         .fill = fill_gather,
+                        .fill_block = fill_gather_block,
                         .sink = sink_output,
                         .scratch = work + area->off_slots,
                         .scratch_slots = area->n_slots};

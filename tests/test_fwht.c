@@ -232,6 +232,41 @@ START_TEST(kernels_widen_half_like_portable)
 }
 END_TEST
 
+/* gather16_block = gather16 then block, bit for bit, on every kernel and block size
+ * (below 2^(2 log2 lanes) the SIMD kernels fall back to the two calls). */
+START_TEST(gather_block_is_gather_then_block)
+{
+    enum { K = 1024 };
+    size_t n = (size_t)1 << FWHT_BLOCK_LOG2;
+    uint16_t *G = malloc(n * sizeof(uint16_t)), *pi = malloc(n * sizeof(uint16_t));
+    float *w = alloc_floats(K), *want = alloc_floats(n), *got = alloc_floats(n);
+    fill_gauss(w, K, 4);
+    for (size_t i = 0; i < n; i++) {
+        G[i] = intdim__float_to_half((float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f);
+        pi[i] = (uint16_t)((i * 40503u + 7) % K);
+    }
+    for (size_t k = 0; k < 3; k++) {
+        if (!intdim__fwht_kernel_available(ALL_KERNELS[k]))
+            continue;
+        const fwht_kernel *ops = intdim__fwht_kernel_ops(ALL_KERNELS[k]);
+        for (unsigned m = 0; m <= FWHT_BLOCK_LOG2; m++) {
+            size_t len = (size_t)1 << m;
+            ops->gather16(want, G, pi, w, len);
+            ops->block(want, want, m);
+            memset(got, 0xff, len * sizeof(float));
+            ops->gather16_block(got, G, pi, w, m);
+            ck_assert_msg(memcmp(got, want, len * sizeof(float)) == 0, "kernel %d, 2^%u",
+                          ALL_KERNELS[k], m);
+        }
+    }
+    intdim__free(got);
+    intdim__free(want);
+    intdim__free(w);
+    free(pi);
+    free(G);
+}
+END_TEST
+
 START_TEST(unavailable_kernel_ids_are_reported)
 {
     ck_assert_int_eq(intdim__fwht_kernel_available(INTDIM_KERNEL_PORTABLE), 1);
@@ -274,8 +309,13 @@ static void run_hooked(const float *in, float *out, float *work, unsigned m, int
                        int reverse, float *scratch, unsigned slots)
 {
     hook_io io = {in, out};
-    fwht_hooks hooks = {&io, fill_copy, source_in_place, sink_copy, 0, reverse,
-                        slots > 0 ? scratch : NULL, slots};
+    fwht_hooks hooks = {.ctx = &io,
+                        .fill = fill_copy,
+                        .source = source_in_place,
+                        .sink = sink_copy,
+                        .strips_first = reverse,
+                        .scratch = slots > 0 ? scratch : NULL,
+                        .scratch_slots = slots};
     memset(work, 0xff, sizeof(float) << m); /* NaN garbage: nothing may read it */
     intdim__fwht_run(work, m, kernel, 2, &hooks);
 }
@@ -329,7 +369,7 @@ START_TEST(strip_slots_change_no_bits)
         for (unsigned slots = 1; slots <= 2; slots++) {
             /* in place, no fill or sink: the slot only carries the two-sweep pass */
             memcpy(got, x, n * sizeof(float));
-            fwht_hooks plain = {NULL, NULL, NULL, NULL, 0, 0, scratch, slots};
+            fwht_hooks plain = {.scratch = scratch, .scratch_slots = slots};
             intdim__fwht_run(got, m, kernel, 2, &plain);
             ck_assert_msg(memcmp(got, want, n * sizeof(float)) == 0,
                           "kernel %d, %u slot(s): in-place transform differs", kernel, slots);
@@ -770,6 +810,7 @@ static Suite *fwht_suite(void)
     tcase_add_test(kernels, kernels_widen_half_like_portable);
     tcase_add_test(kernels, unavailable_kernel_ids_are_reported);
     tcase_add_test(kernels, blocks_read_from_the_source);
+    tcase_add_test(kernels, gather_block_is_gather_then_block);
     tcase_add_test(kernels, strip_slots_change_no_bits);
     suite_add_tcase(s, kernels);
     TCase *ff = tcase_create("fastfood");
