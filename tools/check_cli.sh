@@ -45,6 +45,14 @@ if "$intdim" run-toy $args --seeds 3 --journal "$dir/full.journal" > /dev/null 2
 if "$intdim" report "$dir/missing.journal" > /dev/null 2>&1; then fail "missing journal accepted"; fi
 if "$intdim" run-toy --kind nonsense > /dev/null 2>&1; then fail "bad option accepted"; fi
 
+# Stacked Fastfood blocks: the toy's dimension is found, the report and journal say so.
+"$intdim" run-toy --block 128 --seeds 1 --n-d 12 --steps 400 --quiet --strategy adaptive \
+  --journal "$dir/block.journal" > "$dir/block.out" || fail "run-toy --block"
+grep -q 'blocks of 128 rows' "$dir/block.out" || fail "report does not name the blocks"
+grep -q '^d90 = 1[0-9]$' "$dir/block.out" || fail "blocks: d90 not in 10..19: $(grep '^d90' "$dir/block.out")"
+"$intdim" report "$dir/block.journal" | grep -q 'blocks of 128 rows' || fail "journal lost the blocks"
+if "$intdim" run-toy --block 100 --quiet > /dev/null 2>&1; then fail "--block 100 accepted"; fi
+
 # Plots: PNG and SVG through gnuplot, or a message without it.
 if command -v gnuplot > /dev/null; then
   "$intdim" report "$dir/full.journal" --plot "$dir/p.png" > /dev/null || fail "png plot"

@@ -13,6 +13,8 @@ void toy_options_usage(FILE *out)
             "search options (run-toy and intdim-mpi):\n"
             "  --kind dense|sparse|fastfood   projection of the trials (default fastfood)\n"
             "  --said                         SAID: one scale per group of 100 (10 groups)\n"
+            "  --block B                      Fastfood in stacked blocks of B rows (a power of\n"
+            "                                 two; default: REFERENCE's single block)\n"
             "  --strategy grid|adaptive       full grid (default) or bracketing + bisection\n"
             "  --seeds N                      seeds per (d, lr) (default 3)\n"
             "  --lrs A,B,...                  learning rates, best per d counts (default 1,0.3,0.1)\n"
@@ -111,6 +113,8 @@ static int parse_one(toy_options *o, const char *opt, const char *val)
             o->strategy = INTDIM_STRATEGY_ADAPTIVE;
         else
             return -1;
+    } else if (strcmp(opt, "--block") == 0) {
+        return parse_size(val, &o->block);
     } else if (strcmp(opt, "--seeds") == 0) {
         return parse_size(val, &o->seeds);
     } else if (strcmp(opt, "--lrs") == 0) {
@@ -222,6 +226,7 @@ int toy_search_create(const toy_options *o, intdim_search **out)
         {INTDIM_SEARCH_N_D, (double)o->n_d}, {INTDIM_SEARCH_KIND, o->kind},
         {INTDIM_SEARCH_SAID, o->said}, {INTDIM_SEARCH_BASE_SEED, (double)o->base_seed},
         {INTDIM_SEARCH_BOOTSTRAP, (double)o->bootstrap}, {INTDIM_SEARCH_STEPS, (double)o->steps},
+        {INTDIM_SEARCH_FASTFOOD_BLOCK, (double)o->block},
     };
     for (size_t i = 0; i < sizeof settings / sizeof settings[0] && rc == INTDIM_OK; i++)
         rc = intdim_search_set(s, settings[i].param, settings[i].value);
@@ -274,15 +279,19 @@ static const char *kind_name(double kind, double said)
 int toy_print_report(const intdim_search *s, FILE *out)
 {
     size_t n = intdim_search_n_points(s);
-    double strategy = 0, kind = 0, said = 0, seeds_per = 1, steps = 0;
+    double strategy = 0, kind = 0, said = 0, seeds_per = 1, steps = 0, block = 0;
     intdim_search_get(s, INTDIM_SEARCH_STRATEGY, &strategy);
     intdim_search_get(s, INTDIM_SEARCH_KIND, &kind);
     intdim_search_get(s, INTDIM_SEARCH_SAID, &said);
     intdim_search_get(s, INTDIM_SEARCH_SEEDS, &seeds_per);
     intdim_search_get(s, INTDIM_SEARCH_STEPS, &steps);
-    fprintf(out, "d90 search: %s strategy, %s projection, %.0f seed(s) per (d, lr), %.0f steps "
+    intdim_search_get(s, INTDIM_SEARCH_FASTFOOD_BLOCK, &block);
+    char blocks[48] = "";
+    if (block > 0 && kind == INTDIM_PROJ_FASTFOOD)
+        snprintf(blocks, sizeof blocks, " (blocks of %.0f rows)", block);
+    fprintf(out, "d90 search: %s strategy, %s projection%s, %.0f seed(s) per (d, lr), %.0f steps "
                  "per trial\n", strategy == INTDIM_STRATEGY_ADAPTIVE ? "adaptive" : "grid",
-            kind_name(kind, said), seeds_per, steps);
+            kind_name(kind, said), blocks, seeds_per, steps);
     fprintf(out, "%8s  %9s  %10s   %8s  %5s  %s\n", "d", "best lr", "mean", "spread", "seeds",
             "pass");
     for (size_t i = 0; i < n; i++) {

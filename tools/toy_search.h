@@ -16,6 +16,7 @@
 typedef struct toy_options {
     int kind;           /* INTDIM_PROJ_* */
     int said;
+    size_t block;       /* Fastfood in stacked blocks of this many rows; 0 = one block */
     int strategy;       /* INTDIM_STRATEGY_* */
     size_t seeds;
     size_t d_min, d_max, n_d;
