@@ -304,16 +304,18 @@ static void run_block(const job *jb, float *x, size_t offset, unsigned log2b, si
     size_t len = (size_t)1 << log2b;
     float *dst = x + index * len;
     size_t first = offset + index * len;
+    const fwht_hooks *f = jb->fill;
     /* input already in memory as it is: the block's first sweep reads it from there */
-    const float *src = use_fill && jb->fill->source != NULL
-                           ? jb->fill->source(jb->fill->ctx, first, len)
-                           : NULL;
-    int done = use_fill && src == NULL && jb->fill->fill_block != NULL &&
-               jb->fill->fill_block(jb->fill->ctx, dst, first, log2b);
-    if (!done) {
-        if (use_fill && src == NULL)
-            jb->fill->fill(jb->fill->ctx, dst, first, len);
-        jb->k->block(dst, src != NULL ? src : dst, log2b);
+    const float *src = use_fill && f->source != NULL ? f->source(f->ctx, first, len) : NULL;
+    if (!use_fill)
+        jb->k->block(dst, dst, log2b);
+    else if (src != NULL)
+        jb->k->block(dst, src, log2b);
+    else if (f->fill_block != NULL)
+        f->fill_block(f->ctx, dst, first, log2b);
+    else {
+        f->fill(f->ctx, dst, first, len);
+        jb->k->block(dst, dst, log2b);
     }
     if (use_sink) {
         unsigned group = jb->n_groups > 0
@@ -340,16 +342,12 @@ static void strips_range(const job *jb, const strip_plan *s, float *x, size_t be
         run_strip(jb, s, x, 0, i, use_fill, use_sink, group, 1);
 }
 
-/* Range g of n_ranges fixed ranges of consecutive strips (sink groups are few, so the
- * products cannot overflow). */
+/* Range g of n_ranges fixed ranges of consecutive strips. (A strip holds at least 2^12
+ * floats, so n_strips <= 2^20 at 2^32 floats and the products fit easily.) */
 static void strip_group(const job *jb, const strip_plan *s, float *x, size_t g,
                         size_t n_ranges, int use_fill, int last_pass)
 {
     unsigned group = last_pass && jb->n_groups > 0 ? (unsigned)g : 0;
-    if (n_ranges == s->n_strips) {
-        strips_range(jb, s, x, g, g + 1, use_fill, last_pass, group);
-        return;
-    }
     strips_range(jb, s, x, s->n_strips * g / n_ranges, s->n_strips * (g + 1) / n_ranges,
                  use_fill, last_pass, group);
 }

@@ -105,9 +105,8 @@ typedef struct fwht_hooks {
     float *scratch;
     unsigned scratch_slots;
     /* Optional, with fill: fill block [start, start + 2^log2n) and do its levels
-     * 0..log2n-1 in one go (e.g. with gather16_block); returns 0 to fall back to fill and
-     * block. Same values as fill then block. */
-    int (*fill_block)(void *ctx, float *dst, size_t start, unsigned log2n);
+     * 0..log2n-1 in one go (e.g. with gather16_block). Same values as fill then block. */
+    void (*fill_block)(void *ctx, float *dst, size_t start, unsigned log2n);
 } fwht_hooks;
 
 /* In-place transform of x (2^log2n floats, 64-byte aligned) with hooks (may be NULL).

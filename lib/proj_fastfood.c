@@ -74,11 +74,11 @@ typedef struct ff_state {
     size_t n_blocks;
     ff_block *blocks;
     /* The workspace: the main area (any block, run with all threads) at 0, then n_lanes
-     * lane areas (small blocks, one thread each) from off_lanes, then the adjoint's
+     * lane areas (small blocks, one thread each) right after it, then the adjoint's
      * contributions of one wave of small blocks (wave_blocks x contrib_len floats). */
     ff_area main, lane;
     unsigned n_lanes; /* 0: blocks run one after another */
-    size_t off_lanes, off_contrib, wave_blocks, contrib_len;
+    size_t off_contrib, wave_blocks, contrib_len;
 } ff_state;
 
 /* Blocks smaller than this run on one thread each, several at once (per-group mode): the
@@ -147,7 +147,7 @@ static void run_lane_units(unsigned lanes, size_t n, lane_unit unit, void *ctx)
 static float *lane_area(const ff_state *st, float *work)
 {
     size_t lane = (size_t)intdim__thread_num();
-    return work + st->off_lanes + lane * st->lane.floats;
+    return work + st->main.floats + lane * st->lane.floats;
 }
 
 /* ---- apply ------------------------------------------------------------------------ */
@@ -181,14 +181,11 @@ static void fill_gather(void *vctx, float *dst, size_t start, size_t len)
     }
 }
 
-/* The gather and the block's first levels in one pass (2-byte Pi tables). */
-static int fill_gather_block(void *vctx, float *dst, size_t start, unsigned log2n)
+/* The gather and the block's first levels in one pass (2-byte Pi tables only). */
+static void fill_gather_block(void *vctx, float *dst, size_t start, unsigned log2n)
 {
     const apply_ctx *c = vctx;
-    if (c->b->pi16 == NULL || c->b->pi_hi != NULL)
-        return 0;
     c->k->gather16_block(dst, c->b->G + start, c->b->pi16 + start, c->w, log2n);
-    return 1;
 }
 
 static void sink_output(void *vctx, const float *buf, size_t buf_stride, size_t rows,
@@ -236,7 +233,8 @@ static void block_apply(const intdim_proj *p, const ff_block *b, const float *x,
     apply_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), w, y, base, accumulate, stream};
     fwht_hooks hooks = {.ctx = &ctx,
                         .fill = fill_gather,
-                        .fill_block = fill_gather_block,
+                        .fill_block = b->pi16 != NULL && b->pi_hi == NULL ? fill_gather_block
+                                                                          : NULL,
                         .sink = sink_output,
                         .scratch = work + area->off_slots,
                         .scratch_slots = area->n_slots};
@@ -690,10 +688,9 @@ static void plan_lanes(ff_state *st)
     lanes = lanes < MAX_LANES ? lanes : MAX_LANES;
     st->n_lanes = n_small >= 2 && lanes >= 2 ? (unsigned)lanes : 0;
     st->lane = plan_area(st, 1, 0);
-    st->off_lanes = st->main.floats;
     st->contrib_len = round16(max_in);
     st->wave_blocks = st->n_lanes > 0 ? 4 * (size_t)st->n_lanes : 0;
-    st->off_contrib = st->off_lanes + (size_t)st->n_lanes * st->lane.floats;
+    st->off_contrib = st->main.floats + (size_t)st->n_lanes * st->lane.floats;
 }
 
 /* Work layout and sizes; fails with ETOOBIG over the memory budget. */
@@ -742,7 +739,7 @@ int intdim__fastfood_create(intdim_proj *p)
         describe_blocks(p, st->blocks);
         status = plan_memory(p, st);
     }
-    size_t scale_groups = n_row_groups(p) > 0 ? n_row_groups(p) : 1;
+    size_t row_groups = n_row_groups(p), scale_groups = row_groups > 0 ? row_groups : 1;
     for (size_t i = 0; status == INTDIM_OK && i < st->n_blocks; i++)
         status = build_tables(&st->blocks[i], p->seed, i, scale_groups, intdim__threads(0));
     if (status != INTDIM_OK) {

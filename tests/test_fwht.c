@@ -320,6 +320,13 @@ static void run_hooked(const float *in, float *out, float *work, unsigned m, int
     intdim__fwht_run(work, m, kernel, 2, &hooks);
 }
 
+/* want = the plain transform of x (2^m floats) with this kernel and thread count. */
+static void plain_transform(float *want, const float *x, unsigned m, int kernel, int threads)
+{
+    memcpy(want, x, sizeof(float) << m);
+    intdim__fwht(want, m, kernel, threads);
+}
+
 /* Arrays of one block: the block's first sweep reads the input straight from the source
  * hook instead of a filled copy; every kernel and size (the small ones fall back to the
  * portable loops) gives the plain transform's bits. */
@@ -334,8 +341,7 @@ START_TEST(blocks_read_from_the_source)
             int kernel = ALL_KERNELS[k];
             if (!intdim__fwht_kernel_available(kernel))
                 continue;
-            memcpy(want, x, n * sizeof(float));
-            intdim__fwht(want, m, kernel, 1);
+            plain_transform(want, x, m, kernel, 1);
             run_hooked(x, got, work, m, kernel, 0, NULL, 0);
             ck_assert_msg(memcmp(got, want, n * sizeof(float)) == 0,
                           "kernel %d, 2^%u: transform from the source differs", kernel, m);
@@ -364,8 +370,7 @@ START_TEST(strip_slots_change_no_bits)
         int kernel = ALL_KERNELS[k];
         if (!intdim__fwht_kernel_available(kernel))
             continue;
-        memcpy(want, x, n * sizeof(float));
-        intdim__fwht(want, m, kernel, 2);
+        plain_transform(want, x, m, kernel, 2);
         for (unsigned slots = 1; slots <= 2; slots++) {
             /* in place, no fill or sink: the slot only carries the two-sweep pass */
             memcpy(got, x, n * sizeof(float));
