@@ -96,12 +96,33 @@ static size_t round16(size_t n)
     return (n + 15) & ~(size_t)15;
 }
 
+/* The sign bits of B for a nibble of neg_signs, lane by lane. */
+#define NEG 0x80000000u
+static const uint32_t NIBBLE_SIGNS[16][4] = {
+    {0, 0, 0, 0}, {NEG, 0, 0, 0}, {0, NEG, 0, 0}, {NEG, NEG, 0, 0},
+    {0, 0, NEG, 0}, {NEG, 0, NEG, 0}, {0, NEG, NEG, 0}, {NEG, NEG, NEG, 0},
+    {0, 0, 0, NEG}, {NEG, 0, 0, NEG}, {0, NEG, 0, NEG}, {NEG, NEG, 0, NEG},
+    {0, 0, NEG, NEG}, {NEG, 0, NEG, NEG}, {0, NEG, NEG, NEG}, {NEG, NEG, NEG, NEG}};
+#undef NEG
+
 /* dst[j] = B_j * src[j] for j < n: the sign bit flipped where B_j = -1, without a branch
  * (B is random, so a branch mispredicts every other element: that cost about 2 us per
  * 1000 elements, which dominated small stacked blocks). The same bits as -v. */
 static void copy_signed(float *dst, const float *src, const uint8_t *neg_signs, size_t n)
 {
-    for (size_t j = 0; j < n; j++) {
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) { /* a byte of signs: two 4-lane XORs the compiler vectorizes */
+        unsigned bits = neg_signs[j >> 3];
+        const uint32_t *lo = NIBBLE_SIGNS[bits & 15], *hi = NIBBLE_SIGNS[bits >> 4];
+        uint32_t u[8];
+        memcpy(u, src + j, sizeof u);
+        for (unsigned l = 0; l < 4; l++) {
+            u[l] ^= lo[l];
+            u[l + 4] ^= hi[l];
+        }
+        memcpy(dst + j, u, sizeof u);
+    }
+    for (; j < n; j++) {
         uint32_t u;
         memcpy(&u, &src[j], sizeof u);
         u ^= (uint32_t)((neg_signs[j >> 3] >> (j & 7)) & 1) << 31;
@@ -122,33 +143,63 @@ static unsigned lanes_for(const ff_state *st, int threads)
 
 /* Units [0, n) of work on `lanes` threads. Thread t first runs units t, t + lanes,
  * t + 2 lanes, ... (the same ones every call, so their tables are still in its core's
- * cache), then takes units nobody has started, from the end: the thread whose cache the
- * host did not just flush finishes first and helps the other. Each unit runs exactly once
- * (atomic claims); which thread runs a unit never changes its bits. */
-enum { MAX_CLAIMED_UNITS = 4096 };
+ * cache), then takes units nobody has started, from the end of each other lane: the
+ * thread whose cache the host did not just flush finishes first and helps the other.
+ * Each unit runs exactly once (atomic claims); which thread runs a unit never changes its
+ * bits. A thread's own claim flags share cache lines only with each other (claims on one
+ * shared line bounced it between the cores once per unit, and a line takes about 0.25 us
+ * to cross between this machine's two cores), and a flag is read before it is claimed. */
+enum { CLAIM_BYTES = 8192, CACHE_LINE = 64 };
 typedef void (*lane_unit)(void *ctx, size_t unit);
 
-static void claim_and_run(atomic_uchar *claimed, size_t i, lane_unit unit, void *ctx)
+typedef struct claims {
+    atomic_uchar *flag;
+    unsigned lanes;
+    size_t stride; /* flags per lane, a whole number of cache lines */
+} claims;
+
+/* Claims unit i and runs it; 0 when somebody else had claimed it. */
+static int claim_and_run(const claims *c, size_t i, lane_unit unit, void *ctx)
 {
-    if (!atomic_exchange_explicit(&claimed[i], 1, memory_order_relaxed))
-        unit(ctx, i);
+    atomic_uchar *f = &c->flag[(i % c->lanes) * c->stride + i / c->lanes];
+    if (atomic_load_explicit(f, memory_order_relaxed) ||
+        atomic_exchange_explicit(f, 1, memory_order_relaxed))
+        return 0;
+    unit(ctx, i);
+    return 1;
+}
+
+/* Thread t's part: its own units upwards, then each other lane's from the top down until
+ * a claimed one. That is where the lane's owner got to (it claims upwards, so everything
+ * below is taken) or another thread that is working down the same lane. */
+static void run_lane_share(const claims *c, unsigned t, size_t n, lane_unit unit, void *ctx)
+{
+    for (size_t i = t; i < n; i += c->lanes)
+        claim_and_run(c, i, unit, ctx);
+    for (unsigned step = 1; step < c->lanes; step++) {
+        size_t lane = (t + step) % c->lanes;
+        if (lane >= n)
+            continue;
+        size_t top = lane + (n - 1 - lane) / c->lanes * c->lanes;
+        for (size_t i = top + c->lanes; i > lane && claim_and_run(c, i - c->lanes, unit, ctx);)
+            i -= c->lanes;
+    }
 }
 
 static void run_lane_units(unsigned lanes, size_t n, lane_unit unit, void *ctx)
 {
-    if (n > MAX_CLAIMED_UNITS) { /* plain round robin */
+    size_t per_lane = (n + lanes - 1) / lanes;
+    size_t stride = (per_lane + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
+    if (lanes * stride > CLAIM_BYTES) { /* plain round robin */
         INTDIM_PARALLEL_FOR_ROUND_ROBIN(lanes, 1, i, n, { unit(ctx, i); });
         return;
     }
-    atomic_uchar claimed[MAX_CLAIMED_UNITS];
-    for (size_t i = 0; i < n; i++)
-        atomic_init(&claimed[i], 0);
-    INTDIM_PARALLEL_FOR_ROUND_ROBIN(lanes, 1, t, lanes, {
-        for (size_t i = t; i < n; i += lanes)
-            claim_and_run(claimed, i, unit, ctx);
-        for (size_t i = n; i-- > 0;)
-            claim_and_run(claimed, i, unit, ctx);
-    });
+    _Alignas(CACHE_LINE) atomic_uchar flag[CLAIM_BYTES];
+    for (size_t i = 0; i < lanes * stride; i++)
+        atomic_init(&flag[i], 0);
+    claims c = {flag, lanes, stride};
+    INTDIM_PARALLEL_FOR_ROUND_ROBIN(lanes, 1, t, lanes,
+                                    { run_lane_share(&c, (unsigned)t, n, unit, ctx); });
 }
 
 /* This thread's lane area. */
@@ -407,13 +458,8 @@ static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *
     }
     intdim__fwht_run(w, b->log2k, p->kernel, threads, NULL);
     copy_signed(w, w, b->neg_signs, b->in_len);
-    if (accumulate) {
-        for (size_t j = 0; j < b->in_len; j++)
-            dst[j] += w[j] * b->scale;
-    } else {
-        for (size_t j = 0; j < b->in_len; j++)
-            dst[j] = w[j] * b->scale;
-    }
+    /* dst = w * scale, or dst + w * scale (the kernel's loop reads before it writes) */
+    ctx.k->scale_out(dst, w, b->scale, accumulate ? dst : NULL, b->in_len, 0);
 }
 
 typedef struct wave_job {
@@ -684,23 +730,35 @@ static ff_area plan_area(const ff_state *st, int small, int with_slots)
 }
 
 /* Lanes for small blocks: one per thread that may run, when two or more small blocks
- * exist; and the adjoint's wave of contributions (a few blocks per lane, so dynamic
- * hand-out balances them). */
+ * exist; and the adjoint's wave of contributions: at least a few blocks per lane, so the
+ * hand-out balances them, and more while their contributions take at most a quarter of
+ * the small blocks' floats (blocks much smaller than d otherwise pay a fork and join per
+ * handful of blocks: 195 blocks of 1024 took longer on two threads than on one). */
 static void plan_lanes(ff_state *st)
 {
-    size_t n_small = 0, max_in = 0;
+    size_t n_small = 0, max_in = 0, small_floats = 0;
     for (size_t i = 0; i < st->n_blocks; i++) {
         if (!is_small(&st->blocks[i]))
             continue;
         n_small++;
         max_in = st->blocks[i].in_len > max_in ? st->blocks[i].in_len : max_in;
+        small_floats += (size_t)1 << st->blocks[i].log2L;
     }
     size_t lanes = (size_t)intdim__threads(0);
     lanes = lanes < MAX_LANES ? lanes : MAX_LANES;
     st->n_lanes = n_small >= 2 && lanes >= 2 ? (unsigned)lanes : 0;
     st->lane = plan_area(st, 1, 0);
     st->contrib_len = round16(max_in);
-    st->wave_blocks = st->n_lanes > 0 ? 4 * (size_t)st->n_lanes : 0;
+    st->wave_blocks = 0;
+    if (st->n_lanes > 0) { /* then contrib_len >= 16 */
+        size_t wave = 4 * (size_t)st->n_lanes;
+        size_t affordable = small_floats / 4 / st->contrib_len;
+        wave = affordable > wave ? affordable : wave;
+        wave = wave < n_small ? wave : n_small;
+        /* a whole number of rounds, so block b is on lane b mod lanes in every wave as
+         * in the forward pass: its g rows and tables are in that core's cache */
+        st->wave_blocks = (wave + st->n_lanes - 1) / st->n_lanes * st->n_lanes;
+    }
     st->off_contrib = st->main.floats + (size_t)st->n_lanes * st->lane.floats;
 }
 

@@ -584,10 +584,11 @@ static intdim_proj *make_big(int variant, uint64_t seed)
     case 6: return make_per_group(300002, 100, 4, groups, 1, seed);
     case 7: return make_many_small_groups(seed);
     case 8: return make_blocked(300002, 300, 16384, 4, groups, seed);
-    default: return make_blocked(10001, 3, 2, 0, NULL, seed); /* 10002 blocks */
+    case 9: return make_blocked(10001, 3, 2, 0, NULL, seed); /* 10002 blocks */
+    default: return make_blocked(199210, 1000, 1024, 0, NULL, seed); /* 195 blocks ~ d */
     }
 }
-enum { N_BIG_VARIANTS = 10 };
+enum { N_BIG_VARIANTS = 11 };
 
 START_TEST(test_same_seed_same_bits_other_seed_differs)
 {
@@ -621,8 +622,15 @@ START_TEST(test_threads_same_bits)
     outputs two = run_once(p, 3);
     ck_assert_mem_eq(one.y, two.y, D * sizeof(float));
     ck_assert_mem_eq(one.gd, two.gd, d * sizeof(float));
+    /* all available threads: more than 2 where OMP_NUM_THREADS says so (the proj-5-threads
+     * run: 5 threads on fewer cores, so threads lag and others claim their blocks) */
+    ck_assert_int_eq(intdim_proj_set(p, INTDIM_PROJ_THREADS, 0), INTDIM_OK);
+    outputs all = run_once(p, 3);
+    ck_assert_mem_eq(one.y, all.y, D * sizeof(float));
+    ck_assert_mem_eq(one.gd, all.gd, d * sizeof(float));
     free_outputs(one);
     free_outputs(two);
+    free_outputs(all);
     intdim_proj_destroy(p);
 }
 END_TEST
