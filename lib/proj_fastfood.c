@@ -37,7 +37,8 @@
  * none for large k), and from L = 2^22 on the transform's strip slots (one 512 KiB slot
  * per thread, at most L/32 floats in all). So <= 9 bytes for d <= L/8. Per-group mode
  * with small blocks adds one lane per thread (the largest small block's scratch) and one
- * wave of adjoint results (4 per lane, d floats each). */
+ * wave of adjoint results (d floats per block: 4 blocks per lane, or more while they
+ * take at most a quarter of the small blocks' padded floats, i.e. 1 byte per parameter). */
 #include <math.h>
 #include <string.h>
 

@@ -797,6 +797,25 @@ START_TEST(fastfood_bytes_per_parameter)
                       cases[c][0], cases[c][1], bytes / L);
         f.p.ops->destroy(&f.p);
     }
+    /* Stacked blocks (small ones run on lanes, with the adjoint's wave of per-block
+     * results) per padded parameter, blocks of about d included: 5.1-5.8 bytes here. (A
+     * block also costs a descriptor and three small tables, about 100 bytes, so blocks of
+     * a few rows cost more: 49.5 bytes per parameter with blocks of 2.) */
+    static const size_t stacked[][3] = {{199210, 1000, 1024}, {199210, 1000, 32768},
+                                        {1 << 20, 1000, 2048}, {(1 << 20) + 7, 100, 128}};
+    for (size_t c = 0; c < sizeof stacked / sizeof stacked[0]; c++) {
+        ff_fixture f;
+        ff_init(&f, stacked[c][0], stacked[c][1], 1, 0, NULL, 0);
+        f.p.ff_block = stacked[c][2];
+        f.p.threads = 0;
+        ck_assert_int_eq(intdim__fastfood_create(&f.p), INTDIM_OK);
+        size_t B = stacked[c][2], n = (stacked[c][0] + B - 1) / B;
+        double padded = (double)(n * B);
+        double bytes = (double)f.p.state_bytes + 4.0 * (double)f.p.work_floats;
+        ck_assert_msg(bytes <= 12.0 * padded, "D=%zu d=%zu B=%zu: %.3f bytes per parameter",
+                      stacked[c][0], stacked[c][1], B, bytes / padded);
+        f.p.ops->destroy(&f.p);
+    }
 }
 END_TEST
 
