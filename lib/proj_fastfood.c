@@ -142,65 +142,75 @@ static unsigned lanes_for(const ff_state *st, int threads)
     return (unsigned)threads < st->n_lanes ? (unsigned)threads : st->n_lanes;
 }
 
-/* Units [0, n) of work on `lanes` threads. Thread t first runs units t, t + lanes,
- * t + 2 lanes, ... (the same ones every call, so their tables are still in its core's
- * cache), then takes units nobody has started, from the end of each other lane: the
- * thread whose cache the host did not just flush finishes first and helps the other.
- * Each unit runs exactly once (atomic claims); which thread runs a unit never changes its
- * bits. A thread's own claim flags share cache lines only with each other (claims on one
- * shared line bounced it between the cores once per unit, and a line takes about 0.25 us
- * to cross between this machine's two cores), and a flag is read before it is claimed. */
+/* Units [0, n) of work on `lanes` threads, unit u belonging to lane (origin + u) mod
+ * lanes (origin: the block number of unit 0, so a block has the same lane in the forward
+ * pass and in every adjoint wave). Thread t first runs its own lane's units in order (the
+ * same ones every call, so their tables and rows are still in its core's cache), then
+ * takes units nobody has started, from the end of each other lane: the thread whose cache
+ * the host did not just flush finishes first and helps the other. Each unit runs exactly
+ * once (atomic claims); which thread runs a unit never changes its bits. A lane's claim
+ * flags share cache lines only with each other (claims on one shared line bounced it
+ * between the cores once per unit, and a line takes about 0.25 us to cross between this
+ * machine's two cores), and a flag is read before it is claimed. */
 enum { CLAIM_BYTES = 8192, CACHE_LINE = 64 };
 typedef void (*lane_unit)(void *ctx, size_t unit);
 
+/* Units as slots v = origin mod lanes + u: lane v mod lanes, row v / lanes. */
 typedef struct claims {
     atomic_uchar *flag;
     unsigned lanes;
     size_t stride; /* flags per lane, a whole number of cache lines */
+    size_t first, end; /* slots of units 0 and n */
+    lane_unit unit;
+    void *ctx;
 } claims;
 
-/* Claims unit i and runs it; 0 when somebody else had claimed it. */
-static int claim_and_run(const claims *c, size_t i, lane_unit unit, void *ctx)
+/* Claims slot v and runs its unit; 0 when somebody else had claimed it. */
+static int claim_and_run(const claims *c, size_t v)
 {
-    atomic_uchar *f = &c->flag[(i % c->lanes) * c->stride + i / c->lanes];
+    atomic_uchar *f = &c->flag[(v % c->lanes) * c->stride + v / c->lanes];
     if (atomic_load_explicit(f, memory_order_relaxed) ||
         atomic_exchange_explicit(f, 1, memory_order_relaxed))
         return 0;
-    unit(ctx, i);
+    c->unit(c->ctx, v - c->first);
     return 1;
 }
 
-/* Thread t's part: its own units upwards, then each other lane's from the top down until
- * a claimed one. That is where the lane's owner got to (it claims upwards, so everything
+/* Thread t's part: its own lane upwards, then each other lane from the top down until a
+ * claimed unit. That is where the lane's owner got to (it claims upwards, so everything
  * below is taken) or another thread that is working down the same lane. */
-static void run_lane_share(const claims *c, unsigned t, size_t n, lane_unit unit, void *ctx)
+static void run_lane_share(const claims *c, unsigned t)
 {
-    for (size_t i = t; i < n; i += c->lanes)
-        claim_and_run(c, i, unit, ctx);
-    for (unsigned step = 1; step < c->lanes; step++) {
-        size_t lane = (t + step) % c->lanes;
-        if (lane >= n)
-            continue;
-        size_t top = lane + (n - 1 - lane) / c->lanes * c->lanes;
-        for (size_t i = top + c->lanes; i > lane && claim_and_run(c, i - c->lanes, unit, ctx);)
-            i -= c->lanes;
+    size_t lanes = c->lanes;
+    for (size_t v = t < c->first ? t + lanes : t; v < c->end; v += lanes)
+        claim_and_run(c, v);
+    for (unsigned step = 1; step < lanes; step++) {
+        size_t lane = (t + step) % lanes;
+        if (lane >= c->end)
+            continue; /* no unit on this lane */
+        size_t top = lane + (c->end - 1 - lane) / lanes * lanes;
+        for (size_t v = top; v >= c->first && claim_and_run(c, v) && v >= lanes;)
+            v -= lanes;
     }
 }
 
-static void run_lane_units(unsigned lanes, size_t n, lane_unit unit, void *ctx)
+static void run_lane_units(unsigned lanes, size_t origin, size_t n, lane_unit unit, void *ctx)
 {
-    size_t per_lane = (n + lanes - 1) / lanes;
-    size_t stride = (per_lane + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
-    if (lanes * stride > CLAIM_BYTES) { /* plain round robin */
-        INTDIM_PARALLEL_FOR_ROUND_ROBIN(lanes, 1, i, n, { unit(ctx, i); });
+    claims c = {NULL, lanes, 0, origin % lanes, origin % lanes + n, unit, ctx};
+    size_t rows = (c.end + lanes - 1) / lanes;
+    c.stride = (rows + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
+    if (lanes * c.stride > CLAIM_BYTES) { /* plain round robin over the same lanes */
+        INTDIM_PARALLEL_FOR_ROUND_ROBIN(lanes, 1, v, c.end, {
+            if (v >= c.first)
+                unit(ctx, v - c.first);
+        });
         return;
     }
     _Alignas(CACHE_LINE) atomic_uchar flag[CLAIM_BYTES];
-    for (size_t i = 0; i < lanes * stride; i++)
+    for (size_t i = 0; i < lanes * c.stride; i++)
         atomic_init(&flag[i], 0);
-    claims c = {flag, lanes, stride};
-    INTDIM_PARALLEL_FOR_ROUND_ROBIN(lanes, 1, t, lanes,
-                                    { run_lane_share(&c, (unsigned)t, n, unit, ctx); });
+    c.flag = flag;
+    INTDIM_PARALLEL_FOR_ROUND_ROBIN(lanes, 1, t, lanes, { run_lane_share(&c, (unsigned)t); });
 }
 
 /* This thread's lane area. */
@@ -359,7 +369,7 @@ static void ff_project(const intdim_proj *p, const float *x, const float *base, 
      * threads from 85 to 65 us (its tables stay in that core's L2, also for the adjoint's
      * first wave) */
     project_job job = {p, x, base, y, work};
-    run_lane_units(lanes, st->n_blocks, project_unit, &job);
+    run_lane_units(lanes, 0, st->n_blocks, project_unit, &job);
 }
 
 static void ff_apply(const intdim_proj *p, const float *x, float *y, float *work)
@@ -488,7 +498,7 @@ static void adjoint_wave(const intdim_proj *p, size_t first, size_t end, unsigne
     const ff_state *st = p->state;
     float *contrib = work + st->off_contrib;
     wave_job job = {p, first, g, work};
-    run_lane_units(lanes, end - first, wave_unit, &job);
+    run_lane_units(lanes, first, end - first, wave_unit, &job);
     for (size_t i = first; i < end; i++) {
         const ff_block *b = &st->blocks[i];
         const float *c = contrib + (i - first) * st->contrib_len;
@@ -756,9 +766,7 @@ static void plan_lanes(ff_state *st)
         size_t affordable = small_floats / 4 / st->contrib_len;
         wave = affordable > wave ? affordable : wave;
         wave = wave < n_small ? wave : n_small;
-        /* a whole number of rounds, so block b is on lane b mod lanes in every wave as
-         * in the forward pass: its g rows and tables are in that core's cache */
-        st->wave_blocks = (wave + st->n_lanes - 1) / st->n_lanes * st->n_lanes;
+        st->wave_blocks = wave;
     }
     st->off_contrib = st->main.floats + (size_t)st->n_lanes * st->lane.floats;
 }
