@@ -8,7 +8,7 @@
  * subtracted. Medians over repeats after warm-up; clock_gettime(CLOCK_MONOTONIC).
  *
  *   bench_train [--d N] [--steps N] [--threads T] [--kind fastfood|sparse|dense|identity]
- *               [--blocks layers|N]
+ *               [--blocks layers|N] [--said]
  *
  * --blocks: Fastfood with one block per weight matrix and bias vector (`layers`:
  * INTDIM_PROJ_FASTFOOD_PER_GROUP, the Aghajanyan per-tensor form), or per contiguous chunk
@@ -73,6 +73,7 @@ typedef struct options {
     int threads;
     int kind;
     const char *blocks; /* NULL: one Fastfood block */
+    int said;           /* SAID: one scale per weight matrix and bias (d counts them) */
 } options;
 
 static int parse(int argc, char **argv, options *o)
@@ -97,27 +98,31 @@ static int parse(int argc, char **argv, options *o)
             i++;
         } else if (strcmp(a, "--blocks") == 0 && v)
             o->blocks = v, i++;
+        else if (strcmp(a, "--said") == 0)
+            o->said = 1;
         else
             return -1;
     }
     return o->steps >= 1 && o->d >= 1 ? 0 : -1;
 }
 
-/* The projection --blocks asks for (NULL spec: one block). */
+/* The projection --blocks and --said ask for (no --blocks: one block). */
 static int create_projection(intdim_proj **p, const options *o, const mlp *net, size_t D)
 {
-    if (o->blocks == NULL)
-        return intdim_proj_create(p, o->kind, D, o->d, 1);
-    if (strcmp(o->blocks, "layers") == 0) {
-        size_t sizes[64];
-        size_t n = mlp_group_sizes(net, sizes, 64);
-        int id = INTDIM_PROJ_FASTFOOD_PER_GROUP;
-        double one = 1.0;
-        return intdim_proj_create_ex(p, o->kind, D, o->d, 1, n, sizes, 1, &id, &one);
-    }
-    int id = INTDIM_PROJ_FASTFOOD_BLOCK;
-    double block = strtod(o->blocks, NULL);
-    return intdim_proj_create_ex(p, o->kind, D, o->d, 1, 0, NULL, 1, &id, &block);
+    size_t sizes[64];
+    size_t n = mlp_group_sizes(net, sizes, 64);
+    int ids[2];
+    double values[2];
+    size_t n_set = 0;
+    if (o->said)
+        ids[n_set] = INTDIM_PROJ_SAID, values[n_set++] = 1.0;
+    if (o->blocks != NULL && strcmp(o->blocks, "layers") == 0)
+        ids[n_set] = INTDIM_PROJ_FASTFOOD_PER_GROUP, values[n_set++] = 1.0;
+    else if (o->blocks != NULL)
+        ids[n_set] = INTDIM_PROJ_FASTFOOD_BLOCK, values[n_set++] = strtod(o->blocks, NULL);
+    int grouped = o->said || (o->blocks != NULL && strcmp(o->blocks, "layers") == 0);
+    return intdim_proj_create_ex(p, o->kind, D, o->d, 1, grouped ? n : 0,
+                                 grouped ? sizes : NULL, n_set, ids, values);
 }
 
 int main(int argc, char **argv)
@@ -125,7 +130,8 @@ int main(int argc, char **argv)
     options o;
     if (parse(argc, argv, &o) != 0) {
         fprintf(stderr, "usage: %s [--d N] [--steps N] [--threads T] "
-                        "[--kind fastfood|sparse|dense|identity] [--blocks layers|N]\n",
+                        "[--kind fastfood|sparse|dense|identity] [--blocks layers|N] "
+                        "[--said]\n",
                 argv[0]);
         return 2;
     }
@@ -206,9 +212,9 @@ int main(int argc, char **argv)
     double fwd_ms = 1e3 * median(t_fwd, (size_t)n), adj_ms = 1e3 * median(t_adj, (size_t)n);
     double opt_ms = 1e3 * median(t_opt, (size_t)n), over_ms = 1e3 * median(t_over, (size_t)n);
     double add_ms = 1e3 * median(t_add, (size_t)n);
-    printf("MLP 784-200-200-10, D = %zu, batch %d; %s d = %zu%s%s, projection threads %d; "
-           "medians of %d steps\n", D, BATCH, kind_names[o.kind], o.d,
-           o.blocks != NULL ? ", per-group blocks " : "", o.blocks != NULL ? o.blocks : "",
+    printf("MLP 784-200-200-10, D = %zu, batch %d; %s%s d = %zu%s%s, projection threads %d; "
+           "medians of %d steps\n", D, BATCH, o.said ? "SAID over " : "", kind_names[o.kind],
+           o.d, o.blocks != NULL ? ", per-group blocks " : "", o.blocks != NULL ? o.blocks : "",
            o.threads, n);
     printf("  host forward+backward          %8.3f ms\n", host_ms);
     printf("  projection forward             %8.3f ms\n", fwd_ms);

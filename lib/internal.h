@@ -121,8 +121,14 @@ unsigned intdim__log2_exact(uint64_t pow2);
 
 /* theta = base + P(theta_d) (SAID: base + lambda (.) P(theta_d)), what the trainer writes
  * into the host's buffer each step; the same bits as intdim_proj_apply followed by the
- * addition, in fewer passes over memory where the kind can fuse them. */
+ * addition, in fewer passes over memory where the kind can fuse them. said_u: NULL, or
+ * for a SAID projection D floats that receive the unscaled P(theta_d), which the SAID
+ * adjoint needs (see intdim__proj_vjp_said_u). */
 int intdim__proj_apply_base(const intdim_proj *p, const float *theta_d, const float *base,
-                            float *theta);
+                            float *theta, float *said_u);
+/* intdim_proj_vjp of a SAID projection given said_u = the unscaled P(theta_d) from
+ * intdim__proj_apply_base with the same theta_d: the same bits, one projection fewer. */
+int intdim__proj_vjp_said_u(const intdim_proj *p, const float *theta_d, const float *g_D,
+                            const float *said_u, float *g_d);
 
 #endif

@@ -83,6 +83,9 @@ struct intdim_trainer {
     float *theta_d, *m, *v;
     float *theta_d_next, *m_next, *v_next;
     float *g_d;
+    /* SAID only: the unscaled P(theta_d) of the last theta written, which the adjoint
+     * needs for the scales' gradients (kept instead of projecting twice per step) */
+    float *said_u;
 
     optim_settings settings;
     uint64_t step;    /* steps done, skipped ones included: the host's minibatch counter */

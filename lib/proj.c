@@ -606,8 +606,11 @@ static size_t said_block_range(const proj_handle *h, size_t b, size_t *start, si
     return lo;
 }
 
-/* y_i *= lambda_{g(i)}: elementwise, so any split over threads gives the same bits. */
-static void said_scale(const proj_handle *h, const float *lambda, const float *in, float *out)
+/* out_i = lambda_{g(i)} * in_i, or base_i + lambda_{g(i)} * in_i when base != NULL (the
+ * bits of the scaling followed by the addition, in one pass): elementwise, so any split
+ * over threads gives the same bits. */
+static void said_scale(const proj_handle *h, const float *lambda, const float *in,
+                       const float *base, float *out)
 {
     size_t n_blocks = h->said_blocks;
     int threads = intdim__threads(h->base.threads);
@@ -615,12 +618,39 @@ static void said_scale(const proj_handle *h, const float *lambda, const float *i
         size_t start, end;
         size_t k = said_block_range(h, b, &start, &end);
         float scale = lambda[k];
-        for (size_t i = start; i < end; i++)
-            out[i] = scale * in[i];
+        if (base == NULL) {
+            for (size_t i = start; i < end; i++)
+                out[i] = scale * in[i];
+        } else {
+            for (size_t i = start; i < end; i++)
+                out[i] = base[i] + scale * in[i];
+        }
     });
 }
 
-/* partial[b] = sum over block b of g_i * u_i, in double and index order. */
+/* Interleaved accumulators of the dot products: one sum would wait on the previous
+ * addition (about 4 cycles) for every element. */
+enum { DOT_LANES = 8 };
+
+/* sum of g_i * u_i over [start, end) in double: element i goes to accumulator
+ * (i - start) mod DOT_LANES, and the accumulators are added in order at the end (a fixed
+ * order, whatever the threads). */
+static double dot_double(const float *g, const float *u, size_t start, size_t end)
+{
+    double acc[DOT_LANES] = {0};
+    size_t i = start;
+    for (; i + DOT_LANES <= end; i += DOT_LANES)
+        for (unsigned l = 0; l < DOT_LANES; l++)
+            acc[l] += (double)g[i + l] * (double)u[i + l];
+    for (unsigned l = 0; i < end; i++, l++)
+        acc[l] += (double)g[i] * (double)u[i];
+    double sum = 0.0;
+    for (unsigned l = 0; l < DOT_LANES; l++)
+        sum += acc[l];
+    return sum;
+}
+
+/* partial[b] = sum over block b of g_i * u_i, in double (dot_double's order). */
 static void said_block_partials(const proj_handle *h, const float *g, const float *u,
                                 double *partial)
 {
@@ -629,10 +659,7 @@ static void said_block_partials(const proj_handle *h, const float *g, const floa
     INTDIM_PARALLEL_FOR(threads, n_blocks > 1, b, n_blocks, {
         size_t start, end;
         said_block_range(h, b, &start, &end);
-        double sum = 0.0;
-        for (size_t i = start; i < end; i++)
-            sum += (double)g[i] * (double)u[i];
-        partial[b] = sum;
+        partial[b] = dot_double(g, u, start, end);
     });
 }
 
@@ -651,8 +678,10 @@ static void said_sum_groups(const proj_handle *h, const double *partial, float *
 /* ---- apply and vjp ---------------------------------------------------------------- */
 
 /* y = P x (SAID: lambda (.) P x), plus base when base != NULL: fused by the kind when it
- * can, else added afterwards (the same bits either way). */
-static int project(const intdim_proj *p, const float *theta_d, const float *base, float *y)
+ * can, else added afterwards (the same bits either way). said_u (SAID only, may be NULL)
+ * keeps the unscaled P x. */
+static int project(const intdim_proj *p, const float *theta_d, const float *base, float *y,
+                   float *said_u)
 {
     const proj_handle *h = const_handle_of(p);
     int owned;
@@ -663,10 +692,11 @@ static int project(const intdim_proj *p, const float *theta_d, const float *base
     if (base != NULL && !p->said && p->ops->apply_base != NULL) {
         p->ops->apply_base(p, theta_d, base, y, work);
     } else {
-        p->ops->apply(p, theta_d, y, work);
+        float *u = p->said && said_u != NULL ? said_u : y;
+        p->ops->apply(p, theta_d, u, work);
         if (p->said)
-            said_scale(h, theta_d + p->d_lin, y, y);
-        for (size_t i = 0; base != NULL && i < p->D; i++)
+            said_scale(h, theta_d + p->d_lin, u, base, y);
+        for (size_t i = 0; base != NULL && !p->said && i < p->D; i++)
             y[i] = base[i] + y[i];
     }
     release_work(h, work, owned);
@@ -677,23 +707,19 @@ INTDIM_API int intdim_proj_apply(const intdim_proj *p, const float *theta_d, flo
 {
     if (p == NULL || theta_d == NULL || delta_D == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_proj_apply: NULL p, theta_d or delta_D");
-    return project(p, theta_d, NULL, delta_D);
+    return project(p, theta_d, NULL, delta_D, NULL);
 }
 
 int intdim__proj_apply_base(const intdim_proj *p, const float *theta_d, const float *base,
-                            float *theta)
+                            float *theta, float *said_u)
 {
-    return project(p, theta_d, base, theta);
+    return project(p, theta_d, base, theta, said_u);
 }
 
-INTDIM_API int intdim_proj_vjp(const intdim_proj *p, const float *theta_d, const float *g_D,
-                               float *g_d)
+/* The vjp after its checks; said_u: the unscaled P(theta_d) when the caller has it. */
+static int pull_back(const intdim_proj *p, const float *theta_d, const float *g_D,
+                     const float *said_u, float *g_d)
 {
-    if (p == NULL || g_D == NULL || g_d == NULL)
-        return intdim__fail(INTDIM_EINVAL, "intdim_proj_vjp: NULL p, g_D or g_d");
-    if (p->said && theta_d == NULL)
-        return intdim__fail(INTDIM_EINVAL, "intdim_proj_vjp: theta_d is NULL but a SAID "
-                                           "projection needs it for the scales' gradients");
     const proj_handle *h = const_handle_of(p);
     int owned;
     float *work = acquire_work(h, &owned);
@@ -705,18 +731,38 @@ INTDIM_API int intdim_proj_vjp(const intdim_proj *p, const float *theta_d, const
         release_work(h, work, owned);
         return INTDIM_OK;
     }
-    /* u = P x (unscaled), partial sums of g . u per block, then u = lambda (.) g and
-     * g_x = P^T u. lambda and the partials are read before g_d is written, so g_d may even
-     * alias theta_d. */
-    float *u = work + h->kind_work_floats;
+    /* u = P x (unscaled) unless given, partial sums of g . u per block, then s = lambda
+     * (.) g and g_x = P^T s. lambda and the partials are read before g_d is written, so
+     * g_d may even alias theta_d. s reuses u's scratch once the partials are done. */
+    float *s = work + h->kind_work_floats;
     /* raw allocated memory, 64-byte aligned; this region is only ever used as doubles */
-    double *partial = (double *)(void *)(u + round_up_64_bytes(p->D));
+    double *partial = (double *)(void *)(s + round_up_64_bytes(p->D));
     const float *lambda = theta_d + p->d_lin;
-    p->ops->apply(p, theta_d, u, work);
-    said_block_partials(h, g_D, u, partial);
-    said_scale(h, lambda, g_D, u);
-    p->ops->adjoint(p, u, g_d, work);
+    if (said_u == NULL) {
+        p->ops->apply(p, theta_d, s, work);
+        said_u = s;
+    }
+    said_block_partials(h, g_D, said_u, partial);
+    said_scale(h, lambda, g_D, NULL, s);
+    p->ops->adjoint(p, s, g_d, work);
     said_sum_groups(h, partial, g_d + p->d_lin);
     release_work(h, work, owned);
     return INTDIM_OK;
+}
+
+INTDIM_API int intdim_proj_vjp(const intdim_proj *p, const float *theta_d, const float *g_D,
+                               float *g_d)
+{
+    if (p == NULL || g_D == NULL || g_d == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_vjp: NULL p, g_D or g_d");
+    if (p->said && theta_d == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_vjp: theta_d is NULL but a SAID "
+                                           "projection needs it for the scales' gradients");
+    return pull_back(p, theta_d, g_D, NULL, g_d);
+}
+
+int intdim__proj_vjp_said_u(const intdim_proj *p, const float *theta_d, const float *g_D,
+                            const float *said_u, float *g_d)
+{
+    return pull_back(p, theta_d, g_D, p->said ? said_u : NULL, g_d);
 }

@@ -81,6 +81,8 @@ INTDIM_API int intdim_trainer_create(intdim_trainer **out, const intdim_proj *p,
                           &t->v_next, &t->g_d};
     for (size_t i = 0; i < sizeof d_arrays / sizeof d_arrays[0]; i++)
         *d_arrays[i] = alloc_floats(t->d, "the optimizer state", &status);
+    if (t->n_scales > 0)
+        t->said_u = alloc_floats(t->D, "the SAID projection buffer", &status);
     if (status == INTDIM_OK)
         status = intdim_proj_init_theta(p, t->theta_d);
     if (status != INTDIM_OK) {
@@ -105,6 +107,7 @@ INTDIM_API void intdim_trainer_destroy(intdim_trainer *t)
     intdim__free(t->m_next);
     intdim__free(t->v_next);
     intdim__free(t->g_d);
+    intdim__free(t->said_u);
     intdim__free(t);
 }
 
@@ -139,10 +142,11 @@ void intdim__trainer_commit_next(intdim_trainer *t)
     tmp = t->v, t->v = t->v_next, t->v_next = tmp;
 }
 
-/* One pass where the kind can fuse it (IDENTITY, single-block Fastfood). */
+/* One pass where the kind can fuse it (IDENTITY, single-block Fastfood). SAID keeps the
+ * unscaled projection for the step's adjoint. */
 int intdim__trainer_write_theta(intdim_trainer *t)
 {
-    return intdim__proj_apply_base(t->proj, t->theta_d, t->theta0, t->theta);
+    return intdim__proj_apply_base(t->proj, t->theta_d, t->theta0, t->theta, t->said_u);
 }
 
 /* A step failed before its update: put theta0 + P(theta_d) back in the host buffer (the
@@ -217,7 +221,10 @@ INTDIM_API int intdim_trainer_step(intdim_trainer *t, double *loss)
         *loss = value;
     if (!isfinite(value))
         return nonfinite_step(t, "loss from the gradient callback");
-    status = intdim_proj_vjp(t->proj, t->theta_d, t->grad, t->g_d);
+    /* theta_d is the one just written, so said_u is its projection */
+    status = t->said_u != NULL
+                 ? intdim__proj_vjp_said_u(t->proj, t->theta_d, t->grad, t->said_u, t->g_d)
+                 : intdim_proj_vjp(t->proj, t->theta_d, t->grad, t->g_d);
     if (status != INTDIM_OK)
         return fail_step(t, status);
     /* Every entry of g_D that reaches theta_d passes through g_d: checking g_d (O(d))

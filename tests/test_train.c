@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fail_alloc.h"
+#include "optim.h" /* the trainer's g_d, to compare with the projection's own vjp */
 #include <intdim.h>
 
 #include "../examples/toy/toy_problem.h"
@@ -210,6 +211,41 @@ START_TEST(gradient_matches_finite_differences)
     }
     ck_assert_msg(worst <= 2e-3 * scale, "%s: |g_d - finite difference| = %g (scale %g)",
                   c->name, worst, scale);
+    rig_close(&r);
+}
+END_TEST
+
+/* The gradient a step pulls back is bit for bit intdim_proj_vjp's at the theta it wrote
+ * (SAID steps reuse the projection of theta_d they wrote instead of projecting again). */
+START_TEST(step_gradient_is_the_projections_vjp)
+{
+    const proj_config *c = &g_configs[_i];
+    rig r;
+    rig_open(&r, c, 4);
+    size_t d = intdim_trainer_d(r.t);
+    float x[TEST_D], theta[TEST_D], grad[TEST_D], want[TEST_D];
+    random_theta_d(x, d, 7);
+    if (c->said)
+        for (size_t j = d - 2; j < d; j++)
+            x[j] += 1.0f;
+    ck_assert_int_eq(intdim_trainer_set_theta_d(r.t, x, d), INTDIM_OK);
+    ck_assert_int_eq(intdim_proj_apply(r.p, x, theta), INTDIM_OK);
+    for (size_t i = 0; i < TEST_D; i++)
+        theta[i] = r.theta0[i] + theta[i];
+    double loss;
+    ck_assert_int_eq(quad_grad(&r.q, 0, theta, grad, &loss), 0);
+    ck_assert_int_eq(intdim_proj_vjp(r.p, x, grad, want), INTDIM_OK);
+    for (int step = 0; step < 2; step++) { /* the second step after an update */
+        ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+        ck_assert_msg(memcmp(r.t->g_d, want, d * sizeof(float)) == 0, "%s: step %d", c->name,
+                      step);
+        ck_assert_int_eq(intdim_trainer_get_theta_d(r.t, x, d), INTDIM_OK);
+        ck_assert_int_eq(intdim_proj_apply(r.p, x, theta), INTDIM_OK);
+        for (size_t i = 0; i < TEST_D; i++)
+            theta[i] = r.theta0[i] + theta[i];
+        ck_assert_int_eq(quad_grad(&r.q, 0, theta, grad, &loss), 0);
+        ck_assert_int_eq(intdim_proj_vjp(r.p, x, grad, want), INTDIM_OK);
+    }
     rig_close(&r);
 }
 END_TEST
@@ -768,6 +804,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, gradient_matches_finite_differences, 0, N_CONFIGS);
     tcase_add_loop_test(tc, host_buffer_holds_theta0_plus_projection, 0, N_CONFIGS);
+    tcase_add_loop_test(tc, step_gradient_is_the_projections_vjp, 0, N_CONFIGS);
     tcase_add_test(tc, identity_step_is_plain_sgd_on_theta);
     tcase_add_test(tc, callback_error_keeps_state);
     tcase_add_test(tc, nonfinite_stop_keeps_state);
