@@ -61,6 +61,7 @@ typedef struct ff_block {
     uint8_t *pi_hi;
     uint32_t *pi32;
     uint8_t *neg_signs; /* bit j set: B_j = -1 (in_len bits) */
+    int on_lane;        /* runs on one thread, several blocks at once (choose_lane_blocks) */
 } ff_block;
 
 /* Where one block's scratch lives inside an area of the workspace (floats from the area's
@@ -82,14 +83,21 @@ typedef struct ff_state {
     size_t off_contrib, wave_blocks, contrib_len;
 } ff_state;
 
-/* Blocks smaller than this run on one thread each, several at once (per-group mode): the
- * transform itself uses threads only from 2^17 floats on, so nothing is lost, and the
- * threads share no data. */
-enum { LANE_MAX_LOG2 = 16, MAX_LANES = 64 };
+/* Which blocks run on lanes (one thread each, several blocks at once; per-group and stacked
+ * modes). Up to 2^16 floats always: the transform itself uses threads only from 2^17 on, so
+ * nothing is lost. Up to a tile (2^20 floats, which one thread transforms in its L3) when
+ * there are at least two such blocks per thread, enough to balance the threads. Splitting
+ * one block between cores moves half of it between them, and on the machine we measured
+ * (a cache line 0.25 us from one core to the other) that cost more than the second core
+ * saved; a block on one core also makes one pass over DRAM per direction instead of two.
+ * Stacked blocks on two threads, apply + vjp: 2^17 at D = 2^24 22.7-22.9 -> 12.0-12.8 ms;
+ * 2^20 at D = 2^26 80-87 -> 51-52 ms. The lanes' scratch stays under half the medium
+ * blocks' floats (2 bytes per parameter). */
+enum { LANE_MAX_LOG2 = 16, LANE_MEDIUM_MAX_LOG2 = FWHT_TILE_LOG2, MAX_LANES = 64 };
 
 static int is_small(const ff_block *b)
 {
-    return b->log2L <= LANE_MAX_LOG2;
+    return b->on_lane;
 }
 
 static size_t round16(size_t n)
@@ -771,9 +779,26 @@ static void plan_lanes(ff_state *st)
     st->off_contrib = st->main.floats + (size_t)st->n_lanes * st->lane.floats;
 }
 
+/* Marks the blocks that run on lanes (see LANE_MEDIUM_MAX_LOG2). */
+static void choose_lane_blocks(ff_state *st)
+{
+    size_t n_medium = 0, threads = (size_t)intdim__threads(0);
+    for (size_t i = 0; i < st->n_blocks; i++) {
+        unsigned lg = st->blocks[i].log2L;
+        n_medium += lg > LANE_MAX_LOG2 && lg <= LANE_MEDIUM_MAX_LOG2;
+    }
+    int medium_on_lanes = threads >= 2 && n_medium >= 2 * threads;
+    for (size_t i = 0; i < st->n_blocks; i++) {
+        unsigned lg = st->blocks[i].log2L;
+        st->blocks[i].on_lane = lg <= LANE_MAX_LOG2 ||
+                                (medium_on_lanes && lg <= LANE_MEDIUM_MAX_LOG2);
+    }
+}
+
 /* Work layout and sizes; fails with ETOOBIG over the memory budget. */
 static int plan_memory(intdim_proj *p, ff_state *st)
 {
+    choose_lane_blocks(st);
     size_t tables = sizeof *st;
     tables += st->n_blocks * sizeof(ff_block);
     for (size_t i = 0; i < st->n_blocks; i++)

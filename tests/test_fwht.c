@@ -802,7 +802,8 @@ START_TEST(fastfood_bytes_per_parameter)
      * block also costs a descriptor and three small tables, about 100 bytes, so blocks of
      * a few rows cost more: 49.5 bytes per parameter with blocks of 2.) */
     static const size_t stacked[][3] = {{199210, 1000, 1024}, {199210, 1000, 32768},
-                                        {1 << 20, 1000, 2048}, {(1 << 20) + 7, 100, 128}};
+                                        {1 << 20, 1000, 2048}, {(1 << 20) + 7, 100, 128},
+                                        {1 << 20, 1000, 131072}};
     for (size_t c = 0; c < sizeof stacked / sizeof stacked[0]; c++) {
         ff_fixture f;
         ff_init(&f, stacked[c][0], stacked[c][1], 1, 0, NULL, 0);

@@ -585,10 +585,13 @@ static intdim_proj *make_big(int variant, uint64_t seed)
     case 7: return make_many_small_groups(seed);
     case 8: return make_blocked(300002, 300, 16384, 4, groups, seed);
     case 9: return make_blocked(10001, 3, 2, 0, NULL, seed); /* 10002 blocks */
-    default: return make_blocked(199210, 1000, 1024, 0, NULL, seed); /* 195 blocks ~ d */
+    case 10: return make_blocked(199210, 1000, 1024, 0, NULL, seed); /* 195 blocks ~ d */
+    /* 12 blocks of 2^17 and a last one of 3 rows: the 2^17 blocks run on lanes too (at
+     * least two per thread, also with the 5 threads of proj-5-threads) */
+    default: return make_blocked(12 * 131072 + 3, 300, 131072, 0, NULL, seed);
     }
 }
-enum { N_BIG_VARIANTS = 11 };
+enum { N_BIG_VARIANTS = 12 };
 
 START_TEST(test_same_seed_same_bits_other_seed_differs)
 {
