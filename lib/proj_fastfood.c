@@ -35,10 +35,11 @@
  * k > 2^24) + the work array 4 bytes, plus small extras: signs as bits, the size-k
  * buffer (4k/L bytes: small unless d is near D), partial buckets (at most L/16 floats,
  * none for large k), and from L = 2^22 on the transform's strip slots (one 512 KiB slot
- * per thread, at most L/32 floats in all). So <= 9 bytes for d <= L/8. Per-group mode
- * with small blocks adds one lane per thread (the largest small block's scratch) and one
- * wave of adjoint results (d floats per block: 4 blocks per lane, or more while they
- * take at most a quarter of the small blocks' padded floats, i.e. 1 byte per parameter). */
+ * per thread, at most L/32 floats in all). So <= 9 bytes for d <= L/8. Per-group and
+ * stacked modes with blocks on lanes add one lane per thread (the largest lane block's
+ * scratch: at most half the lane blocks' floats, 2 bytes per parameter) and one wave of
+ * adjoint results (d floats per block: 4 blocks per lane, or more while they take at most
+ * a quarter of the lane blocks' padded floats, i.e. 1 byte per parameter). */
 #include <math.h>
 #include <string.h>
 
