@@ -37,7 +37,8 @@
  * none for large k), and from L = 2^22 on the transform's strip slots (one 512 KiB slot
  * per thread, at most L/32 floats in all). So <= 9 bytes for d <= L/8. Per-group and
  * stacked modes with blocks on lanes add one lane per thread (the largest lane block's
- * scratch: at most half the lane blocks' floats, 2 bytes per parameter) and one wave of
+ * scratch: 2^16 floats at most, or, when larger blocks are on lanes, at most half of
+ * theirs, i.e. 2 bytes per parameter) and one wave of
  * adjoint results (d floats per block: 4 blocks per lane, or more while they take at most
  * a quarter of the lane blocks' padded floats, i.e. 1 byte per parameter). */
 #include <math.h>
