@@ -650,16 +650,21 @@ static double dot_double(const float *g, const float *u, size_t start, size_t en
     return sum;
 }
 
-/* partial[b] = sum over block b of g_i * u_i, in double (dot_double's order). */
-static void said_block_partials(const proj_handle *h, const float *g, const float *u,
-                                double *partial)
+/* One pass over g for the adjoint: partial[b] = sum over block b of g_i * u_i, in double
+ * (dot_double's order), then s_i = lambda_{g(i)} * g_i on the same block (s may be u's
+ * memory: a block's u is read before its s is written). */
+static void said_partials_and_scale(const proj_handle *h, const float *lambda, const float *g,
+                                    const float *u, double *partial, float *s)
 {
     size_t n_blocks = h->said_blocks;
     int threads = intdim__threads(h->base.threads);
     INTDIM_PARALLEL_FOR(threads, n_blocks > 1, b, n_blocks, {
         size_t start, end;
-        said_block_range(h, b, &start, &end);
+        size_t k = said_block_range(h, b, &start, &end);
         partial[b] = dot_double(g, u, start, end);
+        float scale = lambda[k];
+        for (size_t i = start; i < end; i++)
+            s[i] = scale * g[i];
     });
 }
 
@@ -742,8 +747,7 @@ static int pull_back(const intdim_proj *p, const float *theta_d, const float *g_
         p->ops->apply(p, theta_d, s, work);
         said_u = s;
     }
-    said_block_partials(h, g_D, said_u, partial);
-    said_scale(h, lambda, g_D, NULL, s);
+    said_partials_and_scale(h, lambda, g_D, said_u, partial, s);
     p->ops->adjoint(p, s, g_d, work);
     said_sum_groups(h, partial, g_d + p->d_lin);
     release_work(h, work, owned);
