@@ -24,9 +24,6 @@
  * Threads split blocks, tiles or strips; all orders compute the same values (see
  * fwht_impl.h), so the thread count never changes a bit. */
 #include <string.h>
-#ifdef INTDIM_HAVE_OPENMP
-#include <omp.h>
-#endif
 
 #include "fwht_impl.h"
 
@@ -227,11 +224,7 @@ static float *strip_slot(const job *jb)
 {
     if (jb->scratch == NULL)
         return NULL;
-#ifdef INTDIM_HAVE_OPENMP
-    unsigned t = (unsigned)omp_get_thread_num();
-#else
-    unsigned t = 0;
-#endif
+    unsigned t = (unsigned)intdim__thread_num();
     return t < jb->scratch_slots ? jb->scratch + (size_t)t * FWHT_STRIP_FLOATS : NULL;
 }
 

@@ -117,6 +117,8 @@ int intdim__thread_num(void);
 /* ---- misc --------------------------------------------------------------------------- */
 /* Smallest power of two >= n (n >= 1), computed with integers; 0 if it would overflow. */
 uint64_t intdim__next_pow2(uint64_t n);
+/* n is a power of two (1, 2, 4, ...). */
+int intdim__is_pow2(uint64_t n);
 unsigned intdim__log2_exact(uint64_t pow2);
 
 /* theta = base + P(theta_d) (SAID: base + lambda (.) P(theta_d)), what the trainer writes
@@ -126,8 +128,9 @@ unsigned intdim__log2_exact(uint64_t pow2);
  * adjoint needs (see intdim__proj_vjp_said_u). */
 int intdim__proj_apply_base(const intdim_proj *p, const float *theta_d, const float *base,
                             float *theta, float *said_u);
-/* intdim_proj_vjp of a SAID projection given said_u = the unscaled P(theta_d) from
- * intdim__proj_apply_base with the same theta_d: the same bits, one projection fewer. */
+/* intdim_proj_vjp (arguments already checked) given said_u = the unscaled P(theta_d) from
+ * intdim__proj_apply_base with the same theta_d: the same bits, one projection fewer.
+ * said_u is ignored (and may be NULL) for projections without SAID. */
 int intdim__proj_vjp_said_u(const intdim_proj *p, const float *theta_d, const float *g_D,
                             const float *said_u, float *g_d);
 

@@ -157,7 +157,7 @@ static int check_block_option(int kind, const create_options *opt)
     if (kind != INTDIM_PROJ_FASTFOOD)
         return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: FASTFOOD_BLOCK = %zu needs "
                                            "kind FASTFOOD, got kind %d", b, kind);
-    if (b < 2 || (b & (b - 1)) != 0)
+    if (b < 2 || !intdim__is_pow2(b))
         return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: FASTFOOD_BLOCK = %zu is not "
                                            "a power of two >= 2", b);
     if (opt->per_group)

@@ -21,10 +21,10 @@
  * then by 1/sqrt(n_groups), so every column of the whole D x d matrix has unit norm
  * (exactly when every D_g is a power of two). Block b draws its tables from streams
  * INTDIM_STREAM_FF_* + (b << 8), blocks numbered group by group, chunk by chunk.
- * Blocks too small for the transform's own threads (L <= 2^16) run several at once, one
- * per thread in its own lane of the workspace: groups own disjoint rows of y, and the
- * adjoint's per-block results are kept and added to x in block order, so the bits are
- * those of one block after another. (Equal chunks of a power-of-two size as the groups
+ * Small blocks (and blocks of up to a tile when there are enough of them; see
+ * choose_lane_blocks) run several at once, one per thread in its own lane of the
+ * workspace: groups own disjoint rows of y, and the adjoint's per-block results are kept
+ * and added to x in block order, so the bits are those of one block after another. (Equal chunks of a power-of-two size as the groups
  * give Le et al.'s stacked Fastfood, whose blocks share no data between threads.)
  *
  * G is stored as IEEE binary16: the Gaussian drawn in double, rounded once, and that
@@ -78,8 +78,8 @@ typedef struct ff_state {
     size_t n_blocks;
     ff_block *blocks;
     /* The workspace: the main area (any block, run with all threads) at 0, then n_lanes
-     * lane areas (small blocks, one thread each) right after it, then the adjoint's
-     * contributions of one wave of small blocks (wave_blocks x contrib_len floats). */
+     * lane areas (blocks on lanes, one thread each) right after it, then the adjoint's
+     * contributions of one wave of lane blocks (wave_blocks x contrib_len floats). */
     ff_area main, lane;
     unsigned n_lanes; /* 0: blocks run one after another */
     size_t off_contrib, wave_blocks, contrib_len;
@@ -96,11 +96,6 @@ typedef struct ff_state {
  * 2^20 at D = 2^26 80-87 -> 51-52 ms. The lanes' scratch stays under half the medium
  * blocks' floats (2 bytes per parameter). */
 enum { LANE_MAX_LOG2 = 16, LANE_MEDIUM_MAX_LOG2 = FWHT_TILE_LOG2, MAX_LANES = 64 };
-
-static int is_small(const ff_block *b)
-{
-    return b->on_lane;
-}
 
 static size_t round16(size_t n)
 {
@@ -352,17 +347,17 @@ typedef struct project_job {
     float *y, *work;
 } project_job;
 
-/* Unit i of the small groups: the group starting at block i (nothing at later chunks). */
+/* Unit i of the lane groups: the group starting at block i (nothing at later chunks). */
 static void project_unit(void *vjob, size_t i)
 {
     const project_job *job = vjob;
     const ff_block *b = &((const ff_state *)job->p->state)->blocks[i];
-    if (is_small(b) && b->in_first == 0)
+    if (b->on_lane && b->in_first == 0)
         apply_group_on_lane(job->p, i, job->x, job->base, job->y, job->work);
 }
 
-/* y = P x, or base + P x: large blocks one after another with all threads, then the
- * small groups on lanes. */
+/* y = P x, or base + P x: blocks not on lanes one after another with all threads, then
+ * the lane groups. */
 static void ff_project(const intdim_proj *p, const float *x, const float *base, float *y,
                        float *work)
 {
@@ -370,11 +365,11 @@ static void ff_project(const intdim_proj *p, const float *x, const float *base, 
     int threads = threads_for(p);
     unsigned lanes = lanes_for(st, threads);
     for (size_t i = 0; i < st->n_blocks; i++)
-        if (lanes < 2 || !is_small(&st->blocks[i]))
+        if (lanes < 2 || !st->blocks[i].on_lane)
             apply_chunk(p, i, x, base, y, work, &st->main, threads);
     if (lanes < 2)
         return;
-    /* small groups, one lane each (a group is a unit only at its first chunk), block i on
+    /* lane groups, one lane each (a group is a unit only at its first chunk), block i on
      * thread i mod lanes first: round robin instead of dynamic took 7 blocks of 2^15 on 2
      * threads from 85 to 65 us (its tables stay in that core's L2, also for the adjoint's
      * first wave) */
@@ -500,7 +495,7 @@ static void wave_unit(void *vjob, size_t u)
                   lane_area(st, job->work), &st->lane, 1, 0);
 }
 
-/* Small blocks [first, end) at once, each into its own contribution slot, then added
+/* Lane blocks [first, end) at once, each into its own contribution slot, then added
  * to x in block order: the same additions, in the same order, as one after another. */
 static void adjoint_wave(const intdim_proj *p, size_t first, size_t end, unsigned lanes,
                          const float *g, float *x, float *work)
@@ -530,13 +525,13 @@ static void ff_adjoint(const intdim_proj *p, const float *g, float *x, float *wo
     unsigned lanes = lanes_for(st, threads);
     for (size_t i = 0; i < st->n_blocks;) {
         const ff_block *b = &st->blocks[i];
-        if (lanes < 2 || !is_small(b)) {
+        if (lanes < 2 || !b->on_lane) {
             block_adjoint(p, b, g, x + b->in_first, work, &st->main, threads, 1);
             i++;
             continue;
         }
         size_t end = i + 1;
-        while (end < st->n_blocks && end - i < st->wave_blocks && is_small(&st->blocks[end]))
+        while (end < st->n_blocks && end - i < st->wave_blocks && st->blocks[end].on_lane)
             end++;
         adjoint_wave(p, i, end, lanes, g, x, work);
         i = end;
@@ -727,13 +722,13 @@ static unsigned strip_slots_for(size_t L)
     return (unsigned)(slots < cap ? slots : cap);
 }
 
-/* The scratch layout for the blocks selected by `small` (-1: all blocks). */
-static ff_area plan_area(const ff_state *st, int small, int with_slots)
+/* The scratch layout for the blocks with on_lane == `lane` (-1: all blocks). */
+static ff_area plan_area(const ff_state *st, int lane, int with_slots)
 {
     size_t max_L = 0, max_k = 0, max_partial = 0;
     for (size_t i = 0; i < st->n_blocks; i++) {
         const ff_block *b = &st->blocks[i];
-        if (small >= 0 && is_small(b) != small)
+        if (lane >= 0 && b->on_lane != lane)
             continue;
         size_t L = (size_t)1 << b->log2L, k = (size_t)1 << b->log2k;
         max_L = L > max_L ? L : max_L;
@@ -750,51 +745,56 @@ static ff_area plan_area(const ff_state *st, int small, int with_slots)
     return a;
 }
 
-/* Lanes for small blocks: one per thread that may run, when two or more small blocks
- * exist; and the adjoint's wave of contributions: at least a few blocks per lane, so the
- * hand-out balances them, and more while their contributions take at most a quarter of
- * the small blocks' floats (blocks much smaller than d otherwise pay a fork and join per
- * handful of blocks: 195 blocks of 1024 took longer on two threads than on one). */
-static void plan_lanes(ff_state *st)
+/* Lanes when blocks run on them: one per thread that may run, at most MAX_LANES. */
+static size_t available_lanes(void)
 {
-    size_t n_small = 0, max_in = 0, small_floats = 0;
-    for (size_t i = 0; i < st->n_blocks; i++) {
-        if (!is_small(&st->blocks[i]))
-            continue;
-        n_small++;
-        max_in = st->blocks[i].in_len > max_in ? st->blocks[i].in_len : max_in;
-        small_floats += (size_t)1 << st->blocks[i].log2L;
-    }
     size_t lanes = (size_t)intdim__threads(0);
-    lanes = lanes < MAX_LANES ? lanes : MAX_LANES;
-    st->n_lanes = n_small >= 2 && lanes >= 2 ? (unsigned)lanes : 0;
-    st->lane = plan_area(st, 1, 0);
-    st->contrib_len = round16(max_in);
-    st->wave_blocks = 0;
-    if (st->n_lanes > 0) { /* then contrib_len >= 16 */
-        size_t wave = 4 * (size_t)st->n_lanes;
-        size_t affordable = small_floats / 4 / st->contrib_len;
-        wave = affordable > wave ? affordable : wave;
-        wave = wave < n_small ? wave : n_small;
-        st->wave_blocks = wave;
-    }
-    st->off_contrib = st->main.floats + (size_t)st->n_lanes * st->lane.floats;
+    return lanes < MAX_LANES ? lanes : MAX_LANES;
 }
 
 /* Marks the blocks that run on lanes (see LANE_MEDIUM_MAX_LOG2). */
 static void choose_lane_blocks(ff_state *st)
 {
-    size_t n_medium = 0, threads = (size_t)intdim__threads(0);
+    size_t n_medium = 0, lanes = available_lanes();
     for (size_t i = 0; i < st->n_blocks; i++) {
         unsigned lg = st->blocks[i].log2L;
         n_medium += lg > LANE_MAX_LOG2 && lg <= LANE_MEDIUM_MAX_LOG2;
     }
-    int medium_on_lanes = threads >= 2 && n_medium >= 2 * threads;
+    int medium_on_lanes = lanes >= 2 && n_medium >= 2 * lanes;
     for (size_t i = 0; i < st->n_blocks; i++) {
         unsigned lg = st->blocks[i].log2L;
         st->blocks[i].on_lane = lg <= LANE_MAX_LOG2 ||
                                 (medium_on_lanes && lg <= LANE_MEDIUM_MAX_LOG2);
     }
+}
+
+/* The lanes, when two or more blocks are on them; and the adjoint's wave of
+ * contributions: at least a few blocks per lane, so the hand-out balances them, and more
+ * while their contributions take at most a quarter of the lane blocks' floats (blocks
+ * much smaller than d otherwise pay a fork and join per handful of blocks: 195 blocks of
+ * 1024 took longer on two threads than on one). */
+static void plan_lanes(ff_state *st)
+{
+    size_t n_on_lane = 0, max_in = 0, lane_floats = 0;
+    for (size_t i = 0; i < st->n_blocks; i++) {
+        if (!st->blocks[i].on_lane)
+            continue;
+        n_on_lane++;
+        max_in = st->blocks[i].in_len > max_in ? st->blocks[i].in_len : max_in;
+        lane_floats += (size_t)1 << st->blocks[i].log2L;
+    }
+    size_t lanes = available_lanes();
+    st->n_lanes = n_on_lane >= 2 && lanes >= 2 ? (unsigned)lanes : 0;
+    st->lane = plan_area(st, 1, 0);
+    st->contrib_len = round16(max_in);
+    st->wave_blocks = 0;
+    if (st->n_lanes > 0) { /* then contrib_len >= 16 */
+        size_t wave = 4 * (size_t)st->n_lanes;
+        size_t affordable = lane_floats / 4 / st->contrib_len;
+        wave = affordable > wave ? affordable : wave;
+        st->wave_blocks = wave < n_on_lane ? wave : n_on_lane;
+    }
+    st->off_contrib = st->main.floats + (size_t)st->n_lanes * st->lane.floats;
 }
 
 /* Work layout and sizes; fails with ETOOBIG over the memory budget. */

@@ -129,7 +129,7 @@ INTDIM_API int intdim_search_set(intdim_search *s, int param, double value)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_set: parameter %d = %g must be an "
                                            "integer", param, value);
     if (param == INTDIM_SEARCH_FASTFOOD_BLOCK && value != 0 &&
-        (value < 2 || ((size_t)value & ((size_t)value - 1)) != 0))
+        (value < 2 || !intdim__is_pow2((uint64_t)value)))
         return intdim__fail(INTDIM_EINVAL, "intdim_search_set: FASTFOOD_BLOCK = %g is not 0 or "
                                            "a power of two >= 2", value);
     switch (param) {

@@ -39,6 +39,11 @@ uint64_t intdim__next_pow2(uint64_t n)
     return p;
 }
 
+int intdim__is_pow2(uint64_t n)
+{
+    return n != 0 && (n & (n - 1)) == 0;
+}
+
 unsigned intdim__log2_exact(uint64_t pow2)
 {
     unsigned k = 0;

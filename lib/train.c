@@ -221,10 +221,8 @@ INTDIM_API int intdim_trainer_step(intdim_trainer *t, double *loss)
         *loss = value;
     if (!isfinite(value))
         return nonfinite_step(t, "loss from the gradient callback");
-    /* theta_d is the one just written, so said_u is its projection */
-    status = t->said_u != NULL
-                 ? intdim__proj_vjp_said_u(t->proj, t->theta_d, t->grad, t->said_u, t->g_d)
-                 : intdim_proj_vjp(t->proj, t->theta_d, t->grad, t->g_d);
+    /* theta_d is the one just written, so said_u (SAID only) is its projection */
+    status = intdim__proj_vjp_said_u(t->proj, t->theta_d, t->grad, t->said_u, t->g_d);
     if (status != INTDIM_OK)
         return fail_step(t, status);
     /* Every entry of g_D that reaches theta_d passes through g_d: checking g_d (O(d))
