@@ -107,6 +107,17 @@ static void portable_scale_out(float *dst, const float *src, float scale, const 
         dst[i] = base[i] + src[i] * scale;
 }
 
+static void portable_rows_out(float *dst, size_t dst_stride, const float *base,
+                              size_t base_stride, float *src, size_t src_stride, unsigned r,
+                              size_t width, size_t n_out, int keep, float scale, int stream)
+{
+    (void)keep; /* row n_out is left in src by the in-place levels anyway */
+    portable_rows(src, r, width, src_stride);
+    for (size_t m = 0; m < n_out; m++)
+        portable_scale_out(dst + m * dst_stride, src + m * src_stride, scale,
+                           base != NULL ? base + m * base_stride : NULL, width, stream);
+}
+
 static void portable_rows_from(float *dst, size_t dst_stride, const float *src,
                                size_t src_stride, unsigned log2rows, size_t width, int stream)
 {
@@ -122,6 +133,7 @@ const fwht_kernel *intdim__fwht_portable_kernel(void)
     static const fwht_kernel kernel = {portable_block,    portable_rows,   portable_rows_from,
                                        portable_gather16, portable_gather16_block,
                                        portable_fold16,   portable_scale_out,
+                                       portable_rows_out,
                                        /* no registers to fill; 3 makes the two-sweep slot
                                         * path run on this kernel too (and in its tests) */
                                        3};
@@ -245,6 +257,47 @@ static void rows_via_slot(const job *jb, float *dst, size_t dst_stride, const fl
                          width << r1, r2, width, 1);
 }
 
+/* The last pass's strip at x + first (global element `first`, 2^q rows) straight to the
+ * hooks' affine output: the first q - r2 levels into the slot (or none), then the last
+ * r2 levels of each set of rows they leave independent, from the slot (or x) to the
+ * output, rows interleaved (rows_out). Rows past out_len are dropped; the one row that
+ * straddles it is finished by scale_out. */
+static void strip_to_output(const job *jb, const strip_plan *s, float *x, size_t first,
+                            float *slot)
+{
+    const fwht_hooks *h = jb->sink;
+    unsigned radix = jb->k->row_radix;
+    unsigned r2 = s->q <= radix ? s->q : (s->q / 2 < radix ? s->q / 2 : radix);
+    unsigned r1 = s->q - r2;
+    size_t sets = (size_t)1 << r1, per_set = (size_t)1 << r2;
+    float *src = x + first;
+    size_t src_stride = s->row_step;
+    if (r1 > 0) {
+        for (size_t g = 0; g < per_set; g++)
+            jb->k->rows_from(slot + g * sets * s->width, s->width,
+                             x + first + g * sets * s->row_step, s->row_step, r1, s->width, 0);
+        src = slot;
+        src_stride = s->width;
+    }
+    for (size_t i = 0; i < sets; i++) {
+        size_t start = first + i * s->row_step, step = sets * s->row_step;
+        /* rows m of this set start at start + m * step: the first n_out end inside */
+        size_t n_out = 0;
+        while (n_out < per_set && start + n_out * step + s->width <= h->out_len)
+            n_out++;
+        size_t partial = start + n_out * step; /* the row that straddles out_len, if any */
+        int keep = n_out < per_set && partial < h->out_len;
+        float *row0 = src + i * src_stride;
+        jb->k->rows_out(h->out + start, step, h->out_base != NULL ? h->out_base + start : NULL,
+                        step, row0, sets * src_stride, r2, s->width, n_out, keep, h->out_scale,
+                        jb->stream_first);
+        if (keep)
+            jb->k->scale_out(h->out + partial, row0 + n_out * sets * src_stride, h->out_scale,
+                             h->out_base != NULL ? h->out_base + partial : NULL,
+                             h->out_len - partial, jb->stream_first);
+    }
+}
+
 /* Strip `index` of plan s over x (global offset `offset`). */
 static void run_strip(const job *jb, const strip_plan *s, float *x, size_t offset, size_t index,
                       int use_fill, int use_sink, unsigned group, int whole_array)
@@ -263,6 +316,10 @@ static void run_strip(const job *jb, const strip_plan *s, float *x, size_t offse
                       ? strip_slot(jb)
                       : NULL;
     const float *from = src != NULL ? src : base;
+    if (slot != NULL && use_sink && !use_fill && jb->sink->out != NULL && offset == 0) {
+        strip_to_output(jb, s, x, first, slot);
+        return;
+    }
     if (slot != NULL && use_sink) {
         /* The sink reads the slot; x keeps its old values (no dirty lines to write). */
         jb->k->rows_from(slot, s->width, from, s->row_step, s->q, s->width, 0);

@@ -47,6 +47,17 @@ typedef struct fwht_kernel {
                    size_t n);
     void (*scale_out)(float *dst, const float *src, float scale, const float *base, size_t n,
                       int stream);
+    /* The last r levels of a strip written straight to an affine output: 2^r rows read
+     * from src (rows src_stride apart), their r levels, then row m < n_out goes to dst
+     * row m as v * scale, or base row m + v * scale when base != NULL (rows dst_stride
+     * and base_stride apart; stream as in scale_out); row n_out, when keep, is written
+     * back to src row n_out as v; later rows are dropped. The same bits as rows_from
+     * then scale_out. (Writing the rows interleaved, straight from the sweep, kept the
+     * output's DRAM streams overlapping the input's: a strip pass at 2^26 took 10 ms
+     * this way against 15 ms through the slot and row-by-row stores, in a /tmp model.) */
+    void (*rows_out)(float *dst, size_t dst_stride, const float *base, size_t base_stride,
+                     float *src, size_t src_stride, unsigned r, size_t width, size_t n_out,
+                     int keep, float scale, int stream);
     /* Levels one sweep of rows/rows_from does with its rows in registers. */
     unsigned row_radix;
 } fwht_kernel;
@@ -107,6 +118,15 @@ typedef struct fwht_hooks {
     /* Optional, with fill: fill block [start, start + 2^log2n) and do its levels
      * 0..log2n-1 in one go (e.g. with gather16_block). Same values as fill then block. */
     void (*fill_block)(void *ctx, float *dst, size_t start, unsigned log2n);
+    /* Optional, with sink: the sink's arithmetic when it is an affine output, element i
+     * of the transform going to out[i] = v * out_scale, or out_base[i] + v * out_scale
+     * when out_base != NULL, for i < out_len (later elements dropped). The last strip
+     * pass over a large array (with scratch slots) then writes the output from its last
+     * sweep (rows_out) instead of calling sink; other passes call sink. Same bits. */
+    float *out;
+    const float *out_base;
+    size_t out_len;
+    float out_scale;
 } fwht_hooks;
 
 /* In-place transform of x (2^log2n floats, 64-byte aligned) with hooks (may be NULL).

@@ -312,6 +312,12 @@ static void block_apply(const intdim_proj *p, const ff_block *b, const float *x,
                         .sink = sink_output,
                         .scratch = work + area->off_slots,
                         .scratch_slots = area->n_slots};
+    if (!accumulate) { /* sink_output's arithmetic, for the driver's fused last sweep */
+        hooks.out = y + b->out_first;
+        hooks.out_base = base != NULL ? base + b->out_first : NULL;
+        hooks.out_len = b->out_len;
+        hooks.out_scale = b->scale;
+    }
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
 }
 

@@ -402,6 +402,106 @@ START_TEST(strip_slots_change_no_bits)
 }
 END_TEST
 
+/* The affine output (hooks.out): what the last pass writes straight from its last
+ * sweep must be the sink's bits, out[i] = base[i] + v[i] * scale for i < out_len, and
+ * nothing past out_len. */
+typedef struct affine_io {
+    const float *in, *base;
+    float *out;
+    size_t out_len;
+    float scale;
+} affine_io;
+
+static void fill_affine(void *ctx, float *dst, size_t start, size_t len)
+{
+    memcpy(dst, ((const affine_io *)ctx)->in + start, len * sizeof(float));
+}
+
+static void sink_affine(void *ctx, const float *buf, size_t buf_stride, size_t rows,
+                        size_t first, size_t row_step, size_t width, unsigned group)
+{
+    (void)group;
+    const affine_io *io = ctx;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < width; j++) {
+            size_t i = first + r * row_step + j;
+            float v = buf[r * buf_stride + j] * io->scale;
+            if (i < io->out_len)
+                io->out[i] = io->base != NULL ? io->base[i] + v : v;
+        }
+}
+
+/* out (out_len + 16 floats) = the affine output of the transform of in, through the
+ * sink (fused = 0) or through hooks.out (fused = 1); the tail keeps its guard value. */
+static void run_affine(const float *in, const float *base, float *out, size_t out_len,
+                       float *work, unsigned m, int kernel, float *scratch, int fused)
+{
+    affine_io io = {in, base, out, out_len, 0.375f};
+    fwht_hooks hooks = {.ctx = &io,
+                        .fill = fill_affine,
+                        .sink = sink_affine,
+                        .scratch = scratch,
+                        .scratch_slots = 2};
+    if (fused) {
+        hooks.out = out;
+        hooks.out_base = base;
+        hooks.out_len = out_len;
+        hooks.out_scale = io.scale;
+    }
+    for (size_t i = 0; i < out_len + 16; i++)
+        out[i] = -7.0f;
+    memset(work, 0xff, sizeof(float) << m);
+    intdim__fwht_run(work, m, kernel, 2, &hooks);
+}
+
+/* 2^23 (the pass above the tiles: 3 levels, one sweep from x) and 2^25 (5 levels, more
+ * than one sweep on every kernel: through the slot first); outputs that end inside the
+ * last rows, in the middle (half the rows dropped) or at the end; with and without base;
+ * on an aligned output and one a float off (streaming stores start at the first aligned
+ * column, the columns before and after go one at a time). */
+START_TEST(affine_output_matches_sink)
+{
+    static const unsigned sizes[] = {23, 25};
+    for (size_t si = 0; si < 2; si++) {
+        unsigned m = sizes[si];
+        size_t n = (size_t)1 << m;
+        size_t lens[] = {n, n - 5, n / 2 + 3};
+        float *x = alloc_floats(n), *work = alloc_floats(n), *base = alloc_floats(n);
+        float *want = alloc_floats(n + 32), *got = alloc_floats(n + 32);
+        float *scratch = alloc_floats(2 * (size_t)FWHT_STRIP_FLOATS);
+        fill_gauss(x, n, m);
+        fill_gauss(base, n, m + 100);
+        for (size_t k = 0; k < 3; k++) {
+            int kernel = ALL_KERNELS[k];
+            if (!intdim__fwht_kernel_available(kernel))
+                continue;
+            for (size_t li = 0; li < 3; li++)
+                for (int with_base = 0; with_base <= 1; with_base++)
+                    for (size_t shift = 0; shift <= 1; shift++) {
+                        /* 2^25 on the portable kernel is slow: one case there */
+                        if (m == 25 && kernel == INTDIM_KERNEL_PORTABLE && (li + shift) != 1)
+                            continue;
+                        const float *b = with_base ? base : NULL;
+                        size_t len = lens[li];
+                        run_affine(x, b, want + shift, len, work, m, kernel, scratch, 0);
+                        run_affine(x, b, got + shift, len, work, m, kernel, scratch, 1);
+                        ck_assert_msg(memcmp(got + shift, want + shift,
+                                             (len + 16) * sizeof(float)) == 0,
+                                      "kernel %d, 2^%u, out_len %zu, base %d, shift %zu: "
+                                      "fused output differs from the sink's",
+                                      kernel, m, len, with_base, shift);
+                    }
+        }
+        intdim__free(scratch);
+        intdim__free(got);
+        intdim__free(want);
+        intdim__free(base);
+        intdim__free(work);
+        intdim__free(x);
+    }
+}
+END_TEST
+
 /* ---- Fastfood through a hand-filled handle ---------------------------------------- */
 
 typedef struct ff_fixture {
@@ -837,6 +937,7 @@ static Suite *fwht_suite(void)
     tcase_add_test(kernels, blocks_read_from_the_source);
     tcase_add_test(kernels, gather_block_is_gather_then_block);
     tcase_add_test(kernels, strip_slots_change_no_bits);
+    tcase_add_test(kernels, affine_output_matches_sink);
     suite_add_tcase(s, kernels);
     TCase *ff = tcase_create("fastfood");
     tcase_set_timeout(ff, 600);
