@@ -258,10 +258,10 @@ static void rows_via_slot(const job *jb, float *dst, size_t dst_stride, const fl
 }
 
 /* The last pass's strip at x + first (global element `first`, 2^q rows) straight to the
- * hooks' affine output: the first q - r2 levels into the slot (or none), then the last
- * r2 levels of each set of rows they leave independent, from the slot (or x) to the
- * output, rows interleaved (rows_out). Rows past out_len are dropped; the one row that
- * straddles it is finished by scale_out. */
+ * hooks' affine output: the first q - r2 levels into the slot (or in place without one;
+ * none when one sweep does all q), then the last r2 levels of each set of rows they leave
+ * independent, from the slot (or x) to the output, rows interleaved (rows_out). Rows past
+ * out_len are dropped; the one row that straddles it is finished by scale_out. */
 static void strip_to_output(const job *jb, const strip_plan *s, float *x, size_t first,
                             float *slot)
 {
@@ -272,10 +272,15 @@ static void strip_to_output(const job *jb, const strip_plan *s, float *x, size_t
     size_t sets = (size_t)1 << r1, per_set = (size_t)1 << r2;
     float *src = x + first;
     size_t src_stride = s->row_step;
-    if (r1 > 0) {
-        for (size_t g = 0; g < per_set; g++)
-            jb->k->rows_from(slot + g * sets * s->width, s->width,
-                             x + first + g * sets * s->row_step, s->row_step, r1, s->width, 0);
+    for (size_t g = 0; r1 > 0 && g < per_set; g++) {
+        float *rows = x + first + g * sets * s->row_step;
+        if (slot != NULL)
+            jb->k->rows_from(slot + g * sets * s->width, s->width, rows, s->row_step, r1,
+                             s->width, 0);
+        else
+            jb->k->rows(rows, r1, s->width, s->row_step);
+    }
+    if (r1 > 0 && slot != NULL) {
         src = slot;
         src_stride = s->width;
     }
@@ -316,7 +321,7 @@ static void run_strip(const job *jb, const strip_plan *s, float *x, size_t offse
                       ? strip_slot(jb)
                       : NULL;
     const float *from = src != NULL ? src : base;
-    if (slot != NULL && use_sink && !use_fill && jb->sink->out != NULL && offset == 0) {
+    if (use_sink && !use_fill && jb->sink->out != NULL && offset == 0) {
         strip_to_output(jb, s, x, first, slot);
         return;
     }

@@ -436,12 +436,13 @@ static void sink_affine(void *ctx, const float *buf, size_t buf_stride, size_t r
 static void run_affine(const float *in, const float *base, float *out, size_t out_len,
                        float *work, unsigned m, int kernel, float *scratch, int fused)
 {
+    /* scratch NULL: no slots (the first levels of a two-sweep pass then run in place) */
     affine_io io = {in, base, out, out_len, 0.375f};
     fwht_hooks hooks = {.ctx = &io,
                         .fill = fill_affine,
                         .sink = sink_affine,
                         .scratch = scratch,
-                        .scratch_slots = 2};
+                        .scratch_slots = scratch != NULL ? 2 : 0};
     if (fused) {
         hooks.out = out;
         hooks.out_base = base;
@@ -454,15 +455,16 @@ static void run_affine(const float *in, const float *base, float *out, size_t ou
     intdim__fwht_run(work, m, kernel, 2, &hooks);
 }
 
-/* 2^23 (the pass above the tiles: 3 levels, one sweep from x) and 2^25 (5 levels, more
- * than one sweep on every kernel: through the slot first); outputs that end inside the
- * last rows, in the middle (half the rows dropped) or at the end; with and without base;
- * on an aligned output and one a float off (streaming stores start at the first aligned
- * column, the columns before and after go one at a time). */
+/* 2^18 (no slots, no streaming), 2^23 (the pass above the tiles: 3 levels, one sweep
+ * from x) and 2^25 (5 levels, more than one sweep on every kernel: through the slot
+ * first, or in place without slots); outputs that end inside the last rows, in the middle
+ * (half the rows dropped) or at the end; with and without base; on an aligned output and
+ * one a float off (streaming stores start at the first aligned column, the columns before
+ * and after go one at a time). */
 START_TEST(affine_output_matches_sink)
 {
-    static const unsigned sizes[] = {23, 25};
-    for (size_t si = 0; si < 2; si++) {
+    static const unsigned sizes[] = {18, 23, 25};
+    for (size_t si = 0; si < 3; si++) {
         unsigned m = sizes[si];
         size_t n = (size_t)1 << m;
         size_t lens[] = {n, n - 5, n / 2 + 3};
@@ -483,13 +485,18 @@ START_TEST(affine_output_matches_sink)
                             continue;
                         const float *b = with_base ? base : NULL;
                         size_t len = lens[li];
+                        /* slots or none: 2^25 on the SIMD kernels only */
+                        float *slots = m != 25 || kernel == INTDIM_KERNEL_PORTABLE ||
+                                               with_base
+                                           ? scratch
+                                           : NULL;
                         run_affine(x, b, want + shift, len, work, m, kernel, scratch, 0);
-                        run_affine(x, b, got + shift, len, work, m, kernel, scratch, 1);
+                        run_affine(x, b, got + shift, len, work, m, kernel, slots, 1);
                         ck_assert_msg(memcmp(got + shift, want + shift,
                                              (len + 16) * sizeof(float)) == 0,
-                                      "kernel %d, 2^%u, out_len %zu, base %d, shift %zu: "
-                                      "fused output differs from the sink's",
-                                      kernel, m, len, with_base, shift);
+                                      "kernel %d, 2^%u, out_len %zu, base %d, shift %zu, "
+                                      "slots %d: fused output differs from the sink's",
+                                      kernel, m, len, with_base, shift, slots != NULL);
                     }
         }
         intdim__free(scratch);
