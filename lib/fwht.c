@@ -18,7 +18,9 @@
  * caller may give per-thread strip slots (fwht_hooks.scratch): a pass that needs two
  * sweeps then transforms the strip into the slot and writes it back with non-temporal
  * stores (no read-for-ownership), and the sink's pass hands the slot to the sink (no
- * dirty lines of x left to write back).
+ * dirty lines of x left to write back). A sink that is an affine output (fwht_hooks.out,
+ * Fastfood's apply) is instead written by the last sweep itself, rows interleaved
+ * (strip_to_output): reading the rows and writing the output then overlap in DRAM.
  * A transform of 2^24 floats thus reads and writes DRAM twice instead of 24 times.
  *
  * Threads split blocks, tiles or strips; all orders compute the same values (see
