@@ -26,6 +26,9 @@
  * Threads split blocks, tiles or strips; all orders compute the same values (see
  * fwht_impl.h), so the thread count never changes a bit. */
 #include <string.h>
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 
 #include "fwht_impl.h"
 
@@ -144,13 +147,23 @@ const fwht_kernel *intdim__fwht_portable_kernel(void)
 
 /* ---- kernel choice ------------------------------------------------------------------ */
 
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+/* F16C is CPUID leaf 1, ECX bit 29 (asked directly: clang's __builtin_cpu_supports
+ * does not know "f16c"). */
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && ((c >> 29) & 1u);
+}
+#endif
+
 static int cpu_has(int kernel)
 {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
     __builtin_cpu_init();
     if (kernel == INTDIM_KERNEL_AVX2)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
+               cpu_has_f16c();
     if (kernel == INTDIM_KERNEL_AVX512)
         return __builtin_cpu_supports("avx512f");
 #endif

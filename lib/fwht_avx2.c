@@ -10,8 +10,12 @@
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 
 #define VW 8
 #define LOG2VW 3
@@ -32,7 +36,11 @@ static inline __m256 lookup8(const float *w, const uint16_t *q)
 }
 #include "fwht_simd.inc"
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 const fwht_kernel *intdim__fwht_avx2_kernel(void)
 {

@@ -10,8 +10,12 @@
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f")
+#endif
 
 #define VW 16
 #define LOG2VW 4
@@ -38,7 +42,11 @@ static inline __m512 lookup16(const float *w, const uint16_t *q)
 }
 #include "fwht_simd.inc"
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 const fwht_kernel *intdim__fwht_avx512_kernel(void)
 {

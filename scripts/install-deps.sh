@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages libintdim needs to build, test and run its examples.
 # Idempotent: does nothing (and needs no network) when everything is already installed.
+# Arguments: more packages to install the same way.
 set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config
@@ -9,6 +10,7 @@ packages=(
   gnuplot-nox openmpi-bin libopenmpi-dev
   dataset-fashion-mnist fortunes fortunes-min
 )
+packages+=("$@") # extra packages a caller needs (the tests: a second compiler)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

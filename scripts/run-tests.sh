@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Run every test of libintdim: the release build (warnings are errors), the same suite under
-# AddressSanitizer + UndefinedBehaviorSanitizer, a BLIS build, and the Python tests.
+# AddressSanitizer + UndefinedBehaviorSanitizer, a BLIS build, a clang build, and the Python
+# tests.
 # Usage (fresh Debian 12, as root):  bash scripts/run-tests.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh clang libomp-dev
 
 setup() { # setup DIR [meson options...]: configure once, reconfigure on later runs
   local dir=$1; shift
@@ -39,6 +40,11 @@ echo "== BLIS build without OpenMP (projection, core, example-host tests)"
 setup build-blis -Dwerror=true -Dblas=blis -Dopenmp=disabled -Dbench=false
 ninja -C build-blis
 meson test -C build-blis --print-errorlogs --suite blas
+
+echo "== clang build (-Werror; its SIMD kernels must give the portable kernel's bits too)"
+CC=clang setup build-clang -Dwerror=true -Dbench=false
+ninja -C build-clang
+meson test -C build-clang --print-errorlogs --num-processes 2 --no-suite slow
 
 echo "== Python binding (Debian's /usr/bin/python3)"
 INTDIM_LIBRARY="$PWD/build-test/lib/libintdim.so.0" /usr/bin/python3 -m pytest -q python/tests
