@@ -307,6 +307,8 @@ static void strip_to_output(const job *jb, const strip_plan *s, float *x, size_t
             n_out++;
         size_t partial = start + n_out * step; /* the row that straddles out_len, if any */
         int keep = n_out < per_set && partial < h->out_len;
+        if (n_out == 0 && !keep)
+            continue; /* every row of the set lies in the padding past out_len */
         float *row0 = src + i * src_stride;
         jb->k->rows_out(h->out + start, step, h->out_base != NULL ? h->out_base + start : NULL,
                         step, row0, sets * src_stride, r2, s->width, n_out, keep, h->out_scale,
