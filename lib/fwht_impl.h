@@ -120,9 +120,10 @@ typedef struct fwht_hooks {
     void (*fill_block)(void *ctx, float *dst, size_t start, unsigned log2n);
     /* Optional, with sink: the sink's arithmetic when it is an affine output, element i
      * of the transform going to out[i] = v * out_scale, or out_base[i] + v * out_scale
-     * when out_base != NULL, for i < out_len (later elements dropped). The last strip
-     * pass over a large array (with scratch slots) then writes the output from its last
-     * sweep (rows_out) instead of calling sink; other passes call sink. Same bits. */
+     * when out_base != NULL, for i < out_len (later elements dropped). A last pass of
+     * strips then writes the output from its last sweep (rows_out) instead of calling
+     * sink (through the slots when there are any); a last pass of blocks calls sink.
+     * Same bits. */
     float *out;
     const float *out_base;
     size_t out_len;
