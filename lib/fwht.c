@@ -255,19 +255,34 @@ static float *strip_slot(const job *jb)
     return t < jb->scratch_slots ? jb->scratch + (size_t)t * FWHT_STRIP_FLOATS : NULL;
 }
 
+/* The levels a strip of 2^q rows leaves to its last sweep: all q when one sweep does them,
+ * otherwise half (at most the kernel's radix), the first sweep taking the rest. */
+static unsigned last_sweep_levels(const job *jb, unsigned q)
+{
+    unsigned radix = jb->k->row_radix;
+    return q <= radix ? q : (q / 2 < radix ? q / 2 : radix);
+}
+
+/* The first q - r2 levels of 2^q rows read from src (rows src_stride apart) into the slot
+ * (rows width apart): 2^r2 groups of 2^(q - r2) consecutive rows. */
+static void first_levels_into_slot(const job *jb, float *slot, const float *src,
+                                   size_t src_stride, unsigned q, unsigned r2, size_t width)
+{
+    size_t group = (size_t)1 << (q - r2);
+    for (size_t g = 0; g < ((size_t)1 << r2); g++)
+        jb->k->rows_from(slot + g * group * width, width, src + g * group * src_stride,
+                         src_stride, q - r2, width, 0);
+}
+
 /* Levels [0, q) of 2^q rows read from src (rows src_stride apart) and written to dst
  * (rows dst_stride apart) with non-temporal stores, through slot: the first levels land
  * in the slot (compact, in L2), the last ones go in one sweep from the slot to dst. */
 static void rows_via_slot(const job *jb, float *dst, size_t dst_stride, const float *src,
                           size_t src_stride, unsigned q, size_t width, float *slot)
 {
-    unsigned r2 = q / 2 < jb->k->row_radix ? q / 2 : jb->k->row_radix;
-    unsigned r1 = q - r2;
-    size_t group = (size_t)1 << r1, groups = (size_t)1 << r2;
-    for (size_t g = 0; g < groups; g++)
-        jb->k->rows_from(slot + g * group * width, width, src + g * group * src_stride,
-                         src_stride, r1, width, 0);
-    for (size_t i = 0; i < group; i++)
+    unsigned r2 = last_sweep_levels(jb, q), r1 = q - r2;
+    first_levels_into_slot(jb, slot, src, src_stride, q, r2, width);
+    for (size_t i = 0; i < ((size_t)1 << r1); i++)
         jb->k->rows_from(dst + i * dst_stride, dst_stride << r1, slot + i * width,
                          width << r1, r2, width, 1);
 }
@@ -281,24 +296,17 @@ static void strip_to_output(const job *jb, const strip_plan *s, float *x, size_t
                             float *slot)
 {
     const fwht_hooks *h = jb->sink;
-    unsigned radix = jb->k->row_radix;
-    unsigned r2 = s->q <= radix ? s->q : (s->q / 2 < radix ? s->q / 2 : radix);
-    unsigned r1 = s->q - r2;
+    unsigned r2 = last_sweep_levels(jb, s->q), r1 = s->q - r2;
     size_t sets = (size_t)1 << r1, per_set = (size_t)1 << r2;
     float *src = x + first;
     size_t src_stride = s->row_step;
-    for (size_t g = 0; r1 > 0 && g < per_set; g++) {
-        float *rows = x + first + g * sets * s->row_step;
-        if (slot != NULL)
-            jb->k->rows_from(slot + g * sets * s->width, s->width, rows, s->row_step, r1,
-                             s->width, 0);
-        else
-            jb->k->rows(rows, r1, s->width, s->row_step);
-    }
     if (r1 > 0 && slot != NULL) {
+        first_levels_into_slot(jb, slot, x + first, s->row_step, s->q, r2, s->width);
         src = slot;
         src_stride = s->width;
     }
+    for (size_t g = 0; r1 > 0 && slot == NULL && g < per_set; g++) /* in place */
+        jb->k->rows(x + first + g * sets * s->row_step, r1, s->width, s->row_step);
     for (size_t i = 0; i < sets; i++) {
         size_t start = first + i * s->row_step, step = sets * s->row_step;
         /* rows m of this set start at start + m * step: the first n_out end inside */
