@@ -97,6 +97,19 @@ typedef struct ff_state {
  * blocks' floats (2 bytes per parameter). */
 enum { LANE_MAX_LOG2 = 16, LANE_MEDIUM_MAX_LOG2 = FWHT_TILE_LOG2, MAX_LANES = 64 };
 
+/* The adjoint's big transform runs its levels in ascending stride, as apply does (blocks,
+ * then strips; the fold takes the last strip pass), except from 2^26 floats on, where it
+ * runs the large strides first (strips, then blocks handed whole to the fold). The order
+ * fixes the rounding, so it depends on L alone, never on the machine. Ascending order
+ * lets the first pass read g block by block and keep its output in ordinary stores that
+ * stay in a large L3; strips first made the first pass write the rows around the caches
+ * and the next pass read them back from DRAM. On an Intel VM (2 MiB L2/core, large L3),
+ * vjp on two threads, d = 1000, alternating in one process: 2^18 0.138 -> 0.122 ms,
+ * 2^22 3.9 -> 2.6, 2^24 17.2 -> 13.0, 2^25 35.2 -> 31.2; at 2^26 ascending was slower
+ * (65.8 against 71.6: its last pass folds strips of 64 rows at 4 MiB strides, 128
+ * streams of G and Pi), so large strides first stays there. */
+enum { FF_VJP_STRIPS_FIRST_MIN_LOG2 = 26 };
+
 static size_t round16(size_t n)
 {
     return (n + 15) & ~(size_t)15;
@@ -457,13 +470,12 @@ static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *
     memset(partials, 0, ((size_t)b->fold_groups << b->log2k) * sizeof(float));
 
     adjoint_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), g, partials};
-    /* Large strides first, so the fold reads G and Pi sequentially, block by block. */
     fwht_hooks hooks = {.ctx = &ctx,
                         .fill = fill_input,
                         .source = source_input,
                         .sink = sink_fold,
                         .n_groups = b->fold_groups,
-                        .strips_first = 1,
+                        .strips_first = b->log2L >= FF_VJP_STRIPS_FIRST_MIN_LOG2,
                         .scratch = work + area->off_slots,
                         .scratch_slots = area->n_slots};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
