@@ -25,6 +25,7 @@
  *
  * Threads split blocks, tiles or strips; all orders compute the same values (see
  * fwht_impl.h), so the thread count never changes a bit. */
+#include <stdio.h>
 #include <string.h>
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <cpuid.h>
@@ -171,19 +172,63 @@ static int cpu_has(int kernel)
     return 0;
 }
 
-static const fwht_kernel *kernel_ops(int kernel)
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+static int cpu_is_intel(void)
+{
+    unsigned a, b, c, d;
+    /* the vendor string "GenuineIntel" in EBX, EDX, ECX */
+    return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u && d == 0x49656e69u &&
+           c == 0x6c65746eu;
+}
+
+/* The Linux kernel's verdict on Gather Data Sampling: the mitigation is microcode that
+ * makes every gather instruction wait, several times slower than scalar loads. */
+static int gathers_mitigated(void)
+{
+    FILE *f = fopen("/sys/devices/system/cpu/vulnerabilities/gather_data_sampling", "r");
+    if (f == NULL)
+        return 0;
+    char line[64] = {0};
+    int mitigated = fgets(line, sizeof line, f) != NULL && strncmp(line, "Mitigation", 10) == 0;
+    fclose(f);
+    return mitigated;
+}
+#endif
+
+int intdim__cpu_hw_gather(void)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    static int cached = -1; /* the same answer every time: racing first calls are harmless */
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = cpu_is_intel() && !gathers_mitigated();
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+#else
+    return 0;
+#endif
+}
+
+static const fwht_kernel *kernel_ops(int kernel, int hw_gather)
 {
     switch (kernel) {
-    case INTDIM_KERNEL_AVX2: return intdim__fwht_avx2_kernel();
-    case INTDIM_KERNEL_AVX512: return intdim__fwht_avx512_kernel();
+    case INTDIM_KERNEL_AVX2: return intdim__fwht_avx2_kernel(hw_gather);
+    case INTDIM_KERNEL_AVX512: return intdim__fwht_avx512_kernel(hw_gather);
     default: return intdim__fwht_portable_kernel();
     }
 }
 
+const fwht_kernel *intdim__fwht_kernel_variant(int kernel, int hw_gather)
+{
+    const fwht_kernel *k =
+        intdim__fwht_kernel_available(kernel) ? kernel_ops(kernel, hw_gather) : NULL;
+    return k != NULL ? k : intdim__fwht_portable_kernel();
+}
+
 const fwht_kernel *intdim__fwht_kernel_ops(int kernel)
 {
-    const fwht_kernel *k = intdim__fwht_kernel_available(kernel) ? kernel_ops(kernel) : NULL;
-    return k != NULL ? k : intdim__fwht_portable_kernel();
+    return intdim__fwht_kernel_variant(kernel, intdim__cpu_hw_gather());
 }
 
 int intdim__fwht_kernel_available(int kernel)
@@ -191,7 +236,7 @@ int intdim__fwht_kernel_available(int kernel)
     switch (kernel) {
     case INTDIM_KERNEL_PORTABLE: return 1;
     case INTDIM_KERNEL_AVX2:
-    case INTDIM_KERNEL_AVX512: return kernel_ops(kernel) != NULL && cpu_has(kernel);
+    case INTDIM_KERNEL_AVX512: return kernel_ops(kernel, 0) != NULL && cpu_has(kernel);
     default: return 0;
     }
 }

@@ -24,6 +24,9 @@
 #define ROW_RADIX 3
 #define STREAMV(p, v) _mm256_stream_ps((p), (__m256)(v))
 #define LOOKUPV(w, q) lookup8((w), (q))
+#define LOOKUPV_HW(w, q)                                                                    \
+    ((vfloat)_mm256_i32gather_ps(                                                           \
+        (w), _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(q))), 4))
 /* 8 binary16 values widened exactly (F16C, which every AVX2 CPU we dispatch to has) */
 #define LOADHALFV(p) ((vfloat)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p))))
 
@@ -42,16 +45,18 @@ static inline __m256 lookup8(const float *w, const uint16_t *q)
 #pragma GCC pop_options
 #endif
 
-const fwht_kernel *intdim__fwht_avx2_kernel(void)
+const fwht_kernel *intdim__fwht_avx2_kernel(int hw_gather)
 {
     static const fwht_kernel kernel = SIMD_KERNEL_TABLE;
-    return &kernel;
+    static const fwht_kernel kernel_hw = SIMD_KERNEL_TABLE_HW_GATHER;
+    return hw_gather ? &kernel_hw : &kernel;
 }
 
 #else
 
-const fwht_kernel *intdim__fwht_avx2_kernel(void)
+const fwht_kernel *intdim__fwht_avx2_kernel(int hw_gather)
 {
+    (void)hw_gather;
     return NULL;
 }
 

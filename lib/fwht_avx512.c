@@ -24,6 +24,9 @@
 #define ROW_RADIX 4
 #define STREAMV(p, v) _mm512_stream_ps((p), (__m512)(v))
 #define LOOKUPV(w, q) lookup16((w), (q))
+#define LOOKUPV_HW(w, q)                                                                    \
+    ((vfloat)_mm512_i32gather_ps(                                                           \
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(q))), (w), 4))
 /* 16 binary16 values widened exactly (vcvtph2ps is part of AVX-512F) */
 #define LOADHALFV(p) ((vfloat)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p))))
 
@@ -48,16 +51,18 @@ static inline __m512 lookup16(const float *w, const uint16_t *q)
 #pragma GCC pop_options
 #endif
 
-const fwht_kernel *intdim__fwht_avx512_kernel(void)
+const fwht_kernel *intdim__fwht_avx512_kernel(int hw_gather)
 {
     static const fwht_kernel kernel = SIMD_KERNEL_TABLE;
-    return &kernel;
+    static const fwht_kernel kernel_hw = SIMD_KERNEL_TABLE_HW_GATHER;
+    return hw_gather ? &kernel_hw : &kernel;
 }
 
 #else
 
-const fwht_kernel *intdim__fwht_avx512_kernel(void)
+const fwht_kernel *intdim__fwht_avx512_kernel(int hw_gather)
 {
+    (void)hw_gather;
     return NULL;
 }
 

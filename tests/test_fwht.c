@@ -218,15 +218,70 @@ START_TEST(kernels_widen_half_like_portable)
     for (size_t k = 1; k < 3; k++) {
         if (!intdim__fwht_kernel_available(ALL_KERNELS[k]))
             continue;
-        intdim__fwht_kernel_ops(ALL_KERNELS[k])->gather16(got, G, pi, &one, n);
-        ck_assert_msg(memcmp(got, ref, n * sizeof(float)) == 0, "kernel %d", ALL_KERNELS[k]);
-        float part_ref[1] = {0.0f}, part[1] = {0.0f};
-        intdim__fwht_kernel_ops(INTDIM_KERNEL_PORTABLE)->fold16(part_ref, G, pi, ref, 4096);
-        intdim__fwht_kernel_ops(ALL_KERNELS[k])->fold16(part, G, pi, ref, 4096);
-        ck_assert_msg(memcmp(part, part_ref, sizeof part) == 0, "fold, kernel %d", ALL_KERNELS[k]);
+        for (int hw = 0; hw <= 1; hw++) {
+            const fwht_kernel *ops = intdim__fwht_kernel_variant(ALL_KERNELS[k], hw);
+            ops->gather16(got, G, pi, &one, n);
+            ck_assert_msg(memcmp(got, ref, n * sizeof(float)) == 0, "kernel %d hw %d",
+                          ALL_KERNELS[k], hw);
+            float part_ref[1] = {0.0f}, part[1] = {0.0f};
+            intdim__fwht_kernel_ops(INTDIM_KERNEL_PORTABLE)->fold16(part_ref, G, pi, ref, 4096);
+            ops->fold16(part, G, pi, ref, 4096);
+            ck_assert_msg(memcmp(part, part_ref, sizeof part) == 0, "fold, kernel %d",
+                          ALL_KERNELS[k]);
+        }
     }
     intdim__free(got);
     intdim__free(ref);
+    free(pi);
+    free(G);
+}
+END_TEST
+
+/* Every kernel's gathers (both variants) and fold give the portable bits on random
+ * buckets, with lengths that leave vector tails, and the fold adds in index order (two
+ * adds to one bucket in one vector included). */
+START_TEST(gathers_and_fold_match_portable)
+{
+    enum { K = 1024, N = 40000 };
+    uint16_t *G = malloc(N * sizeof(uint16_t)), *pi = malloc(N * sizeof(uint16_t));
+    float *w = alloc_floats(K), *src = alloc_floats(N);
+    float *want = alloc_floats(N), *got = alloc_floats(N);
+    float *part_want = alloc_floats(K), *part_got = alloc_floats(K);
+    fill_gauss(w, K, 5);
+    fill_gauss(src, N, 6);
+    uint64_t state = 99;
+    for (size_t i = 0; i < N; i++) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        G[i] = intdim__float_to_half((float)((state >> 33) % 4001) / 1000.0f - 2.0f);
+        pi[i] = (uint16_t)((state >> 20) % K);
+    }
+    pi[5] = pi[9] = 17; /* one bucket twice in a vector */
+    const fwht_kernel *ref = intdim__fwht_portable_kernel();
+    static const size_t lengths[] = {N, N - 1, 7, 33};
+    for (size_t k = 2; k < 6; k++) {
+        if (!intdim__fwht_kernel_available(ALL_KERNELS[k / 2]))
+            continue;
+        const fwht_kernel *ops = intdim__fwht_kernel_variant(ALL_KERNELS[k / 2], (int)(k % 2));
+        for (size_t c = 0; c < 4; c++) {
+            size_t n = lengths[c];
+            ref->gather16(want, G, pi, w, n);
+            ops->gather16(got, G, pi, w, n);
+            ck_assert_msg(memcmp(got, want, n * sizeof(float)) == 0, "gather, kernel %d/%zu n=%zu",
+                          ALL_KERNELS[k / 2], k % 2, n);
+            memset(part_want, 0, K * sizeof(float));
+            memset(part_got, 0, K * sizeof(float));
+            ref->fold16(part_want, G, pi, src, n);
+            ops->fold16(part_got, G, pi, src, n);
+            ck_assert_msg(memcmp(part_got, part_want, K * sizeof(float)) == 0,
+                          "fold, kernel %d n=%zu", ALL_KERNELS[k / 2], n);
+        }
+    }
+    intdim__free(part_got);
+    intdim__free(part_want);
+    intdim__free(got);
+    intdim__free(want);
+    intdim__free(src);
+    intdim__free(w);
     free(pi);
     free(G);
 }
@@ -245,18 +300,19 @@ START_TEST(gather_block_is_gather_then_block)
         G[i] = intdim__float_to_half((float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f);
         pi[i] = (uint16_t)((i * 40503u + 7) % K);
     }
-    for (size_t k = 0; k < 3; k++) {
-        if (!intdim__fwht_kernel_available(ALL_KERNELS[k]))
+    for (size_t k = 0; k < 6; k++) {
+        if (!intdim__fwht_kernel_available(ALL_KERNELS[k / 2]))
             continue;
-        const fwht_kernel *ops = intdim__fwht_kernel_ops(ALL_KERNELS[k]);
+        /* both gathers: scalar loads, hardware gather instructions */
+        const fwht_kernel *ops = intdim__fwht_kernel_variant(ALL_KERNELS[k / 2], (int)(k % 2));
         for (unsigned m = 0; m <= FWHT_BLOCK_LOG2; m++) {
             size_t len = (size_t)1 << m;
             ops->gather16(want, G, pi, w, len);
             ops->block(want, want, m);
             memset(got, 0xff, len * sizeof(float));
             ops->gather16_block(got, G, pi, w, m);
-            ck_assert_msg(memcmp(got, want, len * sizeof(float)) == 0, "kernel %d, 2^%u",
-                          ALL_KERNELS[k], m);
+            ck_assert_msg(memcmp(got, want, len * sizeof(float)) == 0, "kernel %d/%zu, 2^%u",
+                          ALL_KERNELS[k / 2], k % 2, m);
         }
     }
     intdim__free(got);
@@ -968,6 +1024,7 @@ static Suite *fwht_suite(void)
     tcase_add_test(kernels, unavailable_kernel_ids_are_reported);
     tcase_add_test(kernels, blocks_read_from_the_source);
     tcase_add_test(kernels, gather_block_is_gather_then_block);
+    tcase_add_test(kernels, gathers_and_fold_match_portable);
     tcase_add_test(kernels, strip_slots_change_no_bits);
     tcase_add_test(kernels, affine_output_matches_sink);
     suite_add_tcase(s, kernels);
