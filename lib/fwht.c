@@ -605,6 +605,22 @@ void intdim__fwht_run(float *x, unsigned log2n, int kernel, int threads,
     }
 }
 
+size_t intdim__fwht_sink_units(unsigned log2n, int strips_first)
+{
+    if (log2n <= FWHT_BLOCK_LOG2)
+        return 1;
+    if (strips_first) /* the last pass is the blocks (inside tiles from 2^21 on) */
+        return (size_t)1 << (log2n - FWHT_BLOCK_LOG2);
+    unsigned lo = log2n <= FWHT_TILE_LOG2 ? FWHT_BLOCK_LOG2 : FWHT_TILE_LOG2;
+    size_t units = 1;
+    while (lo < log2n) { /* the strip passes strip_passes makes; the last one counts */
+        strip_plan s = plan_strips(log2n, lo, log2n);
+        units = s.n_strips;
+        lo += s.q;
+    }
+    return units;
+}
+
 void intdim__fwht(float *x, unsigned log2n, int kernel, int threads)
 {
     intdim__fwht_run(x, log2n, kernel, threads, NULL);

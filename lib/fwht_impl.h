@@ -139,6 +139,10 @@ typedef struct fwht_hooks {
     float out_scale;
 } fwht_hooks;
 
+/* How many units (blocks or strips) the last pass of a transform of 2^log2n floats hands
+ * to a sink, in the order strips_first picks: sink groups beyond that many stay empty. */
+size_t intdim__fwht_sink_units(unsigned log2n, int strips_first);
+
 /* In-place transform of x (2^log2n floats, 64-byte aligned) with hooks (may be NULL).
  * Allocates nothing. */
 void intdim__fwht_run(float *x, unsigned log2n, int kernel, int threads,

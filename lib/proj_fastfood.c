@@ -104,11 +104,16 @@ enum { LANE_MAX_LOG2 = 16, LANE_MEDIUM_MAX_LOG2 = FWHT_TILE_LOG2, MAX_LANES = 64
  * lets the first pass read g block by block and keep its output in ordinary stores that
  * stay in a large L3; strips first made the first pass write the rows around the caches
  * and the next pass read them back from DRAM. On an Intel VM (2 MiB L2/core, large L3),
- * vjp on two threads, d = 1000, alternating in one process: 2^18 0.138 -> 0.122 ms,
- * 2^22 3.9 -> 2.6, 2^24 17.2 -> 13.0, 2^25 35.2 -> 31.2; at 2^26 ascending was slower
- * (65.8 against 71.6: its last pass folds strips of 64 rows at 4 MiB strides, 128
+ * vjp on two threads, d = 1000, one process per order: 2^18 0.138 -> 0.122 ms,
+ * 2^22 3.9 -> 2.6, 2^24 17.2-18.3 -> 13.0-13.5, 2^25 35.2 -> 31.2; at 2^26 ascending
+ * was slower (65.8 against 71.6: its last pass folds strips of 64 rows at 4 MiB strides, 128
  * streams of G and Pi), so large strides first stays there. */
 enum { FF_VJP_STRIPS_FIRST_MIN_LOG2 = 26 };
+
+static int vjp_strips_first(unsigned log2L)
+{
+    return log2L >= FF_VJP_STRIPS_FIRST_MIN_LOG2;
+}
 
 static size_t round16(size_t n)
 {
@@ -475,7 +480,7 @@ static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *
                         .source = source_input,
                         .sink = sink_fold,
                         .n_groups = b->fold_groups,
-                        .strips_first = b->log2L >= FF_VJP_STRIPS_FIRST_MIN_LOG2,
+                        .strips_first = vjp_strips_first(b->log2L),
                         .scratch = work + area->off_slots,
                         .scratch_slots = area->n_slots};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);
@@ -577,11 +582,17 @@ static void ff_destroy(intdim_proj *p)
 
 static const proj_ops fastfood_ops = {ff_apply, ff_adjoint, ff_destroy, ff_apply_base};
 
-static unsigned fold_groups_for(size_t L, size_t k)
+static unsigned fold_groups_for(unsigned log2L, unsigned log2k)
 {
     /* Enough groups to keep threads busy, few enough that the partial arrays stay
-     * under L/16 floats. */
-    size_t groups = L / (16 * k);
+     * under L/16 floats, and no more than the units the fold's pass has: the others
+     * would stay empty, yet be cleared and added up on every vjp (at 2^18, whose last
+     * pass has 2 strips, 16 groups did that for 14: vjp of D = 199,210 alternating in
+     * one process, 0.216-0.220 -> 0.211 ms on one thread, 0.126-0.128 -> 0.123 on two). */
+    size_t groups = ((size_t)1 << log2L) / ((size_t)16 << log2k);
+    size_t units = intdim__fwht_sink_units(log2L, vjp_strips_first(log2L));
+    if (groups > units)
+        groups = units;
     if (groups < 1)
         groups = 1;
     if (groups > MAX_FOLD_GROUPS)
@@ -600,7 +611,7 @@ static void describe_block(ff_block *b, size_t in_first, size_t in_len, size_t o
     b->out_len = out_len;
     b->log2L = intdim__log2_exact(L);
     b->log2k = intdim__log2_exact(intdim__next_pow2(in_len));
-    b->fold_groups = fold_groups_for(L, (size_t)1 << b->log2k);
+    b->fold_groups = fold_groups_for(b->log2L, b->log2k);
 }
 
 static size_t block_table_bytes(const ff_block *b)
