@@ -153,8 +153,16 @@ const fwht_kernel *intdim__fwht_portable_kernel(void)
  * does not know "f16c"). */
 static int cpu_has_f16c(void)
 {
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && ((c >> 29) & 1u);
+    /* asked once: CPUID traps to the hypervisor in a VM (microseconds), and the driver asks
+     * for its kernel on every transform (a 2^18 vjp spent a fifth of its time here) */
+    static int cached = -1; /* the same answer every time: racing first calls are harmless */
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        unsigned a, b, c, d;
+        v = __get_cpuid(1, &a, &b, &c, &d) && ((c >> 29) & 1u);
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
 }
 #endif
 
@@ -165,8 +173,8 @@ static int cpu_has(int kernel)
     if (kernel == INTDIM_KERNEL_AVX2)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                cpu_has_f16c();
-    if (kernel == INTDIM_KERNEL_AVX512)
-        return __builtin_cpu_supports("avx512f");
+    if (kernel == INTDIM_KERNEL_AVX512) /* F16C: the fold's 8-lane conversions */
+        return __builtin_cpu_supports("avx512f") && cpu_has_f16c();
 #endif
     (void)kernel;
     return 0;

@@ -1,7 +1,8 @@
 /* AVX-512 Walsh-Hadamard kernel: 16-lane vectors, four levels per sweep across rows (16
  * of the 32 registers hold data). The instruction set is enabled for this file's
  * functions only (no special compile flags); fwht.c calls them only when the CPU has
- * AVX-512F. Non-x86 builds compile the stub at the end. */
+ * AVX-512F (and F16C, which the fold's 8-lane conversions use). Non-x86 builds compile the
+ * stub at the end. */
 #include "fwht_impl.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
@@ -11,10 +12,10 @@
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,f16c"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx512f")
+#pragma GCC target("avx512f,f16c")
 #endif
 
 #define VW 16
