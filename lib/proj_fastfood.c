@@ -106,8 +106,8 @@ enum { LANE_MAX_LOG2 = 16, LANE_MEDIUM_MAX_LOG2 = FWHT_TILE_LOG2, MAX_LANES = 64
  * and the next pass read them back from DRAM. On an Intel VM (2 MiB L2/core, large L3),
  * vjp on two threads, d = 1000, one process per order: 2^18 0.138 -> 0.122 ms,
  * 2^22 3.9 -> 2.6, 2^24 17.2-18.3 -> 13.0-13.5, 2^25 35.2 -> 31.2; at 2^26 ascending
- * was slower (65.8 against 71.6: its last pass folds strips of 64 rows at 4 MiB strides, 128
- * streams of G and Pi), so large strides first stays there. */
+ * was slower (71.6 against 65.8 ms), so large strides first stays there. Not measured on
+ * the AMD machine of sessions 1-6. */
 enum { FF_VJP_STRIPS_FIRST_MIN_LOG2 = 26 };
 
 static int vjp_strips_first(unsigned log2L)
