@@ -149,20 +149,32 @@ const fwht_kernel *intdim__fwht_portable_kernel(void)
 /* ---- kernel choice ------------------------------------------------------------------ */
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-/* F16C is CPUID leaf 1, ECX bit 29 (asked directly: clang's __builtin_cpu_supports
- * does not know "f16c"). */
-static int cpu_has_f16c(void)
+/* probe()'s answer, asked once per cache (initially -1): the answer never changes, so
+ * racing first calls are harmless. CPUID traps to the hypervisor in a VM (microseconds),
+ * and the driver looks up its kernel on every transform: asking each time took a fifth of
+ * a 2^18 vjp. */
+static int asked_once(int *cache, int (*probe)(void))
 {
-    /* asked once: CPUID traps to the hypervisor in a VM (microseconds), and the driver asks
-     * for its kernel on every transform (a 2^18 vjp spent a fifth of its time here) */
-    static int cached = -1; /* the same answer every time: racing first calls are harmless */
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    int v = __atomic_load_n(cache, __ATOMIC_RELAXED);
     if (v < 0) {
-        unsigned a, b, c, d;
-        v = __get_cpuid(1, &a, &b, &c, &d) && ((c >> 29) & 1u);
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+        v = probe();
+        __atomic_store_n(cache, v, __ATOMIC_RELAXED);
     }
     return v;
+}
+
+/* F16C is CPUID leaf 1, ECX bit 29 (asked directly: clang's __builtin_cpu_supports
+ * does not know "f16c"). */
+static int probe_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && ((c >> 29) & 1u);
+}
+
+static int cpu_has_f16c(void)
+{
+    static int cache = -1;
+    return asked_once(&cache, probe_f16c);
 }
 #endif
 
@@ -201,18 +213,18 @@ static int gathers_mitigated(void)
     fclose(f);
     return mitigated;
 }
+
+static int probe_hw_gather(void)
+{
+    return cpu_is_intel() && !gathers_mitigated();
+}
 #endif
 
 int intdim__cpu_hw_gather(void)
 {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-    static int cached = -1; /* the same answer every time: racing first calls are harmless */
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        v = cpu_is_intel() && !gathers_mitigated();
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
+    static int cache = -1;
+    return asked_once(&cache, probe_hw_gather);
 #else
     return 0;
 #endif
