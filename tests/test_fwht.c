@@ -419,7 +419,7 @@ START_TEST(strip_slots_change_no_bits)
     const unsigned m = 25;
     size_t n = (size_t)1 << m;
     float *x = alloc_floats(n), *want = alloc_floats(n), *got = alloc_floats(n);
-    float *work = alloc_floats(n);
+    float *work = alloc_floats(n), *rev_portable = alloc_floats(n);
     float *scratch = alloc_floats(2 * (size_t)FWHT_STRIP_FLOATS);
     fill_gauss(x, n, 25);
     for (size_t k = 0; k < 3; k++) {
@@ -440,9 +440,13 @@ START_TEST(strip_slots_change_no_bits)
             ck_assert_msg(memcmp(got, want, n * sizeof(float)) == 0,
                           "kernel %d, %u slot(s): hooked transform differs", kernel, slots);
         }
-        /* strips first (the adjoint's order, the source read in place): its own rounding,
-         * the same with and without slots */
+        /* strips first (the adjoint's order from 2^26, the source read in place): its own
+         * rounding, the same with and without slots, and on every kernel */
         run_hooked(x, want, work, m, kernel, 1, scratch, 0);
+        if (kernel == INTDIM_KERNEL_PORTABLE)
+            memcpy(rev_portable, want, n * sizeof(float));
+        ck_assert_msg(memcmp(want, rev_portable, n * sizeof(float)) == 0,
+                      "kernel %d: strips-first transform differs from the portable one", kernel);
         for (unsigned slots = 1; slots <= 2; slots++) {
             run_hooked(x, got, work, m, kernel, 1, scratch, slots);
             ck_assert_msg(memcmp(got, want, n * sizeof(float)) == 0,
@@ -451,6 +455,7 @@ START_TEST(strip_slots_change_no_bits)
         }
     }
     intdim__free(scratch);
+    intdim__free(rev_portable);
     intdim__free(work);
     intdim__free(got);
     intdim__free(want);
@@ -910,9 +915,9 @@ START_TEST(fastfood_bitwise_across_threads_and_kernels)
 END_TEST
 
 /* From L = 2^26 on the adjoint runs the large strides first (the fold takes whole blocks;
- * below, the last strip pass): the exact adjoint and the same bits on 1 and 2 threads
- * there too. Best kernel only (the portable one at 2^26 is slow, and the other kernels
- * are checked against it at the smaller sizes above). */
+ * below, the last strip pass): the exact adjoint and the same bits on 1 and 2 threads and
+ * on the SIMD kernels there too (the portable one is slow at 2^26;
+ * strip_slots_change_no_bits compares this order's transform with it). */
 START_TEST(fastfood_adjoint_large_strides_first)
 {
     ff_fixture f;
@@ -927,6 +932,13 @@ START_TEST(fastfood_adjoint_large_strides_first)
     f.p.threads = 2;
     ff_adjoint(&f, g, two);
     ck_assert_mem_eq(one, two, d * sizeof(float));
+    for (size_t k = 1; k < 3; k++) {
+        if (!intdim__fwht_kernel_available(ALL_KERNELS[k]))
+            continue;
+        f.p.kernel = ALL_KERNELS[k];
+        ff_adjoint(&f, g, two);
+        ck_assert_msg(memcmp(one, two, d * sizeof(float)) == 0, "kernel %d", ALL_KERNELS[k]);
+    }
     intdim__free(two);
     intdim__free(one);
     intdim__free(g);
