@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_env.h"
 #include "fwht.h"
 #include "intdim.h"
 
@@ -454,19 +455,9 @@ static int parse_options(int argc, char **argv, options *o)
 
 static void print_environment(const options *o)
 {
-    char load[128] = "?";
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f != NULL) {
-        if (fgets(load, sizeof load, f) == NULL)
-            strcpy(load, "?");
-        fclose(f);
-        load[strcspn(load, "\n")] = '\0';
-    }
-    static const char *kernel_names[] = {"auto", "portable", "avx2", "avx512"};
-    printf("# libintdim %s, transform kernel %s, d = %zu, %d repeats (baselines %d), "
-           "load average %s\n",
-           intdim_version_string(), kernel_names[intdim__fwht_best_kernel()], o->d, o->repeats,
-           o->baseline_repeats, load);
+    bench_print_machine();
+    printf("# libintdim %s, d = %zu, %d repeats (baselines %d)\n", intdim_version_string(), o->d,
+           o->repeats, o->baseline_repeats);
 }
 
 static const char *kind_name(int kind, size_t block)

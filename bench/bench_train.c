@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_env.h"
 #include "intdim.h"
 #include "mlp.h"
 #include "optim.h"
@@ -212,6 +213,7 @@ int main(int argc, char **argv)
     double fwd_ms = 1e3 * median(t_fwd, (size_t)n), adj_ms = 1e3 * median(t_adj, (size_t)n);
     double opt_ms = 1e3 * median(t_opt, (size_t)n), over_ms = 1e3 * median(t_over, (size_t)n);
     double add_ms = 1e3 * median(t_add, (size_t)n);
+    bench_print_machine();
     printf("MLP 784-200-200-10, D = %zu, batch %d; %s%s d = %zu%s%s, projection threads %d; "
            "medians of %d steps\n", D, BATCH, o.said ? "SAID over " : "", kind_names[o.kind],
            o.d, o.blocks != NULL ? ", per-group blocks " : "", o.blocks != NULL ? o.blocks : "",
