@@ -442,6 +442,13 @@ static void run_strip(const job *jb, const strip_plan *s, float *x, size_t offse
                        s->width, group);
 }
 
+/* Does the first pass's input from element `first` on lie wholly in the fill's zero
+ * padding (fwht_hooks.fill_zero_from)? Its transform is then +0s: cleared, not computed. */
+static int all_padding(const job *jb, int use_fill, size_t first)
+{
+    return use_fill && jb->fill->fill_zero_from != 0 && first >= jb->fill->fill_zero_from;
+}
+
 /* Block `index` (2^log2b floats) of x: levels 0..log2b-1, with fill/sink if asked. */
 static void run_block(const job *jb, float *x, size_t offset, unsigned log2b, size_t index,
                       int use_fill, int use_sink)
@@ -452,7 +459,9 @@ static void run_block(const job *jb, float *x, size_t offset, unsigned log2b, si
     const fwht_hooks *f = jb->fill;
     /* input already in memory as it is: the block's first sweep reads it from there */
     const float *src = use_fill && f->source != NULL ? f->source(f->ctx, first, len) : NULL;
-    if (!use_fill)
+    if (all_padding(jb, use_fill, first))
+        memset(dst, 0, len * sizeof(float));
+    else if (!use_fill)
         jb->k->block(dst, dst, log2b);
     else if (src != NULL)
         jb->k->block(dst, src, log2b);
@@ -534,6 +543,10 @@ static void strip_passes(const job *jb, float *x, unsigned log2n, unsigned lo, u
 /* Levels 0..FWHT_TILE_LOG2-1 of one tile, blocks then strips (the default order). */
 static void tile_forward(const job *jb, float *tile, size_t offset, int use_fill)
 {
+    if (all_padding(jb, use_fill, offset)) {
+        memset(tile, 0, sizeof(float) << FWHT_TILE_LOG2);
+        return;
+    }
     size_t n_blocks = (size_t)1 << (FWHT_TILE_LOG2 - FWHT_BLOCK_LOG2);
     for (size_t b = 0; b < n_blocks; b++)
         run_block(jb, tile, offset, FWHT_BLOCK_LOG2, b, use_fill, 0);

@@ -127,6 +127,10 @@ typedef struct fwht_hooks {
     /* Optional, with fill: fill block [start, start + 2^log2n) and do its levels
      * 0..log2n-1 in one go (e.g. with gather16_block). Same values as fill then block. */
     void (*fill_block)(void *ctx, float *dst, size_t start, unsigned log2n);
+    /* Optional, with fill: when non-zero, input elements from fill_zero_from on are all
+     * +0 (padding). A block of the first pass wholly past it is cleared, not transformed:
+     * the transform of +0s is +0s, so the bits are the same. */
+    size_t fill_zero_from;
     /* Optional, with sink: the sink's arithmetic when it is an affine output, element i
      * of the transform going to out[i] = v * out_scale, or out_base[i] + v * out_scale
      * when out_base != NULL, for i < out_len (later elements dropped). A last pass of

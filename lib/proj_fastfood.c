@@ -481,6 +481,7 @@ static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *
                         .sink = sink_fold,
                         .n_groups = b->fold_groups,
                         .strips_first = vjp_strips_first(b->log2L),
+                        .fill_zero_from = b->out_len, /* g's rows end there: padding */
                         .scratch = work + area->off_slots,
                         .scratch_slots = area->n_slots};
     intdim__fwht_run(work, b->log2L, p->kernel, threads, &hooks);

@@ -383,6 +383,51 @@ static void plain_transform(float *want, const float *x, unsigned m, int kernel,
     intdim__fwht(want, m, kernel, threads);
 }
 
+/* fill_zero_from: blocks and tiles of the first pass wholly in the zero padding are cleared
+ * instead of transformed, with the bits of transforming the +0s. Padding from inside a
+ * block, from a block boundary inside a tile, and whole tiles (2^22: four tiles); a small
+ * array of blocks only; every kernel, 1 and 2 threads, with the fill or the source. */
+START_TEST(zero_padding_is_skipped_with_the_same_bits)
+{
+    static const struct {
+        unsigned m;
+        size_t zero_from;
+    } cases[] = {{22, ((size_t)1 << 20) + 5}, {22, (size_t)3 << 15}, {18, 40000}, {18, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        unsigned m = cases[c].m;
+        size_t n = (size_t)1 << m, z = cases[c].zero_from;
+        float *x = alloc_floats(n), *want = alloc_floats(n), *got = alloc_floats(n);
+        float *work = alloc_floats(n);
+        fill_gauss(x, n, 50 + c);
+        memset(x + z, 0, (n - z) * sizeof(float));
+        for (size_t k = 0; k < 6; k++) {
+            int kernel = ALL_KERNELS[k % 3], threads = 1 + (int)(k / 3);
+            if (!intdim__fwht_kernel_available(kernel))
+                continue;
+            plain_transform(want, x, m, kernel, threads);
+            for (int with_source = 0; with_source <= 1; with_source++) {
+                hook_io io = {x, got};
+                fwht_hooks hooks = {.ctx = &io,
+                                    .fill = fill_copy,
+                                    .source = with_source ? source_in_place : NULL,
+                                    .sink = sink_copy,
+                                    .fill_zero_from = z};
+                memset(work, 0xff, n * sizeof(float)); /* NaN: a skipped block must be cleared */
+                memset(got, 0, n * sizeof(float));
+                intdim__fwht_run(work, m, kernel, threads, &hooks);
+                ck_assert_msg(memcmp(got, want, n * sizeof(float)) == 0,
+                              "2^%u zero from %zu, kernel %d, %d thread(s), source %d", m, z,
+                              kernel, threads, with_source);
+            }
+        }
+        intdim__free(work);
+        intdim__free(got);
+        intdim__free(want);
+        intdim__free(x);
+    }
+}
+END_TEST
+
 /* Arrays of one block: the block's first sweep reads the input straight from the source
  * hook instead of a filled copy; every kernel and size (the small ones fall back to the
  * portable loops) gives the plain transform's bits. */
@@ -1035,6 +1080,7 @@ static Suite *fwht_suite(void)
     tcase_add_test(kernels, kernels_widen_half_like_portable);
     tcase_add_test(kernels, unavailable_kernel_ids_are_reported);
     tcase_add_test(kernels, blocks_read_from_the_source);
+    tcase_add_test(kernels, zero_padding_is_skipped_with_the_same_bits);
     tcase_add_test(kernels, gather_block_is_gather_then_block);
     tcase_add_test(kernels, gathers_and_fold_match_portable);
     tcase_add_test(kernels, strip_slots_change_no_bits);
