@@ -55,6 +55,7 @@ typedef struct ff_block {
     size_t out_first, out_len; /* output rows y[out_first, out_first + out_len) */
     unsigned log2L, log2k;
     unsigned fold_groups;
+    int vjp_strips_first; /* the adjoint's level order (vjp_strips_first()) */
     float scale;
     uint16_t *G;        /* L Gaussians, IEEE binary16 bits (the rounded value is G) */
     /* Pi[i] mod k in 2 bytes (k <= 2^16), 3 bytes (k <= 2^24: low 16 bits in pi16,
@@ -98,21 +99,25 @@ typedef struct ff_state {
 enum { LANE_MAX_LOG2 = 16, LANE_MEDIUM_MAX_LOG2 = FWHT_TILE_LOG2, MAX_LANES = 64 };
 
 /* The adjoint's big transform runs its levels in ascending stride, as apply does (blocks,
- * then strips; the fold takes the last strip pass), except from 2^26 floats on, where it
- * runs the large strides first (strips, then blocks handed whole to the fold). The order
- * fixes the rounding, so it depends on L alone, never on the machine. Ascending order
- * lets the first pass read g block by block and keep its output in ordinary stores that
- * stay in a large L3; strips first made the first pass write the rows around the caches
- * and the next pass read them back from DRAM. On an Intel VM (2 MiB L2/core, large L3),
- * vjp on two threads, d = 1000, one process per order: 2^18 0.138 -> 0.122 ms,
- * 2^22 3.9 -> 2.6, 2^24 17.2-18.3 -> 13.0-13.5, 2^25 35.2 -> 31.2; at 2^26 ascending
- * was slower (71.6 against 65.8 ms), so large strides first stays there. Not measured on
- * the AMD machine of sessions 1-6. */
+ * then strips; the fold takes the last strip pass), except from 2^26 floats on when less
+ * than a quarter of them is padding: there it runs the large strides first (strips, then
+ * blocks handed whole to the fold). The order fixes the rounding, so it depends on the
+ * block's shape (L and its rows) alone, never on the machine or the thread count.
+ * Ascending order lets the first pass read g block by block and keep its output in
+ * ordinary stores that stay in a large L3 (strips first made the first pass write the rows
+ * around the caches and the next pass read them back from DRAM), and it skips the
+ * transforms of the padding's blocks (fill_zero_from). On an Intel VM (2 MiB L2/core,
+ * large L3), vjp on two threads, d = 1000, one process per order: 2^18 0.138 -> 0.122 ms,
+ * 2^22 3.9 -> 2.6, 2^24 17.2-18.3 -> 13.0-13.5, 2^25 35.2 -> 31.2. At L = 2^26 ascending
+ * order was slower without padding (D = 2^26: 85 against 75-78 ms; earlier 71.6 against
+ * 65.8), faster with half of it (D = 2^25 + 3: 72-73 against 82-86) and even at a quarter
+ * (D = 10^8, L = 2^27: 159-162 ms both). Not measured on the AMD machine of sessions 1-6. */
 enum { FF_VJP_STRIPS_FIRST_MIN_LOG2 = 26 };
 
-static int vjp_strips_first(unsigned log2L)
+static int vjp_strips_first(unsigned log2L, size_t rows)
 {
-    return log2L >= FF_VJP_STRIPS_FIRST_MIN_LOG2;
+    size_t L = (size_t)1 << log2L;
+    return log2L >= FF_VJP_STRIPS_FIRST_MIN_LOG2 && rows > L / 4 * 3;
 }
 
 static size_t round16(size_t n)
@@ -480,7 +485,7 @@ static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *
                         .source = source_input,
                         .sink = sink_fold,
                         .n_groups = b->fold_groups,
-                        .strips_first = vjp_strips_first(b->log2L),
+                        .strips_first = b->vjp_strips_first,
                         .fill_zero_from = b->out_len, /* g's rows end there: padding */
                         .scratch = work + area->off_slots,
                         .scratch_slots = area->n_slots};
@@ -583,7 +588,7 @@ static void ff_destroy(intdim_proj *p)
 
 static const proj_ops fastfood_ops = {ff_apply, ff_adjoint, ff_destroy, ff_apply_base};
 
-static unsigned fold_groups_for(unsigned log2L, unsigned log2k)
+static unsigned fold_groups_for(unsigned log2L, unsigned log2k, int strips_first)
 {
     /* Enough groups to keep threads busy, few enough that the partial arrays stay
      * under L/16 floats, and no more than the units the fold's pass has: the others
@@ -591,7 +596,7 @@ static unsigned fold_groups_for(unsigned log2L, unsigned log2k)
      * pass has 2 strips, 16 groups did that for 14: vjp of D = 199,210 alternating in
      * one process, 0.216-0.220 -> 0.211 ms on one thread, 0.126-0.128 -> 0.123 on two). */
     size_t groups = ((size_t)1 << log2L) / ((size_t)16 << log2k);
-    size_t units = intdim__fwht_sink_units(log2L, vjp_strips_first(log2L));
+    size_t units = intdim__fwht_sink_units(log2L, strips_first);
     if (groups > units)
         groups = units;
     if (groups < 1)
@@ -612,7 +617,8 @@ static void describe_block(ff_block *b, size_t in_first, size_t in_len, size_t o
     b->out_len = out_len;
     b->log2L = intdim__log2_exact(L);
     b->log2k = intdim__log2_exact(intdim__next_pow2(in_len));
-    b->fold_groups = fold_groups_for(b->log2L, b->log2k);
+    b->vjp_strips_first = vjp_strips_first(b->log2L, out_len);
+    b->fold_groups = fold_groups_for(b->log2L, b->log2k, b->vjp_strips_first);
 }
 
 static size_t block_table_bytes(const ff_block *b)
