@@ -457,9 +457,11 @@ static void run_block(const job *jb, float *x, size_t offset, unsigned log2b, si
     float *dst = x + index * len;
     size_t first = offset + index * len;
     const fwht_hooks *f = jb->fill;
+    int padding = all_padding(jb, use_fill, first);
     /* input already in memory as it is: the block's first sweep reads it from there */
-    const float *src = use_fill && f->source != NULL ? f->source(f->ctx, first, len) : NULL;
-    if (all_padding(jb, use_fill, first))
+    const float *src =
+        use_fill && !padding && f->source != NULL ? f->source(f->ctx, first, len) : NULL;
+    if (padding)
         memset(dst, 0, len * sizeof(float));
     else if (!use_fill)
         jb->k->block(dst, dst, log2b);

@@ -55,7 +55,6 @@ typedef struct ff_block {
     size_t out_first, out_len; /* output rows y[out_first, out_first + out_len) */
     unsigned log2L, log2k;
     unsigned fold_groups;
-    int vjp_strips_first; /* the adjoint's level order (vjp_strips_first()) */
     float scale;
     uint16_t *G;        /* L Gaussians, IEEE binary16 bits (the rounded value is G) */
     /* Pi[i] mod k in 2 bytes (k <= 2^16), 3 bytes (k <= 2^24: low 16 bits in pi16,
@@ -485,7 +484,7 @@ static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *
                         .source = source_input,
                         .sink = sink_fold,
                         .n_groups = b->fold_groups,
-                        .strips_first = b->vjp_strips_first,
+                        .strips_first = vjp_strips_first(b->log2L, b->out_len),
                         .fill_zero_from = b->out_len, /* g's rows end there: padding */
                         .scratch = work + area->off_slots,
                         .scratch_slots = area->n_slots};
@@ -617,8 +616,7 @@ static void describe_block(ff_block *b, size_t in_first, size_t in_len, size_t o
     b->out_len = out_len;
     b->log2L = intdim__log2_exact(L);
     b->log2k = intdim__log2_exact(intdim__next_pow2(in_len));
-    b->vjp_strips_first = vjp_strips_first(b->log2L, out_len);
-    b->fold_groups = fold_groups_for(b->log2L, b->log2k, b->vjp_strips_first);
+    b->fold_groups = fold_groups_for(b->log2L, b->log2k, vjp_strips_first(b->log2L, out_len));
 }
 
 static size_t block_table_bytes(const ff_block *b)
