@@ -109,13 +109,16 @@ typedef enum {
     INTDIM_PROJ_THREADS = 4,          /* runtime: threads for apply/vjp; 0 = all available */
     INTDIM_PROJ_KERNEL = 5,           /* runtime: transform kernel: 0 auto, 1 portable, 2 AVX2,
                                           3 AVX-512 (INTDIM_EUNSUPPORTED if the CPU lacks it) */
-    INTDIM_PROJ_FASTFOOD_BLOCK = 6    /* create: 0 (default) = one Fastfood block of
+    INTDIM_PROJ_FASTFOOD_BLOCK = 6,   /* create: 0 (default) = one Fastfood block of
                                           L = nextpow2(D), REFERENCE's form; B = a power of two
                                           in [2, 2^32]: D cut into contiguous chunks of B rows,
                                           each its own block (Le et al.'s stacked Fastfood; the
                                           same P as FASTFOOD_PER_GROUP with those chunks as
                                           groups). Groups stay free for SAID. Not together
                                           with FASTFOOD_PER_GROUP. */
+    INTDIM_PROJ_FASTFOOD_TABLES = 7   /* read-only (get): 1 when the projection was made from
+                                          explicit tables (intdim_proj_create_fastfood_tables).
+                                          Such a projection has no seed and no checkpoint. */
 } intdim_proj_param;
 
 /* Kernel ids for INTDIM_PROJ_KERNEL. */
@@ -175,6 +178,31 @@ INTDIM_API int intdim_proj_apply(const intdim_proj *p, const float *theta_d, flo
  * is then ignored and may be NULL); for SAID also the scales' gradients. Thread-safe. */
 INTDIM_API int intdim_proj_vjp(const intdim_proj *p, const float *theta_d, const float *g_D,
                                float *g_d);
+
+/* REFERENCE's single-block Fastfood from explicit tables, to reproduce a run of the
+ * reference code (PyTorch) with its own draws: y = H (G * gather(H (B * pad(x)), Pi)),
+ * output y[0:D] / sqrt(D * sum G^2). Each table has L = nextpow2(D) entries: B[i] is +1 or
+ * -1 (only B[0..d) matter: x is zero-padded), Pi is a permutation of 0..L-1 (out[i] =
+ * in[Pi[i]], e.g. torch.randperm), G[i] finite with sum G^2 > 0. The tables are copied.
+ * G is kept as given: in binary16 when every entry is exactly a binary16 value (as the
+ * tables of a seeded projection are), else in float32 (slower scalar gather and fold).
+ * The projection is the exact formula with the library's adjoint and float rounding;
+ * intdim_proj_seed returns 0, and checkpoints refuse it (INTDIM_EUNSUPPORTED): keep the
+ * tables yourself. Returns INTDIM_EINVAL (NULL pointer, D == 0, d == 0, d > D,
+ * L != nextpow2(D), a B entry not +-1, Pi not a permutation, G not finite or all zero),
+ * INTDIM_ETOOBIG, INTDIM_ENOMEM. */
+INTDIM_API int intdim_proj_create_fastfood_tables(intdim_proj **out, size_t D, size_t d,
+                                                  size_t L, const float *B, const int64_t *Pi,
+                                                  const float *G);
+
+/* The tables of a seeded single-block Fastfood projection (plain or SAID; not per-group or
+ * stacked blocks, nor one made from tables), L = nextpow2(D) entries each, in the form
+ * intdim_proj_create_fastfood_tables takes: B (+-1; entries from d on are drawn as well),
+ * the whole permutation Pi, and G as the projection uses it (binary16 values, widened).
+ * So a PyTorch reference can run the very projection a seed denotes. INTDIM_EINVAL (NULL,
+ * wrong L), INTDIM_EUNSUPPORTED (another kind or layout). Allocates nothing. */
+INTDIM_API int intdim_proj_fastfood_tables(const intdim_proj *p, float *B, int64_t *Pi,
+                                           float *G, size_t L);
 
 /* ====================================================================================
  * Host callbacks

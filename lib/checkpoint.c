@@ -55,7 +55,14 @@ static void desc_free(ckpt_desc *c)
 /* The projection part of a description, read through the public getters. */
 static int describe_proj(const intdim_proj *p, ckpt_desc *c)
 {
-    double said = 0, per_group = 0, density = 0, budget = 0, block = 0;
+    double said = 0, per_group = 0, density = 0, budget = 0, block = 0, tables = 0;
+    (void)intdim_proj_get(p, INTDIM_PROJ_FASTFOOD_TABLES, &tables);
+    if (tables != 0)
+        return intdim__fail(INTDIM_EUNSUPPORTED, "checkpoint: the projection was made from "
+                                                 "explicit tables, which a checkpoint cannot "
+                                                 "rebuild from a seed; save theta_d "
+                                                 "(intdim_trainer_get_theta_d) and the tables "
+                                                 "yourself");
     /* creation parameters that do not apply to a kind read as 0 (or fail: also 0) */
     (void)intdim_proj_get(p, INTDIM_PROJ_SAID, &said);
     (void)intdim_proj_get(p, INTDIM_PROJ_FASTFOOD_PER_GROUP, &per_group);

@@ -44,6 +44,7 @@ float intdim__rng_sign(uint64_t seed, uint64_t stream, uint64_t index);     /* +
 uint64_t intdim__rng_below(uint64_t seed, uint64_t stream, uint64_t index, uint64_t n);
 /* A uniform permutation of 0..n-1 (Fisher-Yates driven by the counter generator). */
 void intdim__rng_permutation_u32(uint32_t *perm, size_t n, uint64_t seed, uint64_t stream);
+void intdim__rng_permutation_i64(int64_t *perm, size_t n, uint64_t seed, uint64_t stream);
 
 /* Streams: each random table of a projection draws from its own stream so that tables
  * are independent and adding one never shifts another. Block b of a kind uses

@@ -58,6 +58,7 @@ static const param_info g_params[] = {
     [INTDIM_PROJ_KERNEL] = { "INTDIM_PROJ_KERNEL", INTDIM_KERNEL_AUTO, INTDIM_KERNEL_AVX512, 1,
                              1 },
     [INTDIM_PROJ_FASTFOOD_BLOCK] = { "INTDIM_PROJ_FASTFOOD_BLOCK", 0.0, 4294967296.0, 1, 0 },
+    [INTDIM_PROJ_FASTFOOD_TABLES] = { "INTDIM_PROJ_FASTFOOD_TABLES", 0.0, 1.0, 1, 0 },
 };
 enum { N_PARAMS = (int)(sizeof g_params / sizeof g_params[0]) };
 
@@ -126,6 +127,12 @@ static int parse_options(create_options *opt, size_t n_params, const int *ids,
         case INTDIM_PROJ_THREADS: opt->threads = (int)v; break;
         case INTDIM_PROJ_KERNEL: opt->kernel = (int)v; break;
         case INTDIM_PROJ_FASTFOOD_BLOCK: opt->ff_block = (size_t)v; break;
+        case INTDIM_PROJ_FASTFOOD_TABLES:
+            if (v != 0.0)
+                return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: "
+                                                   "INTDIM_PROJ_FASTFOOD_TABLES is read-only: "
+                                                   "use intdim_proj_create_fastfood_tables");
+            break;
         default: break;
         }
     }
@@ -338,13 +345,15 @@ static int setup_groups(proj_handle *h, size_t n_groups, const size_t *sizes)
     return INTDIM_OK;
 }
 
-static int create_kind(intdim_proj *p)
+static int create_kind(intdim_proj *p, const ff_tables *tables)
 {
     switch (p->kind) {
     case INTDIM_PROJ_IDENTITY: return intdim__identity_create(p);
     case INTDIM_PROJ_DENSE: return intdim__dense_create(p);
     case INTDIM_PROJ_SPARSE: return intdim__sparse_create(p);
-    default: return intdim__fastfood_create(p);
+    default:
+        return tables != NULL ? intdim__fastfood_create_from(p, tables)
+                              : intdim__fastfood_create(p);
     }
 }
 
@@ -364,21 +373,15 @@ static int allocate_workspace(proj_handle *h)
     return INTDIM_OK;
 }
 
-INTDIM_API int intdim_proj_create_ex(intdim_proj **out, intdim_proj_kind kind, size_t D,
-                                     size_t d, uint64_t seed, size_t n_groups,
-                                     const size_t *group_sizes, size_t n_params,
-                                     const int *param_ids, const double *param_values)
+/* A handle from checked arguments: the seed's projection, or (tables != NULL) a Fastfood
+ * block from explicit tables. */
+static int create_handle(intdim_proj **out, intdim_proj_kind kind, size_t D, size_t d,
+                         uint64_t seed, size_t n_groups, const size_t *group_sizes,
+                         const create_options *opt_in, const ff_tables *tables)
 {
-    if (out == NULL)
-        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: out is NULL");
-    *out = NULL;
-    create_options opt;
-    int status = parse_options(&opt, n_params, param_ids, param_values);
-    if (status == INTDIM_OK)
-        status = check_shape((int)kind, D, d, n_groups, group_sizes, &opt);
+    create_options opt = *opt_in;
     size_t d_lin = opt.said ? d - n_groups : d;
-    if (status == INTDIM_OK)
-        status = check_budget((int)kind, D, d_lin, &opt);
+    int status = check_budget((int)kind, D, d_lin, &opt);
     int kernel = INTDIM_KERNEL_PORTABLE;
     if (status == INTDIM_OK)
         status = resolve_kernel("intdim_proj_create", opt.kernel, &kernel);
@@ -403,10 +406,11 @@ INTDIM_API int intdim_proj_create_ex(intdim_proj **out, intdim_proj_kind kind, s
     p->memory_budget = opt.memory_budget;
     p->threads = opt.threads;
     p->kernel = kernel;
+    p->imported = tables != NULL;
 
     status = setup_groups(h, n_groups, group_sizes);
     if (status == INTDIM_OK)
-        status = create_kind(p);
+        status = create_kind(p, tables);
     if (status == INTDIM_OK && (double)p->state_bytes > p->memory_budget)
         status = intdim__fail(INTDIM_ETOOBIG, "intdim_proj_create: the projection's state "
                                               "needs %.2f GB, over the memory budget of %.2f GB",
@@ -419,6 +423,71 @@ INTDIM_API int intdim_proj_create_ex(intdim_proj **out, intdim_proj_kind kind, s
     }
     *out = p;
     return INTDIM_OK;
+}
+
+INTDIM_API int intdim_proj_create_ex(intdim_proj **out, intdim_proj_kind kind, size_t D,
+                                     size_t d, uint64_t seed, size_t n_groups,
+                                     const size_t *group_sizes, size_t n_params,
+                                     const int *param_ids, const double *param_values)
+{
+    if (out == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: out is NULL");
+    *out = NULL;
+    create_options opt;
+    int status = parse_options(&opt, n_params, param_ids, param_values);
+    if (status == INTDIM_OK)
+        status = check_shape((int)kind, D, d, n_groups, group_sizes, &opt);
+    if (status != INTDIM_OK)
+        return status;
+    return create_handle(out, kind, D, d, seed, n_groups, group_sizes, &opt, NULL);
+}
+
+INTDIM_API int intdim_proj_create_fastfood_tables(intdim_proj **out, size_t D, size_t d,
+                                                  size_t L, const float *B, const int64_t *Pi,
+                                                  const float *G)
+{
+    if (out == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create_fastfood_tables: out is NULL");
+    *out = NULL;
+    if (B == NULL || Pi == NULL || G == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create_fastfood_tables: table %s is "
+                                           "NULL", B == NULL ? "B" : Pi == NULL ? "Pi" : "G");
+    create_options opt;
+    int status = parse_options(&opt, 0, NULL, NULL);
+    if (status == INTDIM_OK)
+        status = check_shape(INTDIM_PROJ_FASTFOOD, D, d, 0, NULL, &opt);
+    if (status != INTDIM_OK)
+        return status;
+    if (L != intdim__next_pow2(D))
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create_fastfood_tables: L = %zu, but "
+                                           "the tables of D = %zu have nextpow2(D) = %zu "
+                                           "entries", L, D, (size_t)intdim__next_pow2(D));
+    if (L > ((size_t)1 << 32)) /* before reading the tables: the seeded form's limit */
+        return intdim__fail(INTDIM_ETOOBIG, "intdim_proj_create_fastfood_tables: D = %zu pads "
+                                            "past 2^32 entries", D);
+    ff_tables tables = {L, B, Pi, G};
+    status = intdim__fastfood_check_tables(&tables);
+    if (status != INTDIM_OK)
+        return status;
+    return create_handle(out, INTDIM_PROJ_FASTFOOD, D, d, 0, 0, NULL, &opt, &tables);
+}
+
+INTDIM_API int intdim_proj_fastfood_tables(const intdim_proj *p, float *B, int64_t *Pi,
+                                           float *G, size_t L)
+{
+    if (p == NULL || B == NULL || Pi == NULL || G == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_fastfood_tables: NULL %s",
+                            p == NULL ? "p" : B == NULL ? "B" : Pi == NULL ? "Pi" : "G");
+    if (p->kind != INTDIM_PROJ_FASTFOOD || p->per_group || p->ff_block != 0 || p->imported)
+        return intdim__fail(INTDIM_EUNSUPPORTED, "intdim_proj_fastfood_tables: only a seeded "
+                                                 "single-block FASTFOOD projection has "
+                                                 "REFERENCE's tables (kind %d%s)", p->kind,
+                            p->imported ? ", made from tables" : "");
+    if (L != intdim__next_pow2(p->D))
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_fastfood_tables: L = %zu, but D = %zu "
+                                           "has nextpow2(D) = %zu entries", L, p->D,
+                            (size_t)intdim__next_pow2(p->D));
+    return intdim__fastfood_export(p, B, Pi, G);
 }
 
 INTDIM_API int intdim_proj_create(intdim_proj **out, intdim_proj_kind kind, size_t D, size_t d,
@@ -542,6 +611,7 @@ INTDIM_API int intdim_proj_get(const intdim_proj *p, int param, double *value)
     case INTDIM_PROJ_THREADS: *value = p->threads; break;
     case INTDIM_PROJ_KERNEL: *value = p->kernel; break;
     case INTDIM_PROJ_FASTFOOD_BLOCK: *value = (double)p->ff_block; break;
+    case INTDIM_PROJ_FASTFOOD_TABLES: *value = p->imported; break;
     default:
         return intdim__fail(INTDIM_EINVAL, "intdim_proj_get: unknown parameter id %d", param);
     }

@@ -57,6 +57,7 @@ typedef struct ff_block {
     unsigned fold_groups;
     float scale;
     uint16_t *G;        /* L Gaussians, IEEE binary16 bits (the rounded value is G) */
+    float *G32;         /* instead of G: imported float32 values (scalar loops) */
     /* Pi[i] mod k in 2 bytes (k <= 2^16), 3 bytes (k <= 2^24: low 16 bits in pi16,
      * high 8 in pi_hi) or 4 bytes (pi32 only). */
     uint16_t *pi16;
@@ -259,10 +260,23 @@ typedef struct apply_ctx {
     int stream;        /* y is far larger than the caches: write it around them */
 } apply_ctx;
 
+/* Pi[i] mod k, whatever its width. */
+static inline size_t pi_at(const ff_block *b, size_t i)
+{
+    if (b->pi32 != NULL)
+        return b->pi32[i];
+    return (size_t)b->pi16[i] | (b->pi_hi != NULL ? (size_t)b->pi_hi[i] << 16 : 0);
+}
+
 /* dst[i] = G[i] * w[Pi[i] mod k]: the gather of the tiled first transform. */
 static void fill_gather(void *vctx, float *dst, size_t start, size_t len)
 {
     const apply_ctx *c = vctx;
+    if (c->b->G32 != NULL) { /* imported float32 G: the same products, one at a time */
+        for (size_t i = 0; i < len; i++)
+            dst[i] = c->b->G32[start + i] * c->w[pi_at(c->b, start + i)];
+        return;
+    }
     const uint16_t *G = c->b->G + start;
     if (c->b->pi_hi != NULL) {
         const uint16_t *lo = c->b->pi16 + start;
@@ -329,8 +343,9 @@ static void block_apply(const intdim_proj *p, const ff_block *b, const float *x,
     apply_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), w, y, base, accumulate, stream};
     fwht_hooks hooks = {.ctx = &ctx,
                         .fill = fill_gather,
-                        .fill_block = b->pi16 != NULL && b->pi_hi == NULL ? fill_gather_block
-                                                                          : NULL,
+                        .fill_block = b->G != NULL && b->pi16 != NULL && b->pi_hi == NULL
+                                          ? fill_gather_block
+                                          : NULL,
                         .sink = sink_output,
                         .scratch = work + area->off_slots,
                         .scratch_slots = area->n_slots};
@@ -452,6 +467,11 @@ static void sink_fold(void *vctx, const float *buf, size_t buf_stride, size_t ro
     for (size_t r = 0; r < rows; r++) {
         size_t start = first + r * row_step;
         const float *src = buf + r * buf_stride;
+        if (b->G32 != NULL) { /* imported float32 G: the same order and rounding */
+            for (size_t j = 0; j < width; j++)
+                part[pi_at(b, start + j)] += b->G32[start + j] * src[j];
+            continue;
+        }
         const uint16_t *G = b->G + start;
         if (b->pi_hi != NULL) {
             const uint16_t *lo = b->pi16 + start;
@@ -575,6 +595,7 @@ static void ff_destroy(intdim_proj *p)
         return;
     for (size_t i = 0; st->blocks != NULL && i < st->n_blocks; i++) {
         intdim__free(st->blocks[i].G);
+        intdim__free(st->blocks[i].G32);
         intdim__free(st->blocks[i].pi16);
         intdim__free(st->blocks[i].pi_hi);
         intdim__free(st->blocks[i].pi32);
@@ -619,21 +640,23 @@ static void describe_block(ff_block *b, size_t in_first, size_t in_len, size_t o
     b->fold_groups = fold_groups_for(b->log2L, b->log2k, vjp_strips_first(b->log2L, out_len));
 }
 
-static size_t block_table_bytes(const ff_block *b)
+static size_t block_table_bytes(const ff_block *b, int g32)
 {
     size_t L = (size_t)1 << b->log2L;
     size_t pi_bytes = b->log2k <= 16 ? 2 : b->log2k <= 24 ? 3 : 4;
-    return L * (sizeof(uint16_t) + pi_bytes) + (b->in_len + 7) / 8;
+    size_t g_bytes = g32 ? sizeof(float) : sizeof(uint16_t);
+    return L * (g_bytes + pi_bytes) + (b->in_len + 7) / 8;
 }
 
-/* Fill block number `index`'s tables from the counter generator. */
-static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_groups_scale,
-                        int threads)
+/* Block b's tables allocated (G as binary16, or float32 when g32), contents undefined
+ * except the cleared sign bits. */
+static int alloc_tables(ff_block *b, int g32)
 {
     size_t L = (size_t)1 << b->log2L;
-    size_t k_mask = ((size_t)1 << b->log2k) - 1;
-    uint64_t shift = (uint64_t)index << 8;
-    b->G = intdim__alloc(L * sizeof(uint16_t));
+    if (g32)
+        b->G32 = intdim__alloc(L * sizeof(float));
+    else
+        b->G = intdim__alloc(L * sizeof(uint16_t));
     b->neg_signs = intdim__calloc((b->in_len + 7) / 8, 1);
     int pi_ok;
     if (b->log2k <= 24) {
@@ -645,8 +668,46 @@ static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_group
         b->pi32 = intdim__alloc(L * sizeof(uint32_t));
         pi_ok = b->pi32 != NULL;
     }
-    if (b->G == NULL || b->neg_signs == NULL || !pi_ok)
-        return intdim__fail_nomem("Fastfood tables", block_table_bytes(b));
+    if ((b->G == NULL && b->G32 == NULL) || b->neg_signs == NULL || !pi_ok)
+        return intdim__fail_nomem("Fastfood tables", block_table_bytes(b, g32));
+    return INTDIM_OK;
+}
+
+/* Pi[i] mod k stored in the block's width. */
+static void set_pi(ff_block *b, size_t i, uint64_t pi)
+{
+    uint32_t v = (uint32_t)(pi & (((uint64_t)1 << b->log2k) - 1));
+    if (b->pi32 != NULL) {
+        b->pi32[i] = v;
+        return;
+    }
+    b->pi16[i] = (uint16_t)(v & 0xffffu);
+    if (b->pi_hi != NULL)
+        b->pi_hi[i] = (uint8_t)(v >> 16);
+}
+
+/* The scale of the stored G (binary16 or float32 values): 1 / sqrt(groups * rows *
+ * sum G^2), so columns have unit norm exactly when the rows are all of L. */
+static void set_scale(ff_block *b, size_t n_groups_scale)
+{
+    size_t L = (size_t)1 << b->log2L;
+    double sum_sq = 0.0;
+    for (size_t i = 0; i < L; i++) {
+        double g = b->G32 != NULL ? b->G32[i] : intdim__half_to_float(b->G[i]);
+        sum_sq += g * g;
+    }
+    b->scale = (float)(1.0 / sqrt((double)n_groups_scale * (double)b->out_len * sum_sq));
+}
+
+/* Fill block number `index`'s tables from the counter generator. */
+static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_groups_scale,
+                        int threads)
+{
+    size_t L = (size_t)1 << b->log2L;
+    uint64_t shift = (uint64_t)index << 8;
+    int status = alloc_tables(b, 0);
+    if (status != INTDIM_OK)
+        return status;
 
     for (size_t j = 0; j < b->in_len; j++)
         if (intdim__rng_sign(seed, INTDIM_STREAM_FF_B + shift, j) < 0.0f)
@@ -658,16 +719,8 @@ static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_group
     if (perm == NULL)
         return intdim__fail_nomem("the Fastfood permutation", L * sizeof(uint32_t));
     intdim__rng_permutation_u32(perm, L, seed, INTDIM_STREAM_FF_PI + shift);
-    for (size_t i = 0; i < L; i++) {
-        uint32_t v = (uint32_t)(perm[i] & k_mask);
-        if (b->pi32 != NULL) {
-            b->pi32[i] = v;
-            continue;
-        }
-        b->pi16[i] = (uint16_t)(v & 0xffffu);
-        if (b->pi_hi != NULL)
-            b->pi_hi[i] = (uint8_t)(v >> 16);
-    }
+    for (size_t i = 0; i < L; i++)
+        set_pi(b, i, perm[i]);
     if (perm != b->pi32)
         intdim__free(perm);
     /* Waking a thread team costs more than drawing a small table (and idle OpenMP
@@ -675,12 +728,7 @@ static int build_tables(ff_block *b, uint64_t seed, size_t index, size_t n_group
     INTDIM_PARALLEL_FOR(threads, L >= ((size_t)1 << 16), i, L, {
         b->G[i] = intdim__float_to_half(intdim__rng_gauss(seed, INTDIM_STREAM_FF_G + shift, i));
     });
-    double sum_sq = 0.0; /* of the stored values: columns have unit norm exactly */
-    for (size_t i = 0; i < L; i++) {
-        double g = intdim__half_to_float(b->G[i]);
-        sum_sq += g * g;
-    }
-    b->scale = (float)(1.0 / sqrt((double)n_groups_scale * (double)b->out_len * sum_sq));
+    set_scale(b, n_groups_scale); /* of the stored values: columns have unit norm exactly */
     return INTDIM_OK;
 }
 
@@ -831,14 +879,14 @@ static void plan_lanes(ff_state *st)
     st->off_contrib = st->main.floats + (size_t)st->n_lanes * st->lane.floats;
 }
 
-/* Work layout and sizes; fails with ETOOBIG over the memory budget. */
-static int plan_memory(intdim_proj *p, ff_state *st)
+/* Work layout and sizes (g32: G in float32); fails with ETOOBIG over the memory budget. */
+static int plan_memory(intdim_proj *p, ff_state *st, int g32)
 {
     choose_lane_blocks(st);
     size_t tables = sizeof *st;
     tables += st->n_blocks * sizeof(ff_block);
     for (size_t i = 0; i < st->n_blocks; i++)
-        tables += block_table_bytes(&st->blocks[i]);
+        tables += block_table_bytes(&st->blocks[i], g32);
     st->main = plan_area(st, -1, 1);
     plan_lanes(st);
     p->work_floats = st->off_contrib + st->wave_blocks * st->contrib_len;
@@ -852,7 +900,18 @@ static int plan_memory(intdim_proj *p, ff_state *st)
     return INTDIM_OK;
 }
 
-int intdim__fastfood_create(intdim_proj *p)
+/* Undo a failed create. */
+static int abandon(intdim_proj *p, int status)
+{
+    ff_destroy(p);
+    p->ops = NULL;
+    p->state_bytes = 0;
+    p->work_floats = 0;
+    return status;
+}
+
+/* The state of a block layout without tables yet (p->state set). */
+static int start_state(intdim_proj *p, ff_state **out)
 {
     size_t max_D = (size_t)1 << 32; /* permutations are drawn as uint32 */
     if (intdim__next_pow2(p->D) > max_D)
@@ -862,7 +921,17 @@ int intdim__fastfood_create(intdim_proj *p)
         return intdim__fail_nomem("Fastfood state", sizeof *st);
     p->state = st;
     p->ops = &fastfood_ops;
-    int status = count_blocks(p, &st->n_blocks);
+    *out = st;
+    return INTDIM_OK;
+}
+
+int intdim__fastfood_create(intdim_proj *p)
+{
+    ff_state *st = NULL;
+    int status = start_state(p, &st);
+    if (status != INTDIM_OK)
+        return status;
+    status = count_blocks(p, &st->n_blocks);
     if (status == INTDIM_OK &&
         (double)st->n_blocks * (double)sizeof(ff_block) > p->memory_budget)
         status = intdim__fail(INTDIM_ETOOBIG,
@@ -876,16 +945,111 @@ int intdim__fastfood_create(intdim_proj *p)
     }
     if (status == INTDIM_OK) {
         describe_blocks(p, st->blocks);
-        status = plan_memory(p, st);
+        status = plan_memory(p, st, 0);
     }
     size_t row_groups = n_row_groups(p), scale_groups = row_groups > 0 ? row_groups : 1;
     for (size_t i = 0; status == INTDIM_OK && i < st->n_blocks; i++)
         status = build_tables(&st->blocks[i], p->seed, i, scale_groups, intdim__threads(0));
-    if (status != INTDIM_OK) {
-        ff_destroy(p);
-        p->ops = NULL;
-        p->state_bytes = 0;
-        p->work_floats = 0;
+    return status == INTDIM_OK ? INTDIM_OK : abandon(p, status);
+}
+
+/* ---- explicit tables (REFERENCE's B, Pi, G) ----------------------------------------- */
+
+int intdim__fastfood_check_tables(const ff_tables *t)
+{
+    const char *fn = "intdim_proj_create_fastfood_tables";
+    double sum_sq = 0.0;
+    for (size_t i = 0; i < t->L; i++) {
+        if (t->B[i] != 1.0f && t->B[i] != -1.0f)
+            return intdim__fail(INTDIM_EINVAL, "%s: B[%zu] = %g is not +1 or -1", fn, i,
+                                (double)t->B[i]);
+        if (!isfinite(t->G[i]))
+            return intdim__fail(INTDIM_EINVAL, "%s: G[%zu] is not finite", fn, i);
+        if (t->Pi[i] < 0 || (uint64_t)t->Pi[i] >= t->L)
+            return intdim__fail(INTDIM_EINVAL, "%s: Pi[%zu] = %lld is outside [0, L = %zu)", fn,
+                                i, (long long)t->Pi[i], t->L);
+        sum_sq += (double)t->G[i] * (double)t->G[i];
     }
+    if (!(sum_sq > 0.0) || !isfinite(sum_sq))
+        return intdim__fail(INTDIM_EINVAL, "%s: sum of G^2 = %g (G must not be all zero)", fn,
+                            sum_sq);
+    return INTDIM_OK;
+}
+
+/* Is Pi a permutation (its entries already checked to lie in [0, L))? Marks each value in
+ * a bitmap of L bits. */
+static int check_permutation(const ff_tables *t)
+{
+    uint64_t *seen = intdim__calloc((t->L + 63) / 64, sizeof(uint64_t));
+    if (seen == NULL)
+        return intdim__fail_nomem("the permutation check", (t->L + 63) / 64 * 8);
+    int status = INTDIM_OK;
+    for (size_t i = 0; i < t->L && status == INTDIM_OK; i++) {
+        uint64_t v = (uint64_t)t->Pi[i], bit = (uint64_t)1 << (v & 63);
+        if (seen[v >> 6] & bit)
+            status = intdim__fail(INTDIM_EINVAL, "intdim_proj_create_fastfood_tables: Pi is "
+                                                 "not a permutation: %llu appears twice (again "
+                                                 "at Pi[%zu])", (unsigned long long)v, i);
+        seen[v >> 6] |= bit;
+    }
+    intdim__free(seen);
     return status;
+}
+
+/* Does every G fit binary16 exactly? Then the fast kernels serve it, with the same bits. */
+static int g_is_binary16(const ff_tables *t)
+{
+    for (size_t i = 0; i < t->L; i++)
+        if (intdim__half_to_float(intdim__float_to_half(t->G[i])) != t->G[i])
+            return 0;
+    return 1;
+}
+
+int intdim__fastfood_create_from(intdim_proj *p, const ff_tables *t)
+{
+    ff_state *st = NULL;
+    int status = start_state(p, &st);
+    if (status == INTDIM_OK)
+        status = check_permutation(t);
+    if (status != INTDIM_OK)
+        return abandon(p, status);
+    st->n_blocks = 1;
+    st->blocks = intdim__calloc(1, sizeof(ff_block));
+    if (st->blocks == NULL)
+        return abandon(p, intdim__fail_nomem("Fastfood blocks", sizeof(ff_block)));
+    ff_block *b = &st->blocks[0];
+    describe_block(b, 0, p->d_lin, 0, p->D, t->L);
+    int g32 = !g_is_binary16(t);
+    status = plan_memory(p, st, g32);
+    if (status == INTDIM_OK)
+        status = alloc_tables(b, g32);
+    if (status != INTDIM_OK)
+        return abandon(p, status);
+    for (size_t j = 0; j < b->in_len; j++)
+        if (t->B[j] < 0.0f)
+            b->neg_signs[j >> 3] |= (uint8_t)(1u << (j & 7));
+    for (size_t i = 0; i < t->L; i++) {
+        set_pi(b, i, (uint64_t)t->Pi[i]);
+        if (g32)
+            b->G32[i] = t->G[i];
+        else
+            b->G[i] = intdim__float_to_half(t->G[i]);
+    }
+    set_scale(b, 1);
+    return INTDIM_OK;
+}
+
+int intdim__fastfood_export(const intdim_proj *p, float *B, int64_t *Pi, float *G)
+{
+    const ff_state *st = p->state;
+    const ff_block *b = &st->blocks[0];
+    size_t L = (size_t)1 << b->log2L;
+    for (size_t j = 0; j < L; j++) /* the signs stored for j < d, the same stream after */
+        B[j] = j < b->in_len ? ((b->neg_signs[j >> 3] >> (j & 7)) & 1 ? -1.0f : 1.0f)
+                             : intdim__rng_sign(p->seed, INTDIM_STREAM_FF_B, j);
+    for (size_t i = 0; i < L; i++)
+        G[i] = intdim__half_to_float(b->G[i]);
+    /* the whole permutation, drawn again (the tables keep only Pi mod k) */
+    intdim__rng_permutation_i64(Pi, L, p->seed, INTDIM_STREAM_FF_PI);
+    return INTDIM_OK;
 }

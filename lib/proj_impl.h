@@ -34,6 +34,7 @@ struct intdim_proj {
     int said;
     int per_group;
     size_t ff_block; /* FASTFOOD_BLOCK: chunk length (a power of two), 0 = one block */
+    int imported;    /* Fastfood from explicit tables: not described by the seed */
     double density; /* SPARSE: resolved density */
     double memory_budget;
     /* runtime */
@@ -57,6 +58,20 @@ int intdim__identity_create(intdim_proj *p);
 int intdim__dense_create(intdim_proj *p);
 int intdim__sparse_create(intdim_proj *p);
 int intdim__fastfood_create(intdim_proj *p);
+
+/* REFERENCE's tables of one Fastfood block, L entries each (intdim_proj_create_fastfood_tables). */
+typedef struct ff_tables {
+    size_t L;
+    const float *B;
+    const int64_t *Pi;
+    const float *G;
+} ff_tables;
+/* Checks the tables (INTDIM_EINVAL naming the first bad entry) without allocating. */
+int intdim__fastfood_check_tables(const ff_tables *t);
+/* A single-block Fastfood from checked tables instead of the seed. */
+int intdim__fastfood_create_from(intdim_proj *p, const ff_tables *t);
+/* The tables of a seeded single-block Fastfood (t's arrays are outputs). */
+int intdim__fastfood_export(const intdim_proj *p, float *B, int64_t *Pi, float *G);
 
 
 #endif

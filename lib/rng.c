@@ -48,14 +48,21 @@ uint64_t intdim__rng_below(uint64_t seed, uint64_t stream, uint64_t index, uint6
     }
 }
 
-void intdim__rng_permutation_u32(uint32_t *perm, size_t n, uint64_t seed, uint64_t stream)
-{
-    for (size_t i = 0; i < n; i++)
-        perm[i] = (uint32_t)i;
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)intdim__rng_below(seed, stream, i, i);
-        uint32_t tmp = perm[i - 1];
-        perm[i - 1] = perm[j];
-        perm[j] = tmp;
+/* Fisher-Yates from the top, swap partners from the counter generator: one definition for
+ * the entry types (uint32 for the tables, int64 as PyTorch's randperm gives it for exported
+ * tables), so both hold the same permutation. */
+#define DEFINE_PERMUTATION(name, type)                                                      \
+    void name(type *perm, size_t n, uint64_t seed, uint64_t stream)                         \
+    {                                                                                       \
+        for (size_t i = 0; i < n; i++)                                                      \
+            perm[i] = (type)i;                                                              \
+        for (size_t i = n; i > 1; i--) {                                                    \
+            size_t j = (size_t)intdim__rng_below(seed, stream, i, i);                       \
+            type tmp = perm[i - 1];                                                         \
+            perm[i - 1] = perm[j];                                                          \
+            perm[j] = tmp;                                                                  \
+        }                                                                                   \
     }
-}
+
+DEFINE_PERMUTATION(intdim__rng_permutation_u32, uint32_t)
+DEFINE_PERMUTATION(intdim__rng_permutation_i64, int64_t)

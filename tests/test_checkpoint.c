@@ -360,6 +360,46 @@ START_TEST(another_model_or_projection_is_refused)
 }
 END_TEST
 
+/* A projection made from explicit tables has no seed to rebuild it from: a trainer over it
+ * trains, but save and load refuse it (INTDIM_EUNSUPPORTED), write no file and change
+ * nothing. */
+START_TEST(projection_from_tables_is_refused)
+{
+    enum { L = 16 }; /* nextpow2(D) */
+    float B[L], G[L], theta[D], theta0[D];
+    int64_t Pi[L];
+    intdim_proj *seeded, *p;
+    ck_assert_int_eq(intdim_proj_create(&seeded, INTDIM_PROJ_FASTFOOD, D, 5, 5), INTDIM_OK);
+    ck_assert_int_eq(intdim_proj_fastfood_tables(seeded, B, Pi, G, L), INTDIM_OK);
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, 5, L, B, Pi, G), INTDIM_OK);
+    for (size_t i = 0; i < D; i++)
+        theta0[i] = (float)i * 0.01f;
+    intdim_trainer *t;
+    ck_assert_int_eq(intdim_trainer_create(&t, p, theta, theta0, NULL, 0, host_grad, NULL),
+                     INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(t, 3, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    char path[128];
+    path_of(path, sizeof path, "tables.ckpt");
+    ck_assert_int_eq(intdim_trainer_save(t, path), INTDIM_EUNSUPPORTED);
+    ck_assert(strstr(intdim_last_error(), "explicit tables") != NULL);
+    ck_assert_int_eq(access(path, F_OK), -1);
+    /* a checkpoint of the seeded twin does not load into it either */
+    intdim_trainer *twin;
+    ck_assert_int_eq(intdim_trainer_create(&twin, seeded, theta, theta0, NULL, 0, host_grad,
+                                           NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_save(twin, path), INTDIM_OK);
+    float before[5], after[5];
+    ck_assert_int_eq(intdim_trainer_get_theta_d(t, before, 5), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_load(t, path), INTDIM_EUNSUPPORTED);
+    ck_assert_int_eq(intdim_trainer_get_theta_d(t, after, 5), INTDIM_OK);
+    ck_assert(memcmp(before, after, sizeof before) == 0);
+    intdim_trainer_destroy(twin);
+    intdim_trainer_destroy(t);
+    intdim_proj_destroy(p);
+    intdim_proj_destroy(seeded);
+}
+END_TEST
+
 /* Set the u32 at `offset` of a checkpoint image and re-seal it with a valid CRC. */
 static void patch_u32(unsigned char *buf, size_t n, size_t offset, uint32_t value)
 {
@@ -463,6 +503,7 @@ int main(void)
     tcase_add_test(tc, every_kind_is_recreated);
     tcase_add_test(tc, every_corruption_is_refused);
     tcase_add_test(tc, another_model_or_projection_is_refused);
+    tcase_add_test(tc, projection_from_tables_is_refused);
     tcase_add_test(tc, version_2_files_still_load);
     tcase_add_test(tc, io_errors_and_atomic_write);
     suite_add_tcase(suite, tc);

@@ -10,6 +10,7 @@
 
 #include "fwht_impl.h"
 #include "proj_impl.h"
+#include "ref_wht.h"
 
 static const int ALL_KERNELS[] = {INTDIM_KERNEL_PORTABLE, INTDIM_KERNEL_AVX2,
                                   INTDIM_KERNEL_AVX512};
@@ -675,17 +676,6 @@ static void ff_adjoint(ff_fixture *f, const float *g, float *x)
     f->p.ops->adjoint(&f->p, g, x, f->work);
 }
 
-/* Textbook transform in double: the test's own definition. */
-static void fwht_double(double *v, size_t n)
-{
-    for (size_t h = 1; h < n; h *= 2)
-        for (size_t i = 0; i < n; i += 2 * h)
-            for (size_t j = i; j < i + h; j++) {
-                double a = v[j], b = v[j + h];
-                v[j] = a + b;
-                v[j + h] = a - b;
-            }
-}
 
 /* One block of REFERENCE's formula with full-size transforms, added into y. */
 static void reference_block(const float *x, size_t n, size_t Dg, double *y, uint64_t seed,
@@ -698,7 +688,7 @@ static void reference_block(const float *x, size_t n, size_t Dg, double *y, uint
     uint32_t *perm = malloc(L * sizeof(uint32_t));
     for (size_t j = 0; j < n; j++)
         v[j] = intdim__rng_sign(seed, INTDIM_STREAM_FF_B + shift, j) * (double)x[j];
-    fwht_double(v, L);
+    ref_wht_double(v, L);
     intdim__rng_permutation_u32(perm, L, seed, INTDIM_STREAM_FF_PI + shift);
     double sum_sq = 0.0;
     for (size_t i = 0; i < L; i++) {
@@ -708,7 +698,7 @@ static void reference_block(const float *x, size_t n, size_t Dg, double *y, uint
         sum_sq += G * G;
         u[i] = G * v[perm[i]];
     }
-    fwht_double(u, L);
+    ref_wht_double(u, L);
     double s = sqrt(scale_groups * (double)Dg * sum_sq);
     for (size_t i = 0; i < Dg; i++)
         y[i] += u[i] / s;

@@ -12,6 +12,7 @@
 #include "fwht.h"      /* only to know which transform kernels this CPU has */
 #include "intdim.h"
 #include "proj_impl.h" /* only for test_busy_workspace_fallback */
+#include "ref_wht.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -121,6 +122,25 @@ static void check_adjoint(const intdim_proj *p, uint64_t seed)
     free(pty);
 }
 
+/* p and q (same D and d, linear) are the same map bit for bit: apply and vjp on random
+ * inputs drawn from `seed`. */
+static void expect_same_bits(const intdim_proj *p, const intdim_proj *q, uint64_t seed,
+                             const char *what)
+{
+    size_t D = intdim_proj_D(p), d = intdim_proj_d(p);
+    float *x = random_vector(d, seed), *g = random_vector(D, seed + 1);
+    float *yp = zeros(D), *yq = zeros(D), *xp = zeros(d), *xq = zeros(d);
+    ck_assert_int_eq(intdim_proj_apply(p, x, yp), INTDIM_OK);
+    ck_assert_int_eq(intdim_proj_apply(q, x, yq), INTDIM_OK);
+    ck_assert_int_eq(intdim_proj_vjp(p, NULL, g, xp), INTDIM_OK);
+    ck_assert_int_eq(intdim_proj_vjp(q, NULL, g, xq), INTDIM_OK);
+    ck_assert_msg(memcmp(yp, yq, D * sizeof(float)) == 0, "%s, D %zu d %zu: apply differs", what,
+                  D, d);
+    ck_assert_msg(memcmp(xp, xq, d * sizeof(float)) == 0, "%s, D %zu d %zu: vjp differs", what,
+                  D, d);
+    free(x), free(g), free(yp), free(yq), free(xp), free(xq);
+}
+
 /* ||P e_j||^2 for the first n_cols columns, into norms. */
 static void column_norms(const intdim_proj *p, size_t n_cols, double *norms)
 {
@@ -210,16 +230,9 @@ START_TEST(test_block_mode_is_per_group_with_chunks)
         ck_assert_int_eq(intdim_proj_get(blocked, INTDIM_PROJ_FASTFOOD_BLOCK, &v), INTDIM_OK);
         ck_assert(v == (double)B);
         ck_assert_uint_eq(intdim_proj_n_groups(blocked), 0);
-        float *x = random_vector(d, s), *g = random_vector(D, s + 1);
-        float *ya = zeros(D), *yb = zeros(D), *xa = zeros(d), *xb = zeros(d);
-        ck_assert_int_eq(intdim_proj_apply(blocked, x, ya), INTDIM_OK);
-        ck_assert_int_eq(intdim_proj_apply(grouped, x, yb), INTDIM_OK);
-        ck_assert_int_eq(intdim_proj_vjp(blocked, NULL, g, xa), INTDIM_OK);
-        ck_assert_int_eq(intdim_proj_vjp(grouped, NULL, g, xb), INTDIM_OK);
-        ck_assert_msg(memcmp(ya, yb, D * sizeof(float)) == 0, "D %zu B %zu: apply differs", D, B);
-        ck_assert_msg(memcmp(xa, xb, d * sizeof(float)) == 0, "D %zu B %zu: vjp differs", D, B);
+        expect_same_bits(blocked, grouped, s, "stacked blocks against per-group");
         check_adjoint(blocked, s);
-        free(x), free(g), free(ya), free(yb), free(xa), free(xb), free(chunks);
+        free(chunks);
         intdim_proj_destroy(blocked);
         intdim_proj_destroy(grouped);
     }
@@ -775,7 +788,7 @@ START_TEST(test_queries)
     ck_assert(v == 8.0 * 1024 * 1024 * 1024);
     ck_assert_int_eq(intdim_proj_get(p, INTDIM_PROJ_FASTFOOD_PER_GROUP, &v), INTDIM_OK);
     ck_assert(v == 0.0);
-    for (int param = INTDIM_PROJ_SPARSE_DENSITY; param <= INTDIM_PROJ_FASTFOOD_BLOCK; param++) {
+    for (int param = INTDIM_PROJ_SPARSE_DENSITY; param <= INTDIM_PROJ_FASTFOOD_TABLES; param++) {
         double lo = NAN, hi = NAN;
         ck_assert_int_eq(intdim_proj_param_bounds(param, &lo, &hi), INTDIM_OK);
         ck_assert(lo <= hi);
@@ -879,7 +892,8 @@ START_TEST(test_bad_create_arguments)
         const char *needle;
     } bad[] = {
         { -1, 0.0, "parameter id -1" },
-        { 7, 0.0, "parameter id 7" },
+        { 8, 0.0, "parameter id 8" },
+        { INTDIM_PROJ_FASTFOOD_TABLES, 1.0, "read-only" },
         { INTDIM_PROJ_FASTFOOD_BLOCK, 0.5, "whole number" },
         { INTDIM_PROJ_FASTFOOD_BLOCK, 8589934592.0, "INTDIM_PROJ_FASTFOOD_BLOCK" },
         { INTDIM_PROJ_SPARSE_DENSITY, 1.5, "INTDIM_PROJ_SPARSE_DENSITY = 1.5" },
@@ -941,7 +955,7 @@ START_TEST(test_bad_call_arguments)
     ck_assert_int_eq(intdim_proj_get(p, INTDIM_PROJ_THREADS, NULL), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_proj_get(NULL, INTDIM_PROJ_THREADS, &v), INTDIM_EINVAL);
     double lo, hi;
-    ck_assert_int_eq(intdim_proj_param_bounds(7, &lo, &hi), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_proj_param_bounds(8, &lo, &hi), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_proj_param_bounds(-1, &lo, &hi), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_proj_param_bounds(0, NULL, &hi), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_proj_kind_of(NULL), INTDIM_EINVAL);
@@ -1078,6 +1092,285 @@ START_TEST(test_busy_workspace_fallback)
 }
 END_TEST
 
+
+/* ---- Fastfood from explicit tables (REFERENCE's B, Pi, G) ------------------------------- */
+
+typedef struct ff_tables_out {
+    size_t L;
+    float *B, *G;
+    int64_t *Pi;
+} ff_tables_out;
+
+static ff_tables_out tables_alloc(size_t L)
+{
+    ff_tables_out t = { L, malloc(L * sizeof(float)), malloc(L * sizeof(float)),
+                        malloc(L * sizeof(int64_t)) };
+    ck_assert(t.B != NULL && t.G != NULL && t.Pi != NULL);
+    return t;
+}
+
+static void tables_free(ff_tables_out t)
+{
+    free(t.B);
+    free(t.G);
+    free(t.Pi);
+}
+
+/* Random tables as a PyTorch reference would draw them: signs, a uniform permutation
+ * (Fisher-Yates), and float32 values that are not binary16 (so the float32 path runs). */
+static ff_tables_out random_tables(size_t L, uint64_t seed)
+{
+    ff_tables_out t = tables_alloc(L);
+    uint64_t state = seed * 0x9e3779b97f4a7c15ULL + 7;
+    for (size_t i = 0; i < L; i++) {
+        t.B[i] = test_uniform(&state) < 0.5 ? -1.0f : 1.0f;
+        t.G[i] = (float)(2.0 * test_uniform(&state) - 1.0) * 1.7f + 1e-7f;
+        t.Pi[i] = (int64_t)i;
+    }
+    for (size_t i = L; i-- > 1;) {
+        size_t j = (size_t)(test_uniform(&state) * (double)(i + 1));
+        int64_t v = t.Pi[i];
+        t.Pi[i] = t.Pi[j];
+        t.Pi[j] = v;
+    }
+    return t;
+}
+
+
+/* REFERENCE's formula in double: y = H (G * gather(H (B * pad(x)), Pi)) / sqrt(D sum G^2). */
+static void reference_fastfood(const ff_tables_out *t, size_t D, size_t d, const float *x,
+                               double *y)
+{
+    size_t L = t->L;
+    double *u = calloc(L, sizeof(double)), *v = calloc(L, sizeof(double)), sum_sq = 0.0;
+    ck_assert(u != NULL && v != NULL);
+    for (size_t j = 0; j < d; j++)
+        u[j] = (double)t->B[j] * (double)x[j];
+    ref_wht_double(u, L);
+    for (size_t i = 0; i < L; i++) {
+        v[i] = (double)t->G[i] * u[t->Pi[i]];
+        sum_sq += (double)t->G[i] * (double)t->G[i];
+    }
+    ref_wht_double(v, L);
+    for (size_t i = 0; i < D; i++)
+        y[i] = v[i] / sqrt((double)D * sum_sq);
+    free(u);
+    free(v);
+}
+
+static size_t pow2_at_least(size_t D)
+{
+    size_t L = 1;
+    while (L < D)
+        L *= 2;
+    return L;
+}
+
+static intdim_proj *make_from_tables(size_t D, size_t d, const ff_tables_out *t)
+{
+    intdim_proj *p = NULL;
+    int st = intdim_proj_create_fastfood_tables(&p, D, d, t->L, t->B, t->Pi, t->G);
+    ck_assert_msg(st == INTDIM_OK, "tables D %zu d %zu: %s (%s)", D, d, intdim_strerror(st),
+                  intdim_last_error());
+    return p;
+}
+
+/* A seeded projection's exported tables, imported again, give the very same bits (they are
+ * binary16 values, so the fast kernels serve them), on 1 and 2 threads. */
+START_TEST(test_fastfood_tables_round_trip)
+{
+    static const size_t shapes[][2] = { { 1, 1 }, { 5, 3 }, { 64, 64 }, { 1000, 10 },
+                                        { 4097, 100 }, { 199210, 1000 } };
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        size_t D = shapes[c][0], d = shapes[c][1], L = pow2_at_least(D);
+        intdim_proj *p = make(INTDIM_PROJ_FASTFOOD, D, d, 40 + c);
+        ff_tables_out t = tables_alloc(L);
+        ck_assert_int_eq(intdim_proj_fastfood_tables(p, t.B, t.Pi, t.G, L), INTDIM_OK);
+        unsigned char *seen = calloc(L, 1);
+        ck_assert_ptr_nonnull(seen);
+        for (size_t i = 0; i < L; i++) {
+            ck_assert(t.B[i] == 1.0f || t.B[i] == -1.0f);
+            ck_assert(t.Pi[i] >= 0 && (size_t)t.Pi[i] < L && !seen[t.Pi[i]]);
+            seen[t.Pi[i]] = 1;
+            ck_assert(isfinite(t.G[i]));
+        }
+        free(seen);
+        intdim_proj *q = make_from_tables(D, d, &t);
+        double v = -1;
+        ck_assert_int_eq(intdim_proj_get(q, INTDIM_PROJ_FASTFOOD_TABLES, &v), INTDIM_OK);
+        ck_assert(v == 1.0);
+        ck_assert_int_eq(intdim_proj_get(p, INTDIM_PROJ_FASTFOOD_TABLES, &v), INTDIM_OK);
+        ck_assert(v == 0.0);
+        ck_assert(intdim_proj_seed(q) == 0);
+        for (int threads = 1; threads <= 2; threads++) {
+            ck_assert_int_eq(intdim_proj_set(p, INTDIM_PROJ_THREADS, threads), INTDIM_OK);
+            ck_assert_int_eq(intdim_proj_set(q, INTDIM_PROJ_THREADS, threads), INTDIM_OK);
+            expect_same_bits(p, q, c, "exported tables imported again");
+        }
+        /* the imported projection has no seed to export again */
+        ck_assert_int_eq(intdim_proj_fastfood_tables(q, t.B, t.Pi, t.G, L), INTDIM_EUNSUPPORTED);
+        tables_free(t);
+        intdim_proj_destroy(q);
+        intdim_proj_destroy(p);
+    }
+}
+END_TEST
+
+/* Tables drawn elsewhere (float32 G, as torch draws it) give REFERENCE's formula, computed
+ * here in double, to float precision, and an exact adjoint; 1 and 2 threads agree. */
+START_TEST(test_fastfood_tables_match_reference_formula)
+{
+    static const size_t shapes[][2] = { { 1, 1 }, { 3, 2 }, { 100, 7 }, { 1024, 1024 },
+                                        { 1500, 40 }, { 70000, 300 } };
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        size_t D = shapes[c][0], d = shapes[c][1], L = pow2_at_least(D);
+        ff_tables_out t = random_tables(L, 90 + c);
+        intdim_proj *q = make_from_tables(D, d, &t);
+        float *x = random_vector(d, c + 5), *y = zeros(D), *y2 = zeros(D);
+        double *want = calloc(D, sizeof(double)), err = 0.0, norm = 0.0;
+        ck_assert_ptr_nonnull(want);
+        reference_fastfood(&t, D, d, x, want);
+        ck_assert_int_eq(intdim_proj_apply(q, x, y), INTDIM_OK);
+        for (size_t i = 0; i < D; i++) {
+            err = fmax(err, fabs((double)y[i] - want[i]));
+            norm = fmax(norm, fabs(want[i]));
+        }
+        ck_assert_msg(err <= 1e-5 * norm, "D %zu d %zu: max error %.3g, max |y| %.3g", D, d, err,
+                      norm);
+        ck_assert_int_eq(intdim_proj_set(q, INTDIM_PROJ_THREADS, 2), INTDIM_OK);
+        ck_assert_int_eq(intdim_proj_apply(q, x, y2), INTDIM_OK);
+        ck_assert(memcmp(y, y2, D * sizeof(float)) == 0);
+        check_adjoint(q, c + 11);
+        free(want);
+        free(x);
+        free(y);
+        free(y2);
+        tables_free(t);
+        intdim_proj_destroy(q);
+    }
+}
+END_TEST
+
+START_TEST(test_fastfood_tables_bad_arguments)
+{
+    size_t D = 100, d = 10, L = 128;
+    ff_tables_out t = random_tables(L, 3);
+    intdim_proj *p = (intdim_proj *)&t;
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(NULL, D, d, L, t.B, t.Pi, t.G),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, NULL, t.Pi, t.G),
+                     INTDIM_EINVAL);
+    ck_assert_ptr_null(p);
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, t.B, NULL, t.G),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, t.B, t.Pi, NULL),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, 0, d, L, t.B, t.Pi, t.G),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, 0, L, t.B, t.Pi, t.G),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, D + 1, L, t.B, t.Pi, t.G),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, 100, t.B, t.Pi, t.G),
+                     INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "nextpow2"));
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, 256, t.B, t.Pi, t.G),
+                     INTDIM_EINVAL);
+    /* one bad entry at a time, anywhere in the tables (also past d and past D) */
+    static const size_t where[] = { 0, 9, 110, 127 };
+    for (size_t w = 0; w < sizeof where / sizeof where[0]; w++) {
+        size_t i = where[w];
+        float b = t.B[i], g = t.G[i];
+        int64_t pi = t.Pi[i];
+        t.B[i] = 0.5f;
+        ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, t.B, t.Pi, t.G),
+                         INTDIM_EINVAL);
+        ck_assert_ptr_nonnull(strstr(intdim_last_error(), "B["));
+        t.B[i] = b;
+        t.G[i] = NAN;
+        ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, t.B, t.Pi, t.G),
+                         INTDIM_EINVAL);
+        t.G[i] = INFINITY;
+        ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, t.B, t.Pi, t.G),
+                         INTDIM_EINVAL);
+        t.G[i] = g;
+        t.Pi[i] = -1;
+        ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, t.B, t.Pi, t.G),
+                         INTDIM_EINVAL);
+        t.Pi[i] = (int64_t)L;
+        ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, t.B, t.Pi, t.G),
+                         INTDIM_EINVAL);
+        t.Pi[i] = t.Pi[(i + 1) % L]; /* a duplicate: not a permutation */
+        ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, t.B, t.Pi, t.G),
+                         INTDIM_EINVAL);
+        ck_assert_ptr_nonnull(strstr(intdim_last_error(), "permutation"));
+        t.Pi[i] = pi;
+        ck_assert_ptr_null(p);
+    }
+    float *zero_g = zeros(L);
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, t.B, t.Pi, zero_g),
+                     INTDIM_EINVAL);
+    free(zero_g);
+    /* the tables were fine all along */
+    p = make_from_tables(D, d, &t);
+    /* read-only parameter */
+    ck_assert_int_eq(intdim_proj_set(p, INTDIM_PROJ_FASTFOOD_TABLES, 0), INTDIM_EINVAL);
+    intdim_proj_destroy(p);
+    int id = INTDIM_PROJ_FASTFOOD_TABLES;
+    double one = 1.0, zero = 0.0;
+    ck_assert_int_eq(intdim_proj_create_ex(&p, INTDIM_PROJ_FASTFOOD, D, d, 1, 0, NULL, 1, &id,
+                                           &one), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_proj_create_ex(&p, INTDIM_PROJ_FASTFOOD, D, d, 1, 0, NULL, 1, &id,
+                                           &zero), INTDIM_OK);
+    intdim_proj_destroy(p);
+
+    /* export: only a seeded single block */
+    ck_assert_int_eq(intdim_proj_fastfood_tables(NULL, t.B, t.Pi, t.G, L), INTDIM_EINVAL);
+    intdim_proj *ff = make(INTDIM_PROJ_FASTFOOD, D, d, 1);
+    ck_assert_int_eq(intdim_proj_fastfood_tables(ff, NULL, t.Pi, t.G, L), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_proj_fastfood_tables(ff, t.B, t.Pi, t.G, 64), INTDIM_EINVAL);
+    intdim_proj_destroy(ff);
+    intdim_proj *dense = make(INTDIM_PROJ_DENSE, D, d, 1);
+    ck_assert_int_eq(intdim_proj_fastfood_tables(dense, t.B, t.Pi, t.G, L), INTDIM_EUNSUPPORTED);
+    intdim_proj_destroy(dense);
+    intdim_proj *stacked = make_blocked(D, d, 32, 0, NULL, 1);
+    ck_assert_int_eq(intdim_proj_fastfood_tables(stacked, t.B, t.Pi, t.G, L),
+                     INTDIM_EUNSUPPORTED);
+    intdim_proj_destroy(stacked);
+    tables_free(t);
+}
+END_TEST
+
+START_TEST(test_fastfood_tables_allocation_failures)
+{
+    for (int binary16 = 0; binary16 <= 1; binary16++) {
+        ff_tables_out t = random_tables(128, 8);
+        for (size_t i = 0; binary16 && i < 128; i++)
+            t.G[i] = (float)(int)(t.G[i] * 64.0f) / 64.0f; /* exact in binary16 */
+        int succeeded = 0;
+        for (long k = 1; k < 100 && !succeeded; k++) {
+            fail_alloc_install(k);
+            intdim_proj *p = (intdim_proj *)&succeeded;
+            int st = intdim_proj_create_fastfood_tables(&p, 100, 10, 128, t.B, t.Pi, t.G);
+            if (st == INTDIM_OK) {
+                succeeded = 1;
+                ck_assert_int_lt(g_fail.attempts, k);
+                intdim_proj_destroy(p);
+            } else {
+                ck_assert_msg(st == INTDIM_ENOMEM, "failing allocation %ld: %d (%s)", k, st,
+                              intdim_last_error());
+                ck_assert_ptr_null(p);
+            }
+            ck_assert_msg(g_fail.allocs == g_fail.frees, "failing allocation %ld: %ld allocs, "
+                          "%ld frees", k, g_fail.allocs, g_fail.frees);
+            fail_alloc_remove();
+        }
+        ck_assert(succeeded);
+        tables_free(t);
+    }
+}
+END_TEST
+
 static Suite *proj_suite(void)
 {
     Suite *s = suite_create("proj");
@@ -1119,6 +1412,14 @@ static Suite *proj_suite(void)
     tcase_add_test(api, test_allocation_failures);
     tcase_add_loop_test(api, test_busy_workspace_fallback, 0, N_LINEAR_KINDS);
     suite_add_tcase(s, api);
+
+    TCase *tables = tcase_create("fastfood_tables");
+    tcase_set_timeout(tables, 120);
+    tcase_add_test(tables, test_fastfood_tables_round_trip);
+    tcase_add_test(tables, test_fastfood_tables_match_reference_formula);
+    tcase_add_test(tables, test_fastfood_tables_bad_arguments);
+    tcase_add_test(tables, test_fastfood_tables_allocation_failures);
+    suite_add_tcase(s, tables);
     return s;
 }
 

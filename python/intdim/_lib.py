@@ -115,6 +115,8 @@ PROTOTYPES = {
     "intdim_proj_init_theta": (_int, [_ptr, _ptr]),
     "intdim_proj_apply": (_int, [_ptr, _ptr, _ptr]),
     "intdim_proj_vjp": (_int, [_ptr, _ptr, _ptr, _ptr]),
+    "intdim_proj_create_fastfood_tables": (_int, [_pp, _size, _size, _size, _ptr, _ptr, _ptr]),
+    "intdim_proj_fastfood_tables": (_int, [_ptr, _ptr, _ptr, _ptr, _size]),
     # trainer
     "intdim_trainer_create": (_int, [_pp, _ptr, _ptr, _ptr, _ptr, _uint, GRAD_FN, _ptr]),
     "intdim_trainer_destroy": (None, [_ptr]),

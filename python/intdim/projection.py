@@ -58,12 +58,51 @@ class Projection(OwnedHandle):
             ctypes.byref(out), _params.kind_id(kind), int(D), int(d), int(seed),
             n_groups, sizes if n_groups else None, n_params, id_arr if n_params else None,
             val_arr if n_params else None), "intdim_proj_create_ex")
-        self._own(out.value)
+        self._adopt(out.value, threads, kernel)
+
+    def _adopt(self, handle, threads=None, kernel=None):
+        """Own a new handle and apply the runtime parameters given at construction."""
+        self._own(handle)
         self._cache_sizes()
         if threads is not None:
             self.set("threads", threads)
         if kernel is not None:
             self.set("kernel", kernel)
+
+    @classmethod
+    def from_fastfood_tables(cls, D, d, B, Pi, G, *, threads=None, kernel=None):
+        """REFERENCE's single-block Fastfood from explicit tables, e.g. those of a PyTorch
+        run of the reference code (intdim.torch_host.ReferenceFastfood): B (+-1), Pi (a
+        permutation of 0..L-1) and G, each of L = nextpow2(D) entries; numpy arrays or CPU
+        tensors (copied). Such a projection has no seed, and trainer checkpoints refuse it."""
+        B = np.ascontiguousarray(np.asarray(B), dtype=np.float32).reshape(-1)
+        Pi = np.ascontiguousarray(np.asarray(Pi), dtype=np.int64).reshape(-1)
+        G = np.ascontiguousarray(np.asarray(G), dtype=np.float32).reshape(-1)
+        if not len(B) == len(Pi) == len(G):
+            raise ValueError(f"B, Pi and G must have the same length, got {len(B)}, "
+                             f"{len(Pi)}, {len(G)}")
+        out = ctypes.c_void_p()
+        _lib.check(_lib.lib().intdim_proj_create_fastfood_tables(
+            ctypes.byref(out), int(D), int(d), len(B), B.ctypes.data, Pi.ctypes.data,
+            G.ctypes.data), "intdim_proj_create_fastfood_tables")
+        self = cls.__new__(cls)
+        self._users = 0
+        self._adopt(out.value, threads, kernel)
+        return self
+
+    def fastfood_tables(self):
+        """(B, Pi, G) of a seeded single-block Fastfood projection as numpy arrays (float32,
+        int64, float32; L = nextpow2(D) entries each): what a PyTorch reference needs to run
+        the very projection this seed denotes."""
+        L = 1
+        while L < self.D:
+            L *= 2
+        B = np.empty(L, np.float32)
+        Pi = np.empty(L, np.int64)
+        G = np.empty(L, np.float32)
+        _lib.check(_lib.lib().intdim_proj_fastfood_tables(self._h, B.ctypes.data, Pi.ctypes.data,
+                                                          G.ctypes.data, L))
+        return B, Pi, G
 
     @classmethod
     def from_checkpoint(cls, path):

@@ -249,7 +249,10 @@ def _fwht(x):
 class ReferenceFastfood(torch.nn.Module):
     """The Fastfood map as the public reference code computes it, in plain torch with
     autograd (see REFERENCE.md): y = H (G * gather(H (B * pad(x)), Pi)), output
-    y[:D] / sqrt(D * sum G^2). Only used to compare speed with the library."""
+    y[:D] / sqrt(D * sum G^2). Compared with the library for speed (bench/) and, through
+    its tables, for values: intdim.Projection.from_fastfood_tables(ff.D, ff.d, ff.B, ff.Pi,
+    ff.G) is this map; ReferenceFastfood.from_tables(D, d, *projection.fastfood_tables())
+    is a seeded library projection in torch."""
 
     def __init__(self, D, d, seed=0):
         super().__init__()
@@ -264,6 +267,18 @@ class ReferenceFastfood(torch.nn.Module):
         self.register_buffer("Pi", torch.randperm(L, generator=gen))
         self.register_buffer("G", torch.randn(L, generator=gen))
         self.scale = float(1.0 / torch.sqrt(D * (self.G ** 2).sum()))
+
+    @classmethod
+    def from_tables(cls, D, d, B, Pi, G):
+        """The reference map with given tables (e.g. intdim.Projection.fastfood_tables())."""
+        self = cls(D, d)
+        self.B = torch.as_tensor(B, dtype=torch.float32).clone()
+        self.Pi = torch.as_tensor(Pi, dtype=torch.int64).clone()
+        self.G = torch.as_tensor(G, dtype=torch.float32).clone()
+        if not self.B.shape == self.Pi.shape == self.G.shape == (self.L,):
+            raise ValueError(f"tables must have L = {self.L} entries each")
+        self.scale = float(1.0 / torch.sqrt(D * (self.G.double() ** 2).sum()))
+        return self
 
     def forward(self, theta_d):
         x = torch.zeros(self.L, dtype=theta_d.dtype)

@@ -202,3 +202,31 @@ def test_fastfood_blocks_are_per_group_chunks():
         intdim.Projection("fastfood", D, d, block=100)
     with pytest.raises(intdim.IntdimError, match="needs kind FASTFOOD"):
         intdim.Projection("sparse", D, d, block=256)
+
+
+def test_fastfood_tables_round_trip_and_refusals():
+    # Exported tables imported again give the same bits; bad tables and other kinds raise.
+    D, d = 1500, 40
+    with intdim.Projection("fastfood", D, d, seed=9) as p:
+        B, Pi, G = p.fastfood_tables()
+        assert B.dtype == np.float32 and Pi.dtype == np.int64 and G.dtype == np.float32
+        assert len(B) == len(Pi) == len(G) == 2048
+        assert set(np.unique(B)) <= {-1.0, 1.0}
+        assert np.array_equal(np.sort(Pi), np.arange(2048))
+        with intdim.Projection.from_fastfood_tables(D, d, B, Pi, G) as q:
+            x, g = rand(d, 1), rand(D, 2)
+            assert np.array_equal(p.apply(x), q.apply(x))
+            assert np.array_equal(p.vjp(g), q.vjp(g))
+            with pytest.raises(intdim.IntdimError):
+                q.fastfood_tables()  # no seed to export
+        bad = Pi.copy()
+        bad[5] = bad[6]
+        with pytest.raises(intdim.IntdimError, match="permutation"):
+            intdim.Projection.from_fastfood_tables(D, d, B, bad, G)
+        with pytest.raises(intdim.IntdimError, match="nextpow2"):
+            intdim.Projection.from_fastfood_tables(D, d, B[:1024], Pi[:1024], G[:1024])
+        with pytest.raises(ValueError):
+            intdim.Projection.from_fastfood_tables(D, d, B, Pi[:-1], G)
+    with intdim.Projection("dense", 100, 4, seed=1) as dense:
+        with pytest.raises(intdim.IntdimError):
+            dense.fastfood_tables()

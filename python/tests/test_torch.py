@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch  # python3-torch is a test dependency (scripts/install-deps.sh)
 
+import intdim
 from intdim.torch_host import ReferenceFastfood, TorchHost, accuracy
 
 
@@ -125,3 +126,36 @@ def test_iterable_data_is_cycled_and_said_search_runs():
         points = s.points()
     assert [p.d for p in points] == [10, 30]
     assert all(0.0 <= p.mean <= 1.0 for p in points)
+
+
+def test_reference_tables_run_in_the_library():
+    # A PyTorch run's own draws (B, randperm, randn) imported: the library computes the
+    # reference map and its exact adjoint (autograd's gradient) to float precision.
+    for D, d in [(1000, 37), (4096, 4096), (70000, 300)]:
+        ff = ReferenceFastfood(D=D, d=d, seed=D)
+        p = intdim.Projection.from_fastfood_tables(D, d, ff.B, ff.Pi, ff.G)
+        assert p.seed == 0 and p.get("fastfood_tables") == 1
+        x = torch.randn(d, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        g = torch.randn(D, generator=torch.Generator().manual_seed(2))
+        y = ff(x)
+        (y * g).sum().backward()
+        want_y, want_g = y.detach().numpy(), x.grad.numpy()
+        got_y = p.apply(x.detach().numpy())
+        got_g = p.vjp(g.numpy())
+        assert np.max(np.abs(got_y - want_y)) <= 1e-5 * np.max(np.abs(want_y))
+        assert np.max(np.abs(got_g - want_g)) <= 1e-5 * np.max(np.abs(want_g))
+        p.close()
+
+
+def test_library_tables_run_in_the_reference():
+    # The tables a seed denotes, exported, make the torch reference compute the library's map.
+    D, d = 3000, 50
+    with intdim.Projection("fastfood", D, d, seed=11) as p:
+        B, Pi, G = p.fastfood_tables()
+        ff = ReferenceFastfood.from_tables(D, d, B, Pi, G)
+        x = np.random.default_rng(3).standard_normal(d).astype(np.float32)
+        want = ff(torch.from_numpy(x)).numpy()
+        got = p.apply(x)
+        assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want))
+        with pytest.raises(ValueError):
+            ReferenceFastfood.from_tables(D, d, B[:-1], Pi, G)
