@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every test of libintdim: the release build (warnings are errors), the same suite under
-# AddressSanitizer + UndefinedBehaviorSanitizer, a BLIS build, a clang build, and the Python
-# tests.
+# AddressSanitizer + UndefinedBehaviorSanitizer, a BLIS build, a clang build, the Python
+# tests, and a short fuzzing run over the file formats.
 # Usage (fresh Debian 12, as root):  bash scripts/run-tests.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,3 +48,6 @@ meson test -C build-clang --print-errorlogs --num-processes 2 --no-suite slow
 
 echo "== Python binding (Debian's /usr/bin/python3)"
 INTDIM_LIBRARY="$PWD/build-test/lib/libintdim.so.0" /usr/bin/python3 -m pytest -q python/tests
+
+echo "== libFuzzer over checkpoints and journals (ASan + UBSan + LSan), 20 s each"
+bash scripts/fuzz.sh 20
