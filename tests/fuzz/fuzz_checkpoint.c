@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_common.h"
 #include "intdim.h"
 
 enum { D = 16, DSUB = 5 };
@@ -18,18 +19,6 @@ static char g_path[128];
 static float g_theta[D], g_theta0[D];
 static intdim_proj *g_proj;
 static intdim_trainer *g_trainer;
-
-static void *capped_alloc(void *user, size_t n)
-{
-    (void)user;
-    return n > ((size_t)64 << 20) ? NULL : malloc(n);
-}
-
-static void capped_free(void *user, void *p)
-{
-    (void)user;
-    free(p);
-}
 
 static int host_grad(void *user, uint64_t step, const float *theta, float *grad, double *loss)
 {
@@ -42,13 +31,6 @@ static int host_grad(void *user, uint64_t step, const float *theta, float *grad,
     }
     *loss = l;
     return 0;
-}
-
-static void write_input(const uint8_t *data, size_t size)
-{
-    FILE *f = fopen(g_path, "wb");
-    if (f == NULL || (size > 0 && fwrite(data, 1, size, f) != size) || fclose(f) != 0)
-        abort();
 }
 
 /* FUZZ_WRITE_SEED=dir: write a valid checkpoint there as the seed corpus, and exit. */
@@ -77,7 +59,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    write_input(data, size);
+    write_input(g_path, data, size);
     float before[DSUB], after[DSUB];
     intdim_trainer_get_theta_d(g_trainer, before, DSUB);
     int status = intdim_trainer_load(g_trainer, g_path);

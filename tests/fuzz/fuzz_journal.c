@@ -9,28 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_common.h"
 #include "intdim.h"
 
 static char g_path[128], g_merged[128];
-
-static void *capped_alloc(void *user, size_t n)
-{
-    (void)user;
-    return n > ((size_t)64 << 20) ? NULL : malloc(n);
-}
-
-static void capped_free(void *user, void *p)
-{
-    (void)user;
-    free(p);
-}
-
-static void write_input(const uint8_t *data, size_t size)
-{
-    FILE *f = fopen(g_path, "wb");
-    if (f == NULL || (size > 0 && fwrite(data, 1, size, f) != size) || fclose(f) != 0)
-        abort();
-}
 
 /* Ask and tell up to `limit` trials with a made-up metric that rises with d. */
 static void drive(intdim_search *s, int limit)
@@ -94,7 +76,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    write_input(data, size);
+    write_input(g_path, data, size);
     intdim_search *s = NULL;
     if (intdim_search_from_journal(&s, g_path) == INTDIM_OK) {
         drive(s, 20); /* appends to the journal */
@@ -108,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (s != NULL) {
         abort();
     }
-    write_input(data, size); /* the input again, as it was before the appends */
+    write_input(g_path, data, size); /* the input again, as it was before the appends */
     const char *inputs[2] = {g_path, g_path};
     unlink(g_merged);
     (void)intdim_journal_merge(inputs, 2, g_merged);
