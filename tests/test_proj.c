@@ -1216,6 +1216,31 @@ START_TEST(test_fastfood_tables_round_trip)
 }
 END_TEST
 
+/* A SAID projection's tables are those of its linear part (d - m inputs): imported as a plain
+ * projection with d - m, it is the SAID map with every scale at 1, bit for bit. */
+START_TEST(test_fastfood_tables_of_said)
+{
+    static const size_t groups[] = { 300, 700, 500 };
+    size_t D = 1500, d = 43, m = 3, L = pow2_at_least(D);
+    intdim_proj *said = make_said(INTDIM_PROJ_FASTFOOD, D, d, m, groups, 21);
+    ff_tables_out t = tables_alloc(L);
+    ck_assert_int_eq(intdim_proj_fastfood_tables(said, t.B, t.Pi, t.G, L), INTDIM_OK);
+    intdim_proj *plain = make_from_tables(D, d - m, &t);
+    float *theta = random_vector(d, 4), *y_said = zeros(D), *y_plain = zeros(D);
+    for (size_t g = 0; g < m; g++)
+        theta[d - m + g] = 1.0f;
+    ck_assert_int_eq(intdim_proj_apply(said, theta, y_said), INTDIM_OK);
+    ck_assert_int_eq(intdim_proj_apply(plain, theta, y_plain), INTDIM_OK);
+    ck_assert(memcmp(y_said, y_plain, D * sizeof(float)) == 0);
+    free(theta);
+    free(y_said);
+    free(y_plain);
+    tables_free(t);
+    intdim_proj_destroy(plain);
+    intdim_proj_destroy(said);
+}
+END_TEST
+
 /* Tables drawn elsewhere (float32 G, as torch draws it) give REFERENCE's formula, computed
  * here in double, to float precision, and an exact adjoint; 1 and 2 threads agree. */
 START_TEST(test_fastfood_tables_match_reference_formula)
@@ -1416,6 +1441,7 @@ static Suite *proj_suite(void)
     TCase *tables = tcase_create("fastfood_tables");
     tcase_set_timeout(tables, 120);
     tcase_add_test(tables, test_fastfood_tables_round_trip);
+    tcase_add_test(tables, test_fastfood_tables_of_said);
     tcase_add_test(tables, test_fastfood_tables_match_reference_formula);
     tcase_add_test(tables, test_fastfood_tables_bad_arguments);
     tcase_add_test(tables, test_fastfood_tables_allocation_failures);
