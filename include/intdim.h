@@ -117,8 +117,9 @@ typedef enum {
                                           groups). Groups stay free for SAID. Not together
                                           with FASTFOOD_PER_GROUP. */
     INTDIM_PROJ_FASTFOOD_TABLES = 7   /* read-only (get): 1 when the projection was made from
-                                          explicit tables (intdim_proj_create_fastfood_tables).
-                                          Such a projection has no seed and no checkpoint. */
+                                          explicit tables (intdim_proj_create_fastfood_tables):
+                                          it has no seed (intdim_checkpoint_proj cannot rebuild
+                                          it; trainer checkpoints hold a hash of its tables). */
 } intdim_proj_param;
 
 /* Kernel ids for INTDIM_PROJ_KERNEL. */
@@ -187,8 +188,9 @@ INTDIM_API int intdim_proj_vjp(const intdim_proj *p, const float *theta_d, const
  * G is kept as given: in binary16 when every entry is exactly a binary16 value (as the
  * tables of a seeded projection are), else in float32 (slower scalar gather and fold).
  * The projection is the exact formula with the library's adjoint and float rounding;
- * intdim_proj_seed returns 0, and checkpoints refuse it (INTDIM_EUNSUPPORTED): keep the
- * tables yourself. Returns INTDIM_EINVAL (NULL pointer, D == 0, d == 0, d > D,
+ * intdim_proj_seed returns 0. A trainer checkpoint stores a hash of the tables instead of a
+ * seed: it loads into a trainer over a projection made from the same tables (keep them),
+ * and intdim_checkpoint_proj refuses it (INTDIM_EUNSUPPORTED). Returns INTDIM_EINVAL (NULL pointer, D == 0, d == 0, d > D,
  * L != nextpow2(D), a B entry not +-1, Pi not a permutation, G not finite or all zero),
  * INTDIM_ETOOBIG, INTDIM_ENOMEM. */
 INTDIM_API int intdim_proj_create_fastfood_tables(intdim_proj **out, size_t D, size_t d,

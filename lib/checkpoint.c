@@ -12,14 +12,18 @@
 #include <unistd.h>
 
 #include "optim.h"
+#include "proj_impl.h"
 
 #define CKPT_MAGIC "INTDIMCK"
 /* 2: the layout of 1, but the Fastfood a description denotes changed (G rounded to
  * binary16), so a version-1 file would silently rebuild a different projection.
  * 3: the layout of 2; the u32 after per_group (reserved, always 0, in 2) holds log2 of
  * the Fastfood block length (0: one block). Version-2 files are read as block 0; a
- * version-2 reader refuses version 3 instead of dropping the blocks. */
-#define CKPT_VERSION 3u
+ * version-2 reader refuses version 3 instead of dropping the blocks.
+ * 4: the layout of 3; the u32 at offset 12 (reserved, always 0, before) is 1 for a
+ * projection made from explicit Fastfood tables, whose seed field then holds a hash of the
+ * tables. Earlier files are read with it 0; earlier readers refuse a 1. */
+#define CKPT_VERSION 4u
 #define CKPT_OLDEST_VERSION 2u
 enum {
     MAGIC_BYTES = 8,
@@ -36,6 +40,7 @@ enum {
 
 /* Everything a checkpoint says besides the vectors. */
 typedef struct ckpt_desc {
+    uint32_t tables; /* 1: Fastfood from explicit tables, seed = their hash */
     uint32_t kind, said, per_group;
     uint32_t log2_block; /* FASTFOOD_BLOCK = 2^log2_block, or 0 when this is 0 */
     uint64_t D, d, seed, n_groups;
@@ -55,14 +60,7 @@ static void desc_free(ckpt_desc *c)
 /* The projection part of a description, read through the public getters. */
 static int describe_proj(const intdim_proj *p, ckpt_desc *c)
 {
-    double said = 0, per_group = 0, density = 0, budget = 0, block = 0, tables = 0;
-    (void)intdim_proj_get(p, INTDIM_PROJ_FASTFOOD_TABLES, &tables);
-    if (tables != 0)
-        return intdim__fail(INTDIM_EUNSUPPORTED, "checkpoint: the projection was made from "
-                                                 "explicit tables, which a checkpoint cannot "
-                                                 "rebuild from a seed; save theta_d "
-                                                 "(intdim_trainer_get_theta_d) and the tables "
-                                                 "yourself");
+    double said = 0, per_group = 0, density = 0, budget = 0, block = 0;
     /* creation parameters that do not apply to a kind read as 0 (or fail: also 0) */
     (void)intdim_proj_get(p, INTDIM_PROJ_SAID, &said);
     (void)intdim_proj_get(p, INTDIM_PROJ_FASTFOOD_PER_GROUP, &per_group);
@@ -77,7 +75,8 @@ static int describe_proj(const intdim_proj *p, ckpt_desc *c)
     c->memory_budget = budget;
     c->D = intdim_proj_D(p);
     c->d = intdim_proj_d(p);
-    c->seed = intdim_proj_seed(p);
+    c->tables = p->imported ? 1u : 0u;
+    c->seed = p->imported ? p->tables_hash : intdim_proj_seed(p);
     c->n_groups = intdim_proj_n_groups(p);
     c->group_sizes = NULL;
     if (c->n_groups == 0)
@@ -181,7 +180,7 @@ static void put_desc(sink *s, const ckpt_desc *c)
 {
     put_bytes(s, CKPT_MAGIC, MAGIC_BYTES);
     put_u32(s, CKPT_VERSION);
-    put_u32(s, 0);
+    put_u32(s, c->tables);
     put_u32(s, c->kind);
     put_u32(s, c->said);
     put_u32(s, c->per_group);
@@ -406,7 +405,7 @@ static void get_head(source *s, ckpt_desc *c)
     char magic[MAGIC_BYTES];
     get_bytes(s, magic, MAGIC_BYTES);
     uint32_t version = get_u32(s);
-    (void)get_u32(s);
+    c->tables = get_u32(s);
     c->kind = get_u32(s);
     c->said = get_u32(s);
     c->per_group = get_u32(s);
@@ -425,8 +424,13 @@ static void get_head(source *s, ckpt_desc *c)
         s->status = intdim__fail(INTDIM_EFORMAT, "checkpoint %s refused: version %u, this "
                                                  "library reads versions %u to %u", s->path,
                                  version, CKPT_OLDEST_VERSION, CKPT_VERSION);
-    else if (version < 3 && c->log2_block != 0)
+    else if ((version < 3 && c->log2_block != 0) || (version < 4 && c->tables != 0))
         s->status = refuse_format(s->path, "a reserved field is not zero");
+    else if (c->tables > 1 ||
+             (c->tables && (c->kind != INTDIM_PROJ_FASTFOOD || c->said || c->per_group ||
+                            c->log2_block != 0)))
+        s->status = refuse_format(s->path, "the explicit-tables flag does not fit the "
+                                           "projection it describes");
 }
 
 /* The file's exact size from its head, or 0 if the head's counts cannot describe a file. */
@@ -533,7 +537,8 @@ static int read_file(const char *path, ckpt_desc *c, optim_settings *settings, f
  * but does not define, the projection). */
 static int check_same_proj(const ckpt_desc *file, const ckpt_desc *mine, const char *path)
 {
-    int same = file->kind == mine->kind && file->said == mine->said &&
+    int same = file->tables == mine->tables && file->kind == mine->kind &&
+               file->said == mine->said &&
                file->per_group == mine->per_group && file->log2_block == mine->log2_block &&
                file->D == mine->D &&
                file->d == mine->d && file->seed == mine->seed &&
@@ -544,11 +549,13 @@ static int check_same_proj(const ckpt_desc *file, const ckpt_desc *mine, const c
     if (!same)
         return intdim__fail(INTDIM_EMISMATCH,
                             "checkpoint %s is for another projection (file: kind %u, D %llu, "
-                            "d %llu, seed %llu; trainer: kind %u, D %llu, d %llu, seed %llu)",
+                            "d %llu, %s %llu; trainer: kind %u, D %llu, d %llu, %s %llu)",
                             path, file->kind, (unsigned long long)file->D,
-                            (unsigned long long)file->d, (unsigned long long)file->seed,
-                            mine->kind, (unsigned long long)mine->D,
-                            (unsigned long long)mine->d, (unsigned long long)mine->seed);
+                            (unsigned long long)file->d, file->tables ? "tables hash" : "seed",
+                            (unsigned long long)file->seed, mine->kind,
+                            (unsigned long long)mine->D, (unsigned long long)mine->d,
+                            mine->tables ? "tables hash" : "seed",
+                            (unsigned long long)mine->seed);
     return INTDIM_OK;
 }
 
@@ -594,8 +601,16 @@ INTDIM_API int intdim_checkpoint_proj(const char *path, intdim_proj **out)
     ckpt_desc c;
     optim_settings settings;
     int status = read_file(path, &c, &settings, NULL, NULL, NULL, UINT64_MAX);
-    if (status != INTDIM_OK)
+    if (status == INTDIM_OK && c.tables)
+        status = intdim__fail(INTDIM_EUNSUPPORTED, "checkpoint %s: its projection was made from "
+                                                   "explicit Fastfood tables, which the file "
+                                                   "does not hold; create it again with "
+                                                   "intdim_proj_create_fastfood_tables and load "
+                                                   "the checkpoint into a trainer over it", path);
+    if (status != INTDIM_OK) {
+        desc_free(&c);
         return status;
+    }
     size_t *sizes = NULL;
     if (c.n_groups > 0) {
         sizes = intdim__calloc(c.n_groups, sizeof(size_t));

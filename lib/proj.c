@@ -469,7 +469,13 @@ INTDIM_API int intdim_proj_create_fastfood_tables(intdim_proj **out, size_t D, s
     status = intdim__fastfood_check_tables(&tables);
     if (status != INTDIM_OK)
         return status;
-    return create_handle(out, INTDIM_PROJ_FASTFOOD, D, d, 0, 0, NULL, &opt, &tables);
+    status = create_handle(out, INTDIM_PROJ_FASTFOOD, D, d, 0, 0, NULL, &opt, &tables);
+    if (status == INTDIM_OK) { /* what a checkpoint compares instead of a seed */
+        uint64_t h = intdim__hash64(B, L * sizeof(float), 0);
+        h = intdim__hash64(Pi, L * sizeof(int64_t), h);
+        (*out)->tables_hash = intdim__hash64(G, L * sizeof(float), h);
+    }
+    return status;
 }
 
 INTDIM_API int intdim_proj_fastfood_tables(const intdim_proj *p, float *B, int64_t *Pi,

@@ -35,6 +35,7 @@ struct intdim_proj {
     int per_group;
     size_t ff_block; /* FASTFOOD_BLOCK: chunk length (a power of two), 0 = one block */
     int imported;    /* Fastfood from explicit tables: not described by the seed */
+    uint64_t tables_hash; /* imported: a hash of the tables as given (checkpoints) */
     double density; /* SPARSE: resolved density */
     double memory_budget;
     /* runtime */

@@ -74,7 +74,8 @@ class Projection(OwnedHandle):
         """REFERENCE's single-block Fastfood from explicit tables, e.g. those of a PyTorch
         run of the reference code (intdim.torch_host.ReferenceFastfood): B (+-1), Pi (a
         permutation of 0..L-1) and G, each of L = nextpow2(D) entries; numpy arrays or CPU
-        tensors (copied). Such a projection has no seed, and trainer checkpoints refuse it."""
+        tensors (copied). Such a projection has no seed: a trainer checkpoint holds a hash of
+        the tables and loads only into a trainer over the same tables."""
         B = np.ascontiguousarray(np.asarray(B), dtype=np.float32).reshape(-1)
         Pi = np.ascontiguousarray(np.asarray(Pi), dtype=np.int64).reshape(-1)
         G = np.ascontiguousarray(np.asarray(G), dtype=np.float32).reshape(-1)

@@ -33,7 +33,29 @@ static int host_grad(void *user, uint64_t step, const float *theta, float *grad,
     return 0;
 }
 
-/* FUZZ_WRITE_SEED=dir: write a valid checkpoint there as the seed corpus, and exit. */
+/* A checkpoint of a projection made from explicit tables (a seeded one's, exported). */
+static void write_tables_seed(const char *dir)
+{
+    enum { L = 16 }; /* nextpow2(D) */
+    float B[L], G[L], theta[D], theta0[D] = {0};
+    int64_t Pi[L];
+    intdim_proj *seeded, *p;
+    intdim_trainer *t;
+    char path[512];
+    snprintf(path, sizeof path, "%s/tables", dir);
+    if (intdim_proj_create(&seeded, INTDIM_PROJ_FASTFOOD, D, DSUB, 7) != INTDIM_OK ||
+        intdim_proj_fastfood_tables(seeded, B, Pi, G, L) != INTDIM_OK ||
+        intdim_proj_create_fastfood_tables(&p, D, DSUB, L, B, Pi, G) != INTDIM_OK ||
+        intdim_trainer_create(&t, p, theta, theta0, NULL, 0, host_grad, NULL) != INTDIM_OK ||
+        intdim_trainer_run(t, 3, NULL, NULL, NULL, NULL, NULL) != INTDIM_OK ||
+        intdim_trainer_save(t, path) != INTDIM_OK)
+        abort();
+    intdim_trainer_destroy(t);
+    intdim_proj_destroy(p);
+    intdim_proj_destroy(seeded);
+}
+
+/* FUZZ_WRITE_SEED=dir: write valid checkpoints there as the seed corpus, and exit. */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -52,6 +74,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         if (intdim_trainer_run(g_trainer, 3, NULL, NULL, NULL, NULL, NULL) != INTDIM_OK ||
             intdim_trainer_save(g_trainer, path) != INTDIM_OK)
             abort();
+        write_tables_seed(seed_dir);
         exit(0);
     }
     return 0;
