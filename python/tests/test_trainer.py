@@ -183,6 +183,33 @@ def test_checkpoint_round_trip(tmp_path):
         intdim.Projection.from_checkpoint(tmp_path / "missing.bin")
 
 
+def test_checkpoint_of_projection_from_tables(tmp_path):
+    # Imported tables have no seed: the checkpoint resumes over the same tables only.
+    path = tmp_path / "tables.bin"
+    with intdim.Projection("fastfood", D, 8, seed=3) as seeded:
+        B, Pi, G = seeded.fastfood_tables()
+    proj = intdim.Projection.from_fastfood_tables(D, 8, B, Pi, G)
+    problem = Quadratic()
+    theta = np.zeros(D, np.float32)
+    with proj, intdim.Trainer(proj, theta, problem.grad, lr=0.05) as t:
+        t.run(4)
+        t.save(path)
+        saved = t.theta_d
+    again = intdim.Projection.from_fastfood_tables(D, 8, B, Pi, G)
+    with again, intdim.Trainer(again, np.zeros(D, np.float32), problem.grad) as t2:
+        t2.load(path)
+        assert t2.steps_done == 4 and np.array_equal(t2.theta_d, saved)
+    G[0] *= 2
+    other = intdim.Projection.from_fastfood_tables(D, 8, B, Pi, G)
+    with other, intdim.Trainer(other, np.zeros(D, np.float32), problem.grad) as t3:
+        with pytest.raises(intdim.IntdimError) as info:
+            t3.load(path)
+        assert info.value.status == intdim.constant("EMISMATCH")
+    with pytest.raises(intdim.IntdimError) as info:
+        intdim.Projection.from_checkpoint(path)
+    assert info.value.status == intdim.constant("EUNSUPPORTED")
+
+
 def test_theta_d_and_parameters():
     proj, theta, problem, t = make("dense", d=6, optimizer="adamw", schedule="cosine",
                                    total_steps=100, lr=0.02)
