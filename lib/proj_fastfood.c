@@ -955,27 +955,6 @@ int intdim__fastfood_create(intdim_proj *p)
 
 /* ---- explicit tables (REFERENCE's B, Pi, G) ----------------------------------------- */
 
-int intdim__fastfood_check_tables(const ff_tables *t)
-{
-    const char *fn = "intdim_proj_create_fastfood_tables";
-    double sum_sq = 0.0;
-    for (size_t i = 0; i < t->L; i++) {
-        if (t->B[i] != 1.0f && t->B[i] != -1.0f)
-            return intdim__fail(INTDIM_EINVAL, "%s: B[%zu] = %g is not +1 or -1", fn, i,
-                                (double)t->B[i]);
-        if (!isfinite(t->G[i]))
-            return intdim__fail(INTDIM_EINVAL, "%s: G[%zu] is not finite", fn, i);
-        if (t->Pi[i] < 0 || (uint64_t)t->Pi[i] >= t->L)
-            return intdim__fail(INTDIM_EINVAL, "%s: Pi[%zu] = %lld is outside [0, L = %zu)", fn,
-                                i, (long long)t->Pi[i], t->L);
-        sum_sq += (double)t->G[i] * (double)t->G[i];
-    }
-    if (!(sum_sq > 0.0) || !isfinite(sum_sq))
-        return intdim__fail(INTDIM_EINVAL, "%s: sum of G^2 = %g (G must not be all zero)", fn,
-                            sum_sq);
-    return INTDIM_OK;
-}
-
 /* Is Pi a permutation (its entries already checked to lie in [0, L))? Marks each value in
  * a bitmap of L bits. */
 static int check_permutation(const ff_tables *t)
@@ -996,6 +975,27 @@ static int check_permutation(const ff_tables *t)
     return status;
 }
 
+int intdim__fastfood_check_tables(const ff_tables *t)
+{
+    const char *fn = "intdim_proj_create_fastfood_tables";
+    double sum_sq = 0.0;
+    for (size_t i = 0; i < t->L; i++) {
+        if (t->B[i] != 1.0f && t->B[i] != -1.0f)
+            return intdim__fail(INTDIM_EINVAL, "%s: B[%zu] = %g is not +1 or -1", fn, i,
+                                (double)t->B[i]);
+        if (!isfinite(t->G[i]))
+            return intdim__fail(INTDIM_EINVAL, "%s: G[%zu] is not finite", fn, i);
+        if (t->Pi[i] < 0 || (uint64_t)t->Pi[i] >= t->L)
+            return intdim__fail(INTDIM_EINVAL, "%s: Pi[%zu] = %lld is outside [0, L = %zu)", fn,
+                                i, (long long)t->Pi[i], t->L);
+        sum_sq += (double)t->G[i] * (double)t->G[i];
+    }
+    if (!(sum_sq > 0.0) || !isfinite(sum_sq))
+        return intdim__fail(INTDIM_EINVAL, "%s: sum of G^2 = %g (G must not be all zero)", fn,
+                            sum_sq);
+    return check_permutation(t);
+}
+
 /* Does every G fit binary16 exactly? Then the fast kernels serve it, with the same bits. */
 static int g_is_binary16(const ff_tables *t)
 {
@@ -1009,10 +1009,8 @@ int intdim__fastfood_create_from(intdim_proj *p, const ff_tables *t)
 {
     ff_state *st = NULL;
     int status = start_state(p, &st);
-    if (status == INTDIM_OK)
-        status = check_permutation(t);
     if (status != INTDIM_OK)
-        return abandon(p, status);
+        return status;
     st->n_blocks = 1;
     st->blocks = intdim__calloc(1, sizeof(ff_block));
     if (st->blocks == NULL)

@@ -67,9 +67,10 @@ typedef struct ff_tables {
     const int64_t *Pi;
     const float *G;
 } ff_tables;
-/* Checks the tables (INTDIM_EINVAL naming the first bad entry) without allocating. */
+/* Checks the tables: INTDIM_EINVAL naming the first bad entry (Pi's duplicates through a
+ * bitmap of L bits: INTDIM_ENOMEM if that cannot be had). */
 int intdim__fastfood_check_tables(const ff_tables *t);
-/* A single-block Fastfood from checked tables instead of the seed. */
+/* A single-block Fastfood from tables intdim__fastfood_check_tables accepted. */
 int intdim__fastfood_create_from(intdim_proj *p, const ff_tables *t);
 /* The tables of a seeded single-block Fastfood (t's arrays are outputs). */
 int intdim__fastfood_export(const intdim_proj *p, float *B, int64_t *Pi, float *G);
