@@ -100,6 +100,27 @@ static void portable_fold16(float *part, const uint16_t *G, const uint16_t *pi,
         part[pi[i]] += intdim__half_to_float(G[i]) * src[i];
 }
 
+static void portable_gather32(float *dst, const float *G, const uint16_t *pi, const float *w,
+                              size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = G[i] * w[pi[i]];
+}
+
+static void portable_gather32_block(float *dst, const float *G, const uint16_t *pi,
+                                    const float *w, unsigned log2n)
+{
+    portable_gather32(dst, G, pi, w, (size_t)1 << log2n);
+    portable_block(dst, dst, log2n);
+}
+
+static void portable_fold32(float *part, const float *G, const uint16_t *pi, const float *src,
+                            size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        part[pi[i]] += G[i] * src[i];
+}
+
 static void portable_scale_out(float *dst, const float *src, float scale, const float *base,
                                size_t n, int stream)
 {
@@ -138,7 +159,9 @@ const fwht_kernel *intdim__fwht_portable_kernel(void)
 {
     static const fwht_kernel kernel = {portable_block,    portable_rows,   portable_rows_from,
                                        portable_gather16, portable_gather16_block,
-                                       portable_fold16,   portable_scale_out,
+                                       portable_fold16,   portable_gather32,
+                                       portable_gather32_block, portable_fold32,
+                                       portable_scale_out,
                                        portable_rows_out,
                                        /* no registers to fill; 3 makes the two-sweep slot
                                         * path run on this kernel too (and in its tests) */

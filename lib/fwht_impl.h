@@ -45,6 +45,13 @@ typedef struct fwht_kernel {
                            unsigned log2n);
     void (*fold16)(float *part, const uint16_t *G, const uint16_t *pi, const float *src,
                    size_t n);
+    /* gather16 and fold16 with float32 G (Fastfood made from imported tables whose G is
+     * not exact in binary16): the same single rounding per element, in index order. */
+    void (*gather32)(float *dst, const float *G, const uint16_t *pi, const float *w, size_t n);
+    void (*gather32_block)(float *dst, const float *G, const uint16_t *pi, const float *w,
+                           unsigned log2n);
+    void (*fold32)(float *part, const float *G, const uint16_t *pi, const float *src,
+                   size_t n);
     void (*scale_out)(float *dst, const float *src, float scale, const float *base, size_t n,
                       int stream);
     /* The last r levels of a strip written straight to an affine output: 2^r rows read

@@ -57,7 +57,7 @@ typedef struct ff_block {
     unsigned fold_groups;
     float scale;
     uint16_t *G;        /* L Gaussians, IEEE binary16 bits (the rounded value is G) */
-    float *G32;         /* instead of G: imported float32 values (scalar loops) */
+    float *G32;         /* instead of G: imported float32 values (kernels gather32/fold32) */
     /* Pi[i] mod k in 2 bytes (k <= 2^16), 3 bytes (k <= 2^24: low 16 bits in pi16,
      * high 8 in pi_hi) or 4 bytes (pi32 only). */
     uint16_t *pi16;
@@ -272,8 +272,12 @@ static inline size_t pi_at(const ff_block *b, size_t i)
 static void fill_gather(void *vctx, float *dst, size_t start, size_t len)
 {
     const apply_ctx *c = vctx;
-    if (c->b->G32 != NULL) { /* imported float32 G: the same products, one at a time */
-        for (size_t i = 0; i < len; i++)
+    if (c->b->G32 != NULL) { /* imported float32 G */
+        if (c->b->pi16 != NULL && c->b->pi_hi == NULL) {
+            c->k->gather32(dst, c->b->G32 + start, c->b->pi16 + start, c->w, len);
+            return;
+        }
+        for (size_t i = 0; i < len; i++) /* the same products, one at a time */
             dst[i] = c->b->G32[start + i] * c->w[pi_at(c->b, start + i)];
         return;
     }
@@ -296,7 +300,10 @@ static void fill_gather(void *vctx, float *dst, size_t start, size_t len)
 static void fill_gather_block(void *vctx, float *dst, size_t start, unsigned log2n)
 {
     const apply_ctx *c = vctx;
-    c->k->gather16_block(dst, c->b->G + start, c->b->pi16 + start, c->w, log2n);
+    if (c->b->G32 != NULL)
+        c->k->gather32_block(dst, c->b->G32 + start, c->b->pi16 + start, c->w, log2n);
+    else
+        c->k->gather16_block(dst, c->b->G + start, c->b->pi16 + start, c->w, log2n);
 }
 
 static void sink_output(void *vctx, const float *buf, size_t buf_stride, size_t rows,
@@ -343,7 +350,7 @@ static void block_apply(const intdim_proj *p, const ff_block *b, const float *x,
     apply_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), w, y, base, accumulate, stream};
     fwht_hooks hooks = {.ctx = &ctx,
                         .fill = fill_gather,
-                        .fill_block = b->G != NULL && b->pi16 != NULL && b->pi_hi == NULL
+                        .fill_block = b->pi16 != NULL && b->pi_hi == NULL
                                           ? fill_gather_block
                                           : NULL,
                         .sink = sink_output,
@@ -467,7 +474,11 @@ static void sink_fold(void *vctx, const float *buf, size_t buf_stride, size_t ro
     for (size_t r = 0; r < rows; r++) {
         size_t start = first + r * row_step;
         const float *src = buf + r * buf_stride;
-        if (b->G32 != NULL) { /* imported float32 G: the same order and rounding */
+        if (b->G32 != NULL && b->pi16 != NULL && b->pi_hi == NULL) { /* imported float32 G */
+            c->k->fold32(part, b->G32 + start, b->pi16 + start, src, width);
+            continue;
+        }
+        if (b->G32 != NULL) { /* the same order and rounding, one element at a time */
             for (size_t j = 0; j < width; j++)
                 part[pi_at(b, start + j)] += b->G32[start + j] * src[j];
             continue;

@@ -247,9 +247,10 @@ START_TEST(gathers_and_fold_match_portable)
     uint16_t *G = malloc(N * sizeof(uint16_t)), *pi = malloc(N * sizeof(uint16_t));
     float *w = alloc_floats(K), *src = alloc_floats(N);
     float *want = alloc_floats(N), *got = alloc_floats(N);
-    float *part_want = alloc_floats(K), *part_got = alloc_floats(K);
+    float *part_want = alloc_floats(K), *part_got = alloc_floats(K), *G32 = alloc_floats(N);
     fill_gauss(w, K, 5);
     fill_gauss(src, N, 6);
+    fill_gauss(G32, N, 7);
     uint64_t state = 99;
     for (size_t i = 0; i < N; i++) {
         state = state * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -275,8 +276,24 @@ START_TEST(gathers_and_fold_match_portable)
             ops->fold16(part_got, G, pi, src, n);
             ck_assert_msg(memcmp(part_got, part_want, K * sizeof(float)) == 0,
                           "fold, kernel %d n=%zu", ALL_KERNELS[k / 2], n);
+            /* float32 G (imported tables): values binary16 cannot hold */
+            ref->gather32(want, G32, pi, w, n);
+            ops->gather32(got, G32, pi, w, n);
+            ck_assert_msg(memcmp(got, want, n * sizeof(float)) == 0,
+                          "gather32, kernel %d/%zu n=%zu", ALL_KERNELS[k / 2], k % 2, n);
+            memset(part_want, 0, K * sizeof(float));
+            memset(part_got, 0, K * sizeof(float));
+            ref->fold32(part_want, G32, pi, src, n);
+            ops->fold32(part_got, G32, pi, src, n);
+            ck_assert_msg(memcmp(part_got, part_want, K * sizeof(float)) == 0,
+                          "fold32, kernel %d n=%zu", ALL_KERNELS[k / 2], n);
         }
     }
+    /* the portable float32 loops are the definition: one rounding per element */
+    ref->gather32(got, G32, pi, w, N);
+    for (size_t i = 0; i < N; i++)
+        ck_assert(got[i] == G32[i] * w[pi[i]]);
+    intdim__free(G32);
     intdim__free(part_got);
     intdim__free(part_want);
     intdim__free(got);
@@ -288,7 +305,8 @@ START_TEST(gathers_and_fold_match_portable)
 }
 END_TEST
 
-/* gather16_block = gather16 then block, bit for bit, on every kernel and block size
+/* gather16_block = gather16 then block (and gather32_block = gather32 then block), bit for
+ * bit, on every kernel and block size
  * (below 2^(2 log2 lanes) the SIMD kernels fall back to the two calls). */
 START_TEST(gather_block_is_gather_then_block)
 {
@@ -296,7 +314,9 @@ START_TEST(gather_block_is_gather_then_block)
     size_t n = (size_t)1 << FWHT_BLOCK_LOG2;
     uint16_t *G = malloc(n * sizeof(uint16_t)), *pi = malloc(n * sizeof(uint16_t));
     float *w = alloc_floats(K), *want = alloc_floats(n), *got = alloc_floats(n);
+    float *G32 = alloc_floats(n);
     fill_gauss(w, K, 4);
+    fill_gauss(G32, n, 8);
     for (size_t i = 0; i < n; i++) {
         G[i] = intdim__float_to_half((float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f);
         pi[i] = (uint16_t)((i * 40503u + 7) % K);
@@ -314,8 +334,15 @@ START_TEST(gather_block_is_gather_then_block)
             ops->gather16_block(got, G, pi, w, m);
             ck_assert_msg(memcmp(got, want, len * sizeof(float)) == 0, "kernel %d/%zu, 2^%u",
                           ALL_KERNELS[k / 2], k % 2, m);
+            ops->gather32(want, G32, pi, w, len);
+            ops->block(want, want, m);
+            memset(got, 0xff, len * sizeof(float));
+            ops->gather32_block(got, G32, pi, w, m);
+            ck_assert_msg(memcmp(got, want, len * sizeof(float)) == 0,
+                          "gather32_block, kernel %d/%zu, 2^%u", ALL_KERNELS[k / 2], k % 2, m);
         }
     }
+    intdim__free(G32);
     intdim__free(got);
     intdim__free(want);
     intdim__free(w);
