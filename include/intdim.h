@@ -184,15 +184,17 @@ INTDIM_API int intdim_proj_vjp(const intdim_proj *p, const float *theta_d, const
  * reference code (PyTorch) with its own draws: y = H (G * gather(H (B * pad(x)), Pi)),
  * output y[0:D] / sqrt(D * sum G^2). Each table has L = nextpow2(D) entries: B[i] is +1 or
  * -1 (only B[0..d) matter: x is zero-padded), Pi is a permutation of 0..L-1 (out[i] =
- * in[Pi[i]], e.g. torch.randperm), G[i] finite with sum G^2 > 0. The tables are copied.
- * G is kept as given: in binary16 when every entry is exactly a binary16 value (as the
- * tables of a seeded projection are), else in float32 (slower scalar gather and fold).
- * The projection is the exact formula with the library's adjoint and float rounding;
- * intdim_proj_seed returns 0. A trainer checkpoint stores a hash of the tables instead of a
- * seed: it loads into a trainer over a projection made from the same tables (keep them),
- * and intdim_checkpoint_proj refuses it (INTDIM_EUNSUPPORTED). Returns INTDIM_EINVAL (NULL pointer, D == 0, d == 0, d > D,
- * L != nextpow2(D), a B entry not +-1, Pi not a permutation, G not finite or all zero),
- * INTDIM_ETOOBIG, INTDIM_ENOMEM. */
+ * in[Pi[i]], e.g. torch.randperm), G[i] finite with |G[i]| <= 2^64 and sum G^2 > 0 such
+ * that the scale 1 / sqrt(D * sum G^2) is a normal float (G's own scale does not change the
+ * projection). The tables are copied. G is kept as given: in binary16 when every entry is
+ * exactly a binary16 value (as the tables of a seeded projection are), else in float32 (2
+ * more bytes per entry to stream). The projection is the exact formula with the library's
+ * adjoint and float rounding; intdim_proj_seed returns 0. A trainer checkpoint stores a
+ * hash of the tables instead of a seed: it loads into a trainer over a projection made from
+ * the same tables (keep them), and intdim_checkpoint_proj refuses it (INTDIM_EUNSUPPORTED).
+ * Returns INTDIM_EINVAL (NULL pointer, D == 0, d == 0, d > D, L != nextpow2(D), a B entry
+ * not +-1, Pi not a permutation, G not finite, too large, all zero or too small for the
+ * scale), INTDIM_ETOOBIG, INTDIM_ENOMEM. */
 INTDIM_API int intdim_proj_create_fastfood_tables(intdim_proj **out, size_t D, size_t d,
                                                   size_t L, const float *B, const int64_t *Pi,
                                                   const float *G);
@@ -396,7 +398,8 @@ INTDIM_API int intdim_search_run(intdim_search *s, float *theta, const float *th
 /* Run one asked trial exactly as intdim_search_run does (projection, trainer with the
  * search's trainer settings, STEPS steps, then train_fn (may be NULL) and eval_fn), without
  * telling it: for hosts that distribute trials (MPI ranks, job arrays) and tell elsewhere.
- * theta0 must not be NULL here. A diverged trial is a result, not an error: it returns
+ * theta0 must not be NULL nor theta itself here (it is borrowed, and theta is overwritten
+ * with theta0 + P(theta_d)): INTDIM_EINVAL. A diverged trial is a result, not an error: it returns
  * INTDIM_OK with *trial_status = INTDIM_ENONFINITE and *eval_metric = -inf. Other failures
  * (bad configuration, memory, a callback asking to stop) return their status. */
 INTDIM_API int intdim_search_run_trial(const intdim_search *s, float *theta, const float *theta0,

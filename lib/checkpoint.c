@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "optim.h"
 #include "proj_impl.h"
 
@@ -107,25 +108,11 @@ typedef struct sink {
     int status;
 } sink;
 
-static int write_all(int fd, const unsigned char *p, size_t n, const char *path)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return intdim__fail(INTDIM_EIO, "writing %s: %s", path,
-                                w < 0 ? strerror(errno) : "no progress");
-        p += w;
-        n -= (size_t)w;
-    }
-    return INTDIM_OK;
-}
-
 static void sink_flush(sink *s)
 {
     if (s->status == INTDIM_OK && s->used > 0)
-        s->status = write_all(s->fd, s->buf, s->used, s->path);
+        if (intdim__write_fully(s->fd, s->buf, s->used) != 0)
+            s->status = intdim__fail(INTDIM_EIO, "writing %s: %s", s->path, strerror(errno));
     s->used = 0;
 }
 
@@ -203,58 +190,6 @@ static void put_desc(sink *s, const ckpt_desc *c)
     put_u64(s, c->skipped);
 }
 
-/* path + ".tmp.<pid>.<n>", created exclusively so two writers never share a file. */
-static int open_temp(const char *path, char **tmp_out, int *fd_out)
-{
-    size_t len = strlen(path) + 64;
-    char *tmp = intdim__alloc(len);
-    if (tmp == NULL)
-        return intdim__fail_nomem("the temporary file name", len);
-    static _Atomic unsigned counter;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        snprintf(tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            *tmp_out = tmp;
-            *fd_out = fd;
-            return INTDIM_OK;
-        }
-        if (errno != EEXIST) {
-            int status = intdim__fail(INTDIM_EIO, "creating %s: %s", tmp, strerror(errno));
-            intdim__free(tmp);
-            return status;
-        }
-    }
-    intdim__free(tmp);
-    return intdim__fail(INTDIM_EIO, "could not create a unique temporary file next to %s", path);
-}
-
-/* fsync the directory holding path so the rename itself is durable. */
-static int sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir_buf[4096];
-    const char *dir = ".";
-    if (slash != NULL) {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        if (n >= sizeof dir_buf)
-            return INTDIM_OK; /* absurdly long directory: the data itself is synced */
-        memcpy(dir_buf, path, n);
-        dir_buf[n] = '\0';
-        dir = dir_buf;
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return intdim__fail(INTDIM_EIO, "opening directory %s to fsync: %s", dir, strerror(errno));
-    int rc = fsync(fd);
-    int err = errno;
-    close(fd);
-    /* some file systems cannot fsync a directory (EINVAL): nothing more can be done */
-    if (rc != 0 && err != EINVAL)
-        return intdim__fail(INTDIM_EIO, "fsync of directory %s: %s", dir, strerror(err));
-    return INTDIM_OK;
-}
-
 static int write_file(const intdim_trainer *t, const ckpt_desc *c, const char *path)
 {
     sink s = {.fd = -1, .path = path, .status = INTDIM_OK};
@@ -262,7 +197,7 @@ static int write_file(const intdim_trainer *t, const ckpt_desc *c, const char *p
     if (s.buf == NULL)
         return intdim__fail_nomem("the checkpoint write buffer", CHUNK);
     char *tmp = NULL;
-    int status = open_temp(path, &tmp, &s.fd);
+    int status = intdim__open_temp(path, &tmp, &s.fd);
     if (status != INTDIM_OK) {
         intdim__free(s.buf);
         return status;
@@ -274,18 +209,7 @@ static int write_file(const intdim_trainer *t, const ckpt_desc *c, const char *p
     uint32_t crc = s.crc;
     put_u32(&s, crc);
     sink_flush(&s);
-    status = s.status;
-    if (status == INTDIM_OK && fsync(s.fd) != 0)
-        status = intdim__fail(INTDIM_EIO, "fsync of %s: %s", tmp, strerror(errno));
-    if (close(s.fd) != 0 && status == INTDIM_OK)
-        status = intdim__fail(INTDIM_EIO, "closing %s: %s", tmp, strerror(errno));
-    if (status == INTDIM_OK && rename(tmp, path) != 0)
-        status = intdim__fail(INTDIM_EIO, "renaming %s to %s: %s", tmp, path, strerror(errno));
-    if (status != INTDIM_OK)
-        unlink(tmp);
-    else
-        status = sync_parent_dir(path);
-    intdim__free(tmp);
+    status = intdim__commit_temp(s.fd, tmp, path, s.status);
     intdim__free(s.buf);
     return status;
 }
@@ -473,7 +397,8 @@ static int check_values(const ckpt_desc *c, optim_settings *settings, const char
         return refuse_format(path, "inconsistent projection description or counters");
     uint64_t sum = 0;
     for (uint64_t g = 0; g < c->n_groups; g++) {
-        if (c->group_sizes[g] == 0 || c->group_sizes[g] > c->D)
+        /* each size <= D - sum: no wrap-around, and the sum never passes D */
+        if (c->group_sizes[g] == 0 || c->group_sizes[g] > c->D - sum)
             return refuse_format(path, "bad group size");
         sum += c->group_sizes[g];
     }

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "search_impl.h"
 
 #define ROW_MAX 512
@@ -191,58 +192,17 @@ static int read_whole(const char *path, char **data, size_t *len)
     return INTDIM_OK;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* fsync the directory holding path, so a rename into it survives a crash. */
-static void sync_parent_dir(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
-    int fd = open(dir, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-/* Write text to path atomically: temporary file, fsync, rename, fsync of the directory. */
+/* Write text to path atomically (fileio.h). */
 static int write_atomic(const char *path, const char *text, size_t len)
 {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return intdim__fail(INTDIM_EINVAL, "journal: path too long: %s", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return intdim__fail(INTDIM_EIO, "journal: cannot create %s: %s", tmp, strerror(errno));
-    int failed = write_all(fd, text, len) != 0 || fsync(fd) != 0;
-    int saved = errno;
-    failed |= close(fd) != 0;
-    if (!failed && rename(tmp, path) != 0) {
-        failed = 1;
-        saved = errno;
-    }
-    if (failed) {
-        unlink(tmp);
-        return intdim__fail(INTDIM_EIO, "journal: writing %s failed: %s", path, strerror(saved));
-    }
-    sync_parent_dir(path);
-    return INTDIM_OK;
+    char *tmp = NULL;
+    int fd = -1;
+    int status = intdim__open_temp(path, &tmp, &fd);
+    if (status != INTDIM_OK)
+        return status;
+    if (intdim__write_fully(fd, text, len) != 0)
+        status = intdim__fail(INTDIM_EIO, "journal: writing %s: %s", tmp, strerror(errno));
+    return intdim__commit_temp(fd, tmp, path, status);
 }
 
 /* ---- parsing --------------------------------------------------------------------------- */
@@ -694,18 +654,22 @@ int intdim__journal_append(intdim_search *s, uint64_t id)
     char row[ROW_MAX];
     size_t n = format_row(s, id, row);
     off_t before = lseek(s->journal_fd, 0, SEEK_END);
-    if (write_all(s->journal_fd, row, n) != 0) {
-        int saved = errno;
-        /* Take back a partial row so the next append starts on a clean line. */
-        if (before >= 0 && ftruncate(s->journal_fd, before) != 0)
-            saved = errno;
-        return intdim__fail(INTDIM_EIO, "journal: appending trial %llu failed: %s",
-                            (unsigned long long)id, strerror(saved));
+    const char *step = "appending";
+    if (intdim__write_fully(s->journal_fd, row, n) == 0) {
+        if (fsync(s->journal_fd) == 0)
+            return INTDIM_OK;
+        step = "fsync after";
     }
-    if (fsync(s->journal_fd) != 0)
-        return intdim__fail(INTDIM_EIO, "journal: fsync after trial %llu failed: %s",
-                            (unsigned long long)id, strerror(errno));
-    return INTDIM_OK;
+    /* Take the row back, whole or partial: the trial stays outstanding and may be told
+     * again, and a kept row that a later tell repeated with other results would make the
+     * journal unreadable (a trial twice with different results). */
+    int saved = errno;
+    if (before < 0 || ftruncate(s->journal_fd, before) != 0)
+        return intdim__fail(INTDIM_EIO, "journal: %s trial %llu failed (%s), and the row could "
+                                        "not be taken back: %s", step, (unsigned long long)id,
+                            strerror(saved), strerror(errno));
+    return intdim__fail(INTDIM_EIO, "journal: %s trial %llu failed: %s", step,
+                        (unsigned long long)id, strerror(saved));
 }
 
 /* Validate an existing journal against s's header and replay its rows. */
@@ -744,13 +708,17 @@ INTDIM_API int intdim_search_open_journal(intdim_search *s, const char *path)
     if (s->n_done > 0 || s->n_out > 0)
         return intdim__fail(INTDIM_ESTATE, "intdim_search_open_journal: trials were already "
                                            "asked; open the journal before the first ask");
+    int was_frozen = s->frozen;
     int rc = intdim__search_freeze(s);
     if (rc != INTDIM_OK)
         return rc;
     strbuf header = {0};
     rc = build_header(s, &header);
-    if (rc != INTDIM_OK)
+    if (rc != INTDIM_OK) {
+        if (!was_frozen)
+            intdim__search_unfreeze(s);
         return rc;
+    }
     char *text = NULL;
     size_t len = 0;
     int torn = 0;
@@ -780,6 +748,8 @@ INTDIM_API int intdim_search_open_journal(intdim_search *s, const char *path)
         if (fd >= 0)
             close(fd);
         reset_trials(s);
+        if (!was_frozen) /* a failed open changes nothing: the plan may still be set */
+            intdim__search_unfreeze(s);
         return rc;
     }
     s->journal_fd = fd;

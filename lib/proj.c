@@ -465,7 +465,7 @@ INTDIM_API int intdim_proj_create_fastfood_tables(intdim_proj **out, size_t D, s
     if (L > ((size_t)1 << 32)) /* before reading the tables: the seeded form's limit */
         return intdim__fail(INTDIM_ETOOBIG, "intdim_proj_create_fastfood_tables: D = %zu pads "
                                             "past 2^32 entries", D);
-    ff_tables tables = {L, B, Pi, G};
+    ff_tables tables = {D, L, B, Pi, G};
     status = intdim__fastfood_check_tables(&tables);
     if (status != INTDIM_OK)
         return status;

@@ -41,6 +41,7 @@
  * theirs, i.e. 2 bytes per parameter) and one wave of
  * adjoint results (d floats per block: 4 blocks per lane, or more while they take at most
  * a quarter of the lane blocks' padded floats, i.e. 1 byte per parameter). */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -990,12 +991,20 @@ int intdim__fastfood_check_tables(const ff_tables *t)
 {
     const char *fn = "intdim_proj_create_fastfood_tables";
     double sum_sq = 0.0;
+    /* Scaling G does not change P (the column scale divides it out), but float has to hold
+     * the products and sums on the way: |G| up to 2^64 and a normal scale keep them finite
+     * for any reasonable input. */
+    const double g_max = 0x1p64;
     for (size_t i = 0; i < t->L; i++) {
         if (t->B[i] != 1.0f && t->B[i] != -1.0f)
             return intdim__fail(INTDIM_EINVAL, "%s: B[%zu] = %g is not +1 or -1", fn, i,
                                 (double)t->B[i]);
         if (!isfinite(t->G[i]))
             return intdim__fail(INTDIM_EINVAL, "%s: G[%zu] is not finite", fn, i);
+        if (fabs((double)t->G[i]) > g_max)
+            return intdim__fail(INTDIM_EINVAL, "%s: |G[%zu]| = %g exceeds 2^64 (G's scale does "
+                                               "not change the projection: divide G by a "
+                                               "constant)", fn, i, (double)t->G[i]);
         if (t->Pi[i] < 0 || (uint64_t)t->Pi[i] >= t->L)
             return intdim__fail(INTDIM_EINVAL, "%s: Pi[%zu] = %lld is outside [0, L = %zu)", fn,
                                 i, (long long)t->Pi[i], t->L);
@@ -1004,6 +1013,13 @@ int intdim__fastfood_check_tables(const ff_tables *t)
     if (!(sum_sq > 0.0) || !isfinite(sum_sq))
         return intdim__fail(INTDIM_EINVAL, "%s: sum of G^2 = %g (G must not be all zero)", fn,
                             sum_sq);
+    /* the column scale set_scale computes, which must be a normal float */
+    double scale = 1.0 / sqrt((double)t->D * sum_sq);
+    if (!(scale >= (double)FLT_MIN && scale <= (double)FLT_MAX))
+        return intdim__fail(INTDIM_EINVAL, "%s: sum of G^2 = %g gives the column scale %g, "
+                                           "outside float's normal range (G's scale does not "
+                                           "change the projection: multiply G by a constant)",
+                            fn, sum_sq, scale);
     return check_permutation(t);
 }
 

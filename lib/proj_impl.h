@@ -62,7 +62,7 @@ int intdim__fastfood_create(intdim_proj *p);
 
 /* REFERENCE's tables of one Fastfood block, L entries each (intdim_proj_create_fastfood_tables). */
 typedef struct ff_tables {
-    size_t L;
+    size_t D, L;
     const float *B;
     const int64_t *Pi;
     const float *G;

@@ -117,6 +117,9 @@ INTDIM_API int intdim_search_set(intdim_search *s, int param, double value)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_set: search is NULL");
     if (param < 0 || (size_t)param >= N_SEARCH_PARAMS)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_set: unknown parameter %d", param);
+    if (param == INTDIM_SEARCH_BOOTSTRAP && s->journal_fd >= 0)
+        return intdim__fail(INTDIM_ESTATE, "intdim_search_set: BOOTSTRAP is in the open "
+                                           "journal's header; set it before opening the journal");
     if (s->frozen && !param_is_runtime(param))
         return intdim__fail(INTDIM_ESTATE, "intdim_search_set: parameter %d cannot change after "
                                            "the first ask or open_journal", param);
@@ -403,6 +406,20 @@ int intdim__search_freeze(intdim_search *s)
     fill_trials(s);
     s->frozen = 1;
     return INTDIM_OK;
+}
+
+void intdim__search_unfreeze(intdim_search *s)
+{
+    intdim__free(s->grid);
+    intdim__free(s->trials);
+    s->grid = NULL;
+    s->n_grid = 0;
+    s->trials = NULL;
+    s->n_trials = 0;
+    s->n_done = 0;
+    s->n_out = 0;
+    s->cursor = 0;
+    s->frozen = 0;
 }
 
 size_t intdim__search_n_points(const intdim_search *s)
@@ -1057,7 +1074,7 @@ INTDIM_API int intdim_search_run(intdim_search *s, float *theta, const float *th
     /* Every trial starts from the same base point, but trials overwrite the host buffer:
      * keep the starting contents when the caller gave no separate theta0. */
     float *theta0_copy = NULL;
-    if (theta0 == NULL) {
+    if (theta0 == NULL || theta0 == theta) { /* theta is overwritten by every trial */
         theta0_copy = intdim__alloc(intdim__mul_size(s->D, sizeof(float)));
         if (theta0_copy == NULL)
             return intdim__fail_nomem("a copy of theta0", s->D * sizeof(float));

@@ -73,6 +73,9 @@ struct intdim_search {
 /* ---- search.c ---------------------------------------------------------------------- */
 /* Build the grid and the trial table from the configuration; idempotent. */
 int intdim__search_freeze(intdim_search *s);
+/* Undo a freeze made by a call that then failed (no trial asked yet): the configuration can
+ * be changed again. */
+void intdim__search_unfreeze(intdim_search *s);
 /* Number of points including the baseline point 0. */
 size_t intdim__search_n_points(const intdim_search *s);
 /* Record a finished trial without journaling (used by replay). */

@@ -2,15 +2,31 @@
  * headers, the d90 rule on hand-written rows, merge of journals written separately, and
  * allocation failures. */
 #include <check.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fail_alloc.h"
 #include "search_impl.h"
+
+/* fsync, interposed for this test program (the library is linked in statically): when
+ * armed, the next call fails with EIO, as a disk that lost the write would report. */
+static int g_fail_next_fsync;
+
+int fsync(int fd)
+{
+    if (g_fail_next_fsync) {
+        g_fail_next_fsync = 0;
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
 
 static char g_dir[256];
 
@@ -514,6 +530,91 @@ START_TEST(open_journal_misuse)
 }
 END_TEST
 
+static size_t count_rows(const char *path)
+{
+    size_t rows = 0;
+    char *text = slurp(path, NULL);
+    for (char *line = strstr(text, "\nT "); line != NULL; line = strstr(line + 1, "\nT "))
+        rows++;
+    return rows;
+}
+
+/* A tell whose fsync fails is EIO and leaves no row behind: the trial is still
+ * outstanding, and telling it again (here with another result) gives a journal that
+ * replays, resumes and merges, holding the second result. */
+START_TEST(failed_fsync_takes_the_row_back)
+{
+    make_dir();
+    char p[512], merged[512];
+    path_in_dir("f.journal", p, sizeof p);
+    path_in_dir("m.journal", merged, sizeof merged);
+    intdim_search *s = configured(1);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
+    int what, kind, said;
+    uint64_t id, seed;
+    size_t d;
+    double lr;
+    ck_assert_int_eq(intdim_search_ask(s, &what, &id, &d, &kind, &said, &lr, &seed), INTDIM_OK);
+    ck_assert_int_eq(what, INTDIM_ASK_TRIAL);
+    g_fail_next_fsync = 1;
+    ck_assert_int_eq(intdim_search_tell(s, id, -0.5, 0.25, 7, 0.5, INTDIM_OK), INTDIM_EIO);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "fsync"));
+    ck_assert_int_eq(g_fail_next_fsync, 0); /* the failure really happened */
+    ck_assert_uint_eq(count_rows(p), 0);
+    ck_assert_uint_eq(intdim_search_trials_done(s), 0);
+    ck_assert_int_eq(intdim_search_tell(s, id, -0.5, 0.75, 7, 0.5, INTDIM_OK), INTDIM_OK);
+    ck_assert_uint_eq(count_rows(p), 1);
+    intdim_search_destroy(s);
+
+    intdim_search *r;
+    ck_assert_int_eq(intdim_search_from_journal(&r, p), INTDIM_OK);
+    ck_assert_uint_eq(intdim_search_trials_done(r), 1);
+    ck_assert_double_eq(r->trials[id].eval_metric, 0.75);
+    intdim_search_destroy(r);
+    s = configured(1);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
+    ck_assert_uint_eq(intdim_search_trials_done(s), 1);
+    intdim_search_destroy(s);
+    const char *inputs[] = {p};
+    ck_assert_int_eq(intdim_journal_merge(inputs, 1, merged), INTDIM_OK);
+    remove_dir();
+}
+END_TEST
+
+/* A failed open_journal changes nothing: the plan can still be configured on the same
+ * handle, and then opened. Once a journal is open, BOOTSTRAP (in its header) is fixed. */
+START_TEST(failed_open_journal_leaves_the_plan_open)
+{
+    make_dir();
+    char p[512];
+    path_in_dir("b.journal", p, sizeof p);
+    intdim_search *s = configured(1);
+    ck_assert_int_eq(intdim_search_open_journal(s, "/nonexistent/dir/j"), INTDIM_EIO);
+    ck_assert_int_eq(s->frozen, 0);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SEEDS, 2), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_BOOTSTRAP, 50), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_BOOTSTRAP, 60), INTDIM_ESTATE);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_PARALLEL, 4), INTDIM_OK);
+    run_some(s, 2, 3);
+    intdim_search_destroy(s);
+    /* the same configuration resumes; the plan of the failed attempt (1 seed) does not */
+    s = configured(2);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_BOOTSTRAP, 50), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
+    ck_assert_uint_eq(intdim_search_trials_done(s), 3);
+    intdim_search_destroy(s);
+    s = configured(1);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_BOOTSTRAP, 50), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_EMISMATCH);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SEEDS, 2), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
+    ck_assert_uint_eq(intdim_search_trials_done(s), 3);
+    intdim_search_destroy(s);
+    remove_dir();
+}
+END_TEST
+
 /* Two "processes" run disjoint halves of the grid into their own journals; the merge is
  * the same search as one process running everything. */
 static void run_half(const char *path, size_t half)
@@ -656,6 +757,8 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, open_journal_misuse);
     tcase_add_test(tc, merge_of_separate_journals);
     tcase_add_test(tc, allocation_failures_in_journal_functions);
+    tcase_add_test(tc, failed_fsync_takes_the_row_back);
+    tcase_add_test(tc, failed_open_journal_leaves_the_plan_open);
     suite_add_tcase(suite, tc);
     return suite;
 }

@@ -1335,7 +1335,46 @@ START_TEST(test_fastfood_tables_bad_arguments)
     float *zero_g = zeros(L);
     ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, t.B, t.Pi, zero_g),
                      INTDIM_EINVAL);
+    /* G so small that the column scale 1 / sqrt(D sum G^2) overflows float */
+    for (size_t i = 0; i < L; i++)
+        zero_g[i] = 1e-42f;
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, t.B, t.Pi, zero_g),
+                     INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "scale"));
     free(zero_g);
+    float g5 = t.G[5];
+    t.G[5] = 1e20f; /* products of such G overflow float on the way */
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, t.B, t.Pi, t.G),
+                     INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "2^64"));
+    t.G[5] = g5;
+    ck_assert_ptr_null(p);
+    /* G's own scale does not change P: powers of two give the very same bits */
+    {
+        intdim_proj *base = make_from_tables(D, d, &t);
+        float *x = malloc(d * sizeof(float)), *want = malloc(D * sizeof(float));
+        float *got = malloc(D * sizeof(float)), *g_saved = malloc(L * sizeof(float));
+        ck_assert(x != NULL && want != NULL && got != NULL && g_saved != NULL);
+        for (size_t j = 0; j < d; j++)
+            x[j] = (float)j - 4.5f;
+        ck_assert_int_eq(intdim_proj_apply(base, x, want), INTDIM_OK);
+        memcpy(g_saved, t.G, L * sizeof(float));
+        static const float factors[] = { 0x1p-60f, 0x1p40f };
+        for (size_t f = 0; f < 2; f++) {
+            for (size_t i = 0; i < L; i++)
+                t.G[i] = g_saved[i] * factors[f];
+            intdim_proj *scaled = make_from_tables(D, d, &t);
+            ck_assert_int_eq(intdim_proj_apply(scaled, x, got), INTDIM_OK);
+            ck_assert_msg(memcmp(got, want, D * sizeof(float)) == 0, "G x %g", factors[f]);
+            intdim_proj_destroy(scaled);
+        }
+        memcpy(t.G, g_saved, L * sizeof(float));
+        intdim_proj_destroy(base);
+        free(g_saved);
+        free(got);
+        free(want);
+        free(x);
+    }
     /* the tables were fine all along */
     p = make_from_tables(D, d, &t);
     /* read-only parameter */

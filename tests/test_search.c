@@ -535,6 +535,65 @@ static drive_result run_toy(int strategy, size_t block, size_t *n_grid_trials)
     return r;
 }
 
+/* A small toy search run with theta0 a separate buffer (same_buffer 0), NULL (1) or theta
+ * itself (2): the eval metric of every trial. */
+static void small_toy_run(int same_buffer, double *eval, size_t *n)
+{
+    toy_problem tp;
+    toy_init(&tp, 7);
+    float theta0[TOY_D], theta[TOY_D];
+    toy_theta0(3, theta0);
+    memcpy(theta, theta0, sizeof theta);
+    intdim_search *s;
+    ck_assert_int_eq(intdim_search_create(&s, TOY_D), INTDIM_OK);
+    static const size_t ds[] = {6, 12};
+    double lrs[] = {0.3};
+    ck_assert_int_eq(intdim_search_set_d_list(s, ds, 2), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set_lrs(s, lrs, 1), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STEPS, 300), INTDIM_OK);
+    const float *base = same_buffer == 0 ? theta0 : same_buffer == 1 ? NULL : theta;
+    int rc = intdim_search_run(s, theta, base, toy_grad, NULL, toy_eval, &tp, NULL, NULL);
+    ck_assert_msg(rc == INTDIM_OK, "run (theta0 case %d): %s", same_buffer, intdim_last_error());
+    *n = s->n_trials;
+    for (size_t i = 0; i < s->n_trials; i++)
+        eval[i] = s->trials[i].eval_metric;
+    intdim_search_destroy(s);
+}
+
+/* theta0 == theta is allowed as in intdim_trainer_create (theta0 is then copied once):
+ * the same trials as with a separate theta0 or NULL. run_trial borrows theta0, so there it
+ * is INTDIM_EINVAL. */
+START_TEST(search_run_accepts_theta0_in_theta)
+{
+    double want[8], got[8];
+    size_t n_want, n_got;
+    small_toy_run(0, want, &n_want);
+    ck_assert_uint_eq(n_want, 3);
+    for (int c = 1; c <= 2; c++) {
+        small_toy_run(c, got, &n_got);
+        ck_assert_uint_eq(n_got, n_want);
+        for (size_t i = 0; i < n_want; i++)
+            ck_assert_msg(got[i] == want[i], "case %d trial %zu: %g vs %g", c, i, got[i],
+                          want[i]);
+    }
+    toy_problem tp;
+    toy_init(&tp, 7);
+    float theta[TOY_D];
+    toy_theta0(3, theta);
+    intdim_search *s;
+    ck_assert_int_eq(intdim_search_create(&s, TOY_D), INTDIM_OK);
+    double train, eval, seconds;
+    uint64_t steps;
+    int status;
+    ck_assert_int_eq(intdim_search_run_trial(s, theta, theta, toy_grad, NULL, toy_eval, &tp, 6,
+                                             INTDIM_PROJ_FASTFOOD, 0, 0.3, 1, &train, &eval,
+                                             &steps, &seconds, &status),
+                     INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "borrow"));
+    intdim_search_destroy(s);
+}
+END_TEST
+
 START_TEST(adaptive_agrees_with_grid_on_toy_problem)
 {
     size_t planned;
@@ -658,6 +717,7 @@ static Suite *search_suite(void)
     tcase_add_test(tc, adaptive_agrees_with_grid_on_synthetic_curves);
     tcase_add_test(tc, strategies_share_trial_seeds);
     tcase_add_test(tc, adaptive_agrees_with_grid_on_toy_problem);
+    tcase_add_test(tc, search_run_accepts_theta0_in_theta);
     tcase_add_test(tc, stacked_blocks_in_trials);
     tcase_add_test(tc, allocation_failures_leak_nothing);
     suite_add_tcase(suite, tc);
