@@ -393,7 +393,8 @@ static int check_values(const ckpt_desc *c, optim_settings *settings, const char
     if (c->kind > INTDIM_PROJ_FASTFOOD || c->said > 1 || c->per_group > 1 ||
         c->log2_block > 32 ||
         (c->log2_block != 0 && (c->kind != INTDIM_PROJ_FASTFOOD || c->per_group)) || c->D == 0 ||
-        c->d == 0 || c->d > c->D + c->n_groups || c->updates > c->step || c->skipped > c->step)
+        c->d == 0 || (c->d > c->D && c->d - c->D > c->n_groups) || c->updates > c->step ||
+        c->skipped > c->step)
         return refuse_format(path, "inconsistent projection description or counters");
     uint64_t sum = 0;
     for (uint64_t g = 0; g < c->n_groups; g++) {

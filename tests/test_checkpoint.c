@@ -371,6 +371,47 @@ static void patch_u32(unsigned char *buf, size_t n, size_t offset, uint32_t valu
         buf[n - 4 + (size_t)i] = (unsigned char)(crc >> (8 * i));
 }
 
+static void patch_u64(unsigned char *buf, size_t n, size_t offset, uint64_t value)
+{
+    patch_u32(buf, n, offset, (uint32_t)value);
+    patch_u32(buf, n, offset + 4, (uint32_t)(value >> 32));
+}
+
+/* Group sizes that each fit D but whose sum only equals D after wrapping around 2^64
+ * (D = 2^64 - 4, sizes {D, D, 4}), sealed with a valid CRC: a format error, as any sum that
+ * is not D. */
+START_TEST(group_sizes_that_wrap_are_refused)
+{
+    static const size_t three[3] = {5, 5, 6};
+    intdim_proj *p;
+    ck_assert_int_eq(intdim_proj_create_said(&p, INTDIM_PROJ_DENSE, D, 6, 3, three, 1),
+                     INTDIM_OK);
+    float theta[D], theta0[D] = {0};
+    intdim_trainer *t;
+    ck_assert_int_eq(intdim_trainer_create(&t, p, theta, theta0, NULL, 0, host_grad, NULL),
+                     INTDIM_OK);
+    char path[128], bad[128];
+    path_of(path, sizeof path, "three.ckpt");
+    path_of(bad, sizeof bad, "wrap.ckpt");
+    ck_assert_int_eq(intdim_trainer_save(t, path), INTDIM_OK);
+    size_t n;
+    unsigned char *buf = read_all(path, &n);
+    patch_u64(buf, n, 32, UINT64_MAX - 3);
+    patch_u64(buf, n, 80, UINT64_MAX - 3);
+    patch_u64(buf, n, 88, UINT64_MAX - 3);
+    patch_u64(buf, n, 96, 4);
+    write_all(bad, buf, n);
+    ck_assert_int_eq(intdim_trainer_load(t, bad), INTDIM_EFORMAT);
+    ck_assert_msg(strstr(intdim_last_error(), "group size") != NULL, "%s", intdim_last_error());
+    intdim_proj *q = p;
+    ck_assert_int_eq(intdim_checkpoint_proj(bad, &q), INTDIM_EFORMAT);
+    ck_assert_ptr_null(q);
+    free(buf);
+    intdim_trainer_destroy(t);
+    intdim_proj_destroy(p);
+}
+END_TEST
+
 /* Version 2 had version 3's layout with 0 where 3 stores the Fastfood block: such files
  * load (as one block); a version-2 file with a block there, or an unknown version, does
  * not. */
@@ -542,6 +583,7 @@ int main(void)
     tcase_add_test(tc, another_model_or_projection_is_refused);
     tcase_add_test(tc, projection_from_tables_resumes);
     tcase_add_test(tc, version_2_files_still_load);
+    tcase_add_test(tc, group_sizes_that_wrap_are_refused);
     tcase_add_test(tc, io_errors_and_atomic_write);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
