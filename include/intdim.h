@@ -416,6 +416,9 @@ INTDIM_API int intdim_search_run_trial(const intdim_search *s, float *theta, con
 INTDIM_API int intdim_search_result(const intdim_search *s, size_t *d90, int *reached,
                                     double *baseline, size_t *d90_lo, size_t *d90_hi);
 INTDIM_API size_t intdim_search_trials_done(const intdim_search *s);
+/* The D the search was created with (or read from its journal): the length every theta and
+ * theta0 given to intdim_search_run / run_trial must have. 0 for NULL. */
+INTDIM_API size_t intdim_search_D(const intdim_search *s);
 /* Table rows: one per d with at least one finished trial, ascending d. */
 INTDIM_API size_t intdim_search_n_points(const intdim_search *s);
 INTDIM_API int intdim_search_point(const intdim_search *s, size_t i, size_t *d, double *best_lr,

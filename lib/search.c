@@ -809,6 +809,11 @@ INTDIM_API size_t intdim_search_trials_done(const intdim_search *s)
     return s != NULL ? s->n_done : 0;
 }
 
+INTDIM_API size_t intdim_search_D(const intdim_search *s)
+{
+    return s != NULL ? s->D : 0;
+}
+
 /* Bootstrap over seeds: resample the seed indices of every point (the same draw for all
  * lrs of a point) from the counter generator, recompute the baseline and d90. Not reached
  * sorts above every d. */

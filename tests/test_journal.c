@@ -171,6 +171,8 @@ START_TEST(round_trip_rebuilds_the_search)
     double v;
     ck_assert_int_eq(intdim_search_get(r, INTDIM_SEARCH_SEEDS, &v), INTDIM_OK);
     ck_assert_double_eq(v, 3);
+    ck_assert_uint_eq(intdim_search_D(r), 64); /* from the header: what run() needs */
+    ck_assert_uint_eq(intdim_search_D(NULL), 0);
     ck_assert_uint_eq(r->n_grid, 5);
     ck_assert_int_eq(r->train_set[INTDIM_TRAIN_CLIP_NORM], 1);
     ck_assert_double_eq(r->train_value[INTDIM_TRAIN_CLIP_NORM], 1.5);
