@@ -416,6 +416,10 @@ INTDIM_API int intdim_search_run_trial(const intdim_search *s, float *theta, con
 INTDIM_API int intdim_search_result(const intdim_search *s, size_t *d90, int *reached,
                                     double *baseline, size_t *d90_lo, size_t *d90_hi);
 INTDIM_API size_t intdim_search_trials_done(const intdim_search *s);
+/* 1 when the search needs no more trials: every planned trial is told (grid), or the
+ * adaptive bracket is closed. 0 otherwise (a shard's journal, an interrupted run), or before
+ * the plan is frozen, or for NULL; the d90 of an incomplete search is provisional. */
+INTDIM_API int intdim_search_complete(const intdim_search *s);
 /* The D the search was created with (or read from its journal): the length every theta and
  * theta0 given to intdim_search_run / run_trial must have. 0 for NULL. */
 INTDIM_API size_t intdim_search_D(const intdim_search *s);

@@ -80,29 +80,31 @@ function main()
                 (Ptr{Ptr{Cvoid}}, Cint, Csize_t, Csize_t, UInt64),
                 proj, constant("INTDIM_PROJ_FASTFOOD"), D, d, seed))
 
-    # The exact adjoint: <P x, g> == <x, P^T g>.
-    x = randn(Float32, d)
-    g = randn(Float32, D)
-    Px = Vector{Float32}(undef, D)
-    Ptg = Vector{Float32}(undef, d)
-    check(ccall((:intdim_proj_apply, LIB), Cint, (Ptr{Cvoid}, Ptr{Cfloat}, Ptr{Cfloat}),
-                proj[], x, Px))
-    check(ccall((:intdim_proj_vjp, LIB), Cint,
-                (Ptr{Cvoid}, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat}), proj[], C_NULL, g, Ptg))
-    println("adjoint check: <Px,g> = ", sum(Float64.(Px) .* g), "  <x,P'g> = ",
-            sum(Float64.(x) .* Ptg))
-
+    trainer = Ref{Ptr{Cvoid}}(C_NULL)
     q = Quadratic(randn(Float32, D), 0)
     theta = zeros(Float32, D)  # host buffer; theta0 = its current contents
-    trainer = Ref{Ptr{Cvoid}}(C_NULL)
-    # q and theta must not move or be freed while the library holds pointers to them.
-    GC.@preserve q theta begin
-        check(ccall((:intdim_trainer_create, LIB), Cint,
-                    (Ptr{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat},
-                     Cuint, Ptr{Cvoid}, Ptr{Cvoid}),
-                    trainer, proj[], theta, C_NULL, C_NULL, 0, grad_fn,
-                    pointer_from_objref(q)))
-        try
+    # Everything after the projection exists runs inside try/finally, so a failing check
+    # frees both handles (destroying a NULL trainer is fine).
+    try
+        # The exact adjoint: <P x, g> == <x, P^T g>.
+        x = randn(Float32, d)
+        g = randn(Float32, D)
+        Px = Vector{Float32}(undef, D)
+        Ptg = Vector{Float32}(undef, d)
+        check(ccall((:intdim_proj_apply, LIB), Cint, (Ptr{Cvoid}, Ptr{Cfloat}, Ptr{Cfloat}),
+                    proj[], x, Px))
+        check(ccall((:intdim_proj_vjp, LIB), Cint,
+                    (Ptr{Cvoid}, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat}), proj[], C_NULL, g, Ptg))
+        println("adjoint check: <Px,g> = ", sum(Float64.(Px) .* g), "  <x,P'g> = ",
+                sum(Float64.(x) .* Ptg))
+
+        # q and theta must not move or be freed while the library holds pointers to them.
+        GC.@preserve q theta begin
+            check(ccall((:intdim_trainer_create, LIB), Cint,
+                        (Ptr{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat},
+                         Cuint, Ptr{Cvoid}, Ptr{Cvoid}),
+                        trainer, proj[], theta, C_NULL, C_NULL, 0, grad_fn,
+                        pointer_from_objref(q)))
             check(ccall((:intdim_trainer_set, LIB), Cint, (Ptr{Cvoid}, Cint, Cdouble),
                         trainer[], constant("INTDIM_TRAIN_LR"), 0.05))
             loss0 = Ref{Cdouble}(NaN)
@@ -118,10 +120,13 @@ function main()
                                   (Ptr{Cvoid}, Ref{Cdouble}), trainer[], loss1))
             println("loss: first step $(loss0[]), after 300 steps $(loss1[]) ",
                     "($(q.calls) callbacks, d = $d of D = $D)")
-        finally
+            # the trainer goes before q and theta may move: inside the preserve block
             ccall((:intdim_trainer_destroy, LIB), Cvoid, (Ptr{Cvoid},), trainer[])
-            ccall((:intdim_proj_destroy, LIB), Cvoid, (Ptr{Cvoid},), proj[])
+            trainer[] = C_NULL
         end
+    finally
+        ccall((:intdim_trainer_destroy, LIB), Cvoid, (Ptr{Cvoid},), trainer[])
+        ccall((:intdim_proj_destroy, LIB), Cvoid, (Ptr{Cvoid},), proj[])
     end
 end
 

@@ -708,6 +708,25 @@ static int next_adaptive_trial(intdim_search *s, size_t *id)
                                        "d = %zu (internal inconsistency)", s->grid[probe]);
 }
 
+/* Does the search need no more trials (with all of them told, ask would say DONE)? */
+INTDIM_API int intdim_search_complete(const intdim_search *s)
+{
+    if (s == NULL || !s->frozen)
+        return 0;
+    if (s->strategy == INTDIM_STRATEGY_GRID) {
+        size_t first = isnan(s->baseline_given) ? 0 : s->n_lrs * s->seeds;
+        for (size_t i = first; i < s->n_trials; i++)
+            if (s->trials[i].state != TRIAL_DONE)
+                return 0;
+        return 1;
+    }
+    double baseline;
+    long lo, hi;
+    if (!baseline_value(s, NULL, &baseline))
+        return 0;
+    return !isfinite(baseline) || adaptive_bracket(s, s->fraction * baseline, &lo, &hi);
+}
+
 /* ---- ask / tell ------------------------------------------------------------------- */
 
 INTDIM_API int intdim_search_ask(intdim_search *s, int *what, uint64_t *trial_id_out, size_t *d,

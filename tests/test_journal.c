@@ -172,6 +172,8 @@ START_TEST(round_trip_rebuilds_the_search)
     ck_assert_int_eq(intdim_search_get(r, INTDIM_SEARCH_SEEDS, &v), INTDIM_OK);
     ck_assert_double_eq(v, 3);
     ck_assert_uint_eq(intdim_search_D(r), 64); /* from the header: what run() needs */
+    ck_assert_int_eq(intdim_search_complete(r), 1);
+    ck_assert_int_eq(intdim_search_complete(NULL), 0);
     ck_assert_uint_eq(intdim_search_D(NULL), 0);
     ck_assert_uint_eq(r->n_grid, 5);
     ck_assert_int_eq(r->train_set[INTDIM_TRAIN_CLIP_NORM], 1);
@@ -202,13 +204,17 @@ START_TEST(resume_skips_finished_trials)
     intdim_search *s = configured(2);
     ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
     ck_assert_uint_eq(run_some(s, 2, 9), 9);
+    ck_assert_int_eq(intdim_search_complete(s), 0);
     intdim_search_destroy(s); /* "crash" */
     s = configured(2);
+    ck_assert_int_eq(intdim_search_complete(s), 0); /* not even frozen */
     ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
     ck_assert_uint_eq(intdim_search_trials_done(s), 9);
+    ck_assert_int_eq(intdim_search_complete(s), 0);
     /* Every further ask is a trial the journal does not hold. */
     size_t rest = run_some(s, 2, 0);
     ck_assert_uint_eq(rest, reference.trials - 9);
+    ck_assert_int_eq(intdim_search_complete(s), 1);
     assert_same(outcome_of(s), reference);
     intdim_search_destroy(s);
     intdim_search *r;

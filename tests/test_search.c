@@ -438,6 +438,7 @@ static drive_result run_synthetic(int strategy, const curve *c, size_t seeds)
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SEEDS, (double)seeds), INTDIM_OK);
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STRATEGY, strategy), INTDIM_OK);
     drive(s, synthetic, c);
+    ck_assert_int_eq(intdim_search_complete(s), 1); /* grid: all trials; adaptive: bracket */
     drive_result r;
     r.trials = intdim_search_trials_done(s);
     ck_assert_int_eq(intdim_search_result(s, &r.d90, &r.reached, NULL, NULL, NULL), INTDIM_OK);

@@ -20,6 +20,10 @@ grep -q '^d90 = ' "$dir/full.out" || fail "run-toy printed no d90"
 "$intdim" run-toy $args --shard 0/2 --journal "$dir/s0.journal" > /dev/null || fail "shard 0"
 "$intdim" run-toy $args --shard 1/2 --journal "$dir/s1.journal" > /dev/null || fail "shard 1"
 cp "$dir/s0.journal" "$dir/s0-copy.journal"
+# A shard's journal alone is an incomplete search, and its report says so; the full one not.
+"$intdim" report "$dir/s0.journal" > "$dir/s0.report" || fail "report shard"
+grep -q '^incomplete: ' "$dir/s0.report" || fail "shard report does not say it is incomplete"
+if grep -q '^incomplete' "$dir/full.report"; then fail "complete search reported incomplete"; fi
 "$intdim" merge "$dir/merged.journal" "$dir/s0.journal" "$dir/s1.journal" || fail "merge"
 "$intdim" report "$dir/merged.journal" > "$dir/merged.report" || fail "report merged"
 cmp -s "$dir/full.report" "$dir/merged.report" || { fail "merged report differs"; diff "$dir/full.report" "$dir/merged.report"; }
@@ -44,6 +48,18 @@ if "$intdim" merge "$dir/x.journal" "$dir/full.journal" "$dir/other.journal" 2> 
 if "$intdim" run-toy $args --seeds 3 --journal "$dir/full.journal" > /dev/null 2>&1; then fail "mismatched resume accepted"; fi
 if "$intdim" report "$dir/missing.journal" > /dev/null 2>&1; then fail "missing journal accepted"; fi
 if "$intdim" run-toy --kind nonsense > /dev/null 2>&1; then fail "bad option accepted"; fi
+# Bad report options: exit 2 with a message, before any report is printed.
+for opts in "--bootstrap abc" "--bootstrap -1" "--bootstrap 5x" "--plot x.jpg" "--plot" \
+            "--bootstrap" "--frobnicate"; do
+  "$intdim" report "$dir/full.journal" $opts > "$dir/opt.out" 2> "$dir/opt.err"
+  rc=$?
+  [ $rc -eq 2 ] || fail "report $opts: exit $rc, not 2"
+  [ -s "$dir/opt.err" ] || fail "report $opts: no message"
+  [ ! -s "$dir/opt.out" ] || fail "report $opts: printed a report anyway"
+done
+"$intdim" report "$dir/full.journal" --plot "$dir/it's.png" > "$dir/opt.out" 2> "$dir/opt.err"
+[ $? -eq 2 ] || fail "a quote in the plot name was accepted"
+"$intdim" report "$dir/full.journal" --bootstrap 7 > /dev/null || fail "report --bootstrap 7"
 
 # Stacked Fastfood blocks: the toy's dimension is found, the report and journal say so.
 "$intdim" run-toy --block 128 --seeds 1 --n-d 12 --steps 400 --quiet --strategy adaptive \

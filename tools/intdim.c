@@ -1,5 +1,6 @@
 /* `intdim`: run a d90 search on the toy problem, report a journal (table, d90, plot through
  * gnuplot), merge journals written by separate processes. Uses only <intdim.h>. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,13 +151,23 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 /* Metric vs d (log x) with error bars, the baseline, the target line and d90 marked. */
+/* A plot file name gnuplot can be given inside '...': .png or .svg, no quote or newline. */
+static int plot_path_ok(const char *path)
+{
+    if (!ends_with(path, ".svg") && !ends_with(path, ".png")) {
+        fprintf(stderr, "intdim: --plot needs a .png or .svg file name, not '%s'\n", path);
+        return 0;
+    }
+    if (strpbrk(path, "'\n\r") != NULL) {
+        fprintf(stderr, "intdim: --plot: the file name must not contain a quote or a newline\n");
+        return 0;
+    }
+    return 1;
+}
+
 static int plot(const intdim_search *s, const char *out_path)
 {
     int svg = ends_with(out_path, ".svg");
-    if (!svg && !ends_with(out_path, ".png")) {
-        fprintf(stderr, "intdim: --plot needs a .png or .svg file name\n");
-        return 2;
-    }
     if (!have_program("gnuplot")) {
         fprintf(stderr, "intdim: gnuplot not found: skipping the plot (install gnuplot-nox)\n");
         return 0;
@@ -215,10 +226,29 @@ static int cmd_report(int argc, char **argv)
     const char *plot_path = NULL;
     long bootstrap = -1;
     for (int i = 3; i < argc; i++) {
-        if (strcmp(argv[i], "--plot") == 0 && i + 1 < argc) {
+        int has_value = i + 1 < argc;
+        if ((strcmp(argv[i], "--plot") == 0 || strcmp(argv[i], "--bootstrap") == 0) &&
+            !has_value) {
+            fprintf(stderr, "intdim: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        if (strcmp(argv[i], "--plot") == 0) {
             plot_path = argv[++i];
-        } else if (strcmp(argv[i], "--bootstrap") == 0 && i + 1 < argc) {
-            bootstrap = atol(argv[++i]);
+            if (!plot_path_ok(plot_path))
+                return 2;
+        } else if (strcmp(argv[i], "--bootstrap") == 0) {
+            const char *v = argv[++i];
+            char *end;
+            double lo, hi;
+            errno = 0;
+            bootstrap = strtol(v, &end, 10);
+            intdim_search_param_bounds(INTDIM_SEARCH_BOOTSTRAP, &lo, &hi);
+            if (end == v || *end != '\0' || errno != 0 || bootstrap < (long)lo ||
+                (double)bootstrap > hi) {
+                fprintf(stderr, "intdim: --bootstrap needs a whole number in [%.0f, %.0f], not "
+                                "'%s'\n", lo, hi, v);
+                return 2;
+            }
         } else {
             fprintf(stderr, "intdim: unknown report option %s\n", argv[i]);
             return 2;
@@ -235,6 +265,10 @@ static int cmd_report(int argc, char **argv)
     rc = toy_print_report(s, stdout);
     if (rc != INTDIM_OK)
         exit_code = toy_fail("report", rc);
+    else if (!intdim_search_complete(s))
+        printf("incomplete: %zu trials told and more are needed, so the result above is "
+               "provisional (resume the run, or merge the other shards' journals)\n",
+               intdim_search_trials_done(s));
     else if (plot_path != NULL)
         exit_code = plot(s, plot_path);
     intdim_search_destroy(s);

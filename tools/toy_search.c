@@ -309,6 +309,12 @@ int toy_print_report(const intdim_search *s, FILE *out)
     double baseline, fraction = 0.9;
     intdim_search_get(s, INTDIM_SEARCH_FRACTION, &fraction);
     int rc = intdim_search_result(s, &d90, &reached, &baseline, &lo, &hi);
+    if (rc == INTDIM_ESTATE) { /* a shard or an interrupted run: report what is there */
+        fprintf(out, "baseline (full training) not known yet, trials %zu\n",
+                intdim_search_trials_done(s));
+        fprintf(out, "d90 = unknown (the baseline's trials have not all finished)\n");
+        return INTDIM_OK;
+    }
     if (rc != INTDIM_OK)
         return rc;
     fprintf(out, "baseline (full training) %.4f, threshold %.4g x baseline = %.4f, trials %zu\n",

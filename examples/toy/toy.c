@@ -107,11 +107,23 @@ int main(int argc, char **argv)
         return table(steps);
     int kind = INTDIM_PROJ_DENSE, said = 0;
     if (argc < 3 || parse_kind(argv[1], &kind, &said) != 0) {
-        fprintf(stderr, "usage: %s [identity|dense|sparse|fastfood|said D_SUB [STEPS]]\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s [identity|dense|sparse|fastfood|said D_SUB [STEPS]]\n"
+                        "  D_SUB is the trainable length; for said it includes the %d group "
+                        "scales (D_SUB > %d)\n",
+                argv[0], TOY_GROUPS, TOY_GROUPS);
         return 2;
     }
-    size_t d = (size_t)strtoull(argv[2], NULL, 10);
+    char *end;
+    size_t d = (size_t)strtoull(argv[2], &end, 10);
+    if (end == argv[2] || *end != '\0' || argv[2][0] == '-') {
+        fprintf(stderr, "D_SUB must be a positive whole number, not '%s'\n", argv[2]);
+        return 2;
+    }
+    if (said && d <= TOY_GROUPS) {
+        fprintf(stderr, "said: D_SUB = %zu must exceed the %d group scales it includes (e.g. %d "
+                        "for 10 projected coordinates)\n", d, TOY_GROUPS, TOY_GROUPS + 10);
+        return 2;
+    }
     if (argc > 3)
         steps = strtoull(argv[3], NULL, 10);
     double loss = NAN, metric = NAN;
