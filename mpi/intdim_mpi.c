@@ -77,7 +77,10 @@ static int send_next(intdim_search *s, int rank, int *what)
     return INTDIM_OK;
 }
 
-/* Keep every worker busy while the search has trials; tell results as they arrive. */
+/* Keep every worker busy while the search has trials; tell results as they arrive. After a
+ * failure (a worker's trial could not run, a tell failed) no trial is sent any more, but the
+ * trials still running are received and told: their results reach the journal, and no
+ * worker is left with a send nobody receives. */
 static int coordinate(intdim_search *s, int n_ranks, int show)
 {
     int *idle = malloc((size_t)n_ranks * sizeof *idle);
@@ -94,7 +97,7 @@ static int coordinate(intdim_search *s, int n_ranks, int show)
             n_idle--;
             outstanding++;
         }
-        if (rc != INTDIM_OK || outstanding == 0)
+        if (outstanding == 0)
             break; /* DONE (or an error): nothing is running any more */
         uint64_t res[RESULT_WORDS];
         MPI_Status st;
@@ -102,13 +105,13 @@ static int coordinate(intdim_search *s, int n_ranks, int show)
         idle[n_idle++] = st.MPI_SOURCE;
         outstanding--;
         int run_rc = (int)(int64_t)res[6];
-        if (run_rc != INTDIM_OK) {
-            rc = run_rc;
-            break;
-        }
-        rc = intdim_search_tell(s, res[0], double_of(res[1]), double_of(res[2]), res[3],
-                                double_of(res[4]), (int)(int64_t)res[5]);
-        if (show)
+        int tell_rc = run_rc;
+        if (run_rc == INTDIM_OK)
+            tell_rc = intdim_search_tell(s, res[0], double_of(res[1]), double_of(res[2]), res[3],
+                                         double_of(res[4]), (int)(int64_t)res[5]);
+        if (rc == INTDIM_OK)
+            rc = tell_rc; /* the first failure is the one reported */
+        if (show && run_rc == INTDIM_OK)
             fprintf(stderr, "\r  trial %zu done (rank %d, eval %.4g)   ",
                     intdim_search_trials_done(s), st.MPI_SOURCE, double_of(res[2]));
     }
