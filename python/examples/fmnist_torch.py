@@ -219,11 +219,12 @@ def compare_speed(args, host):
           f"reference {ref[0] - fb[0]:.2f} ms")
 
 
-def main():
+def make_parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    # Defaults: the C example's --quick protocol (examples/fashion_mnist/fmnist.c).
+    # Defaults: the C example's --quick protocol (preset_common and preset_quick in
+    # examples/fashion_mnist/fmnist.c; python/tests/test_torch.py checks they agree).
     ap.add_argument("--ds", default="100,300,1000,3000", help="comma-separated d values")
-    ap.add_argument("--lrs", default="1e-2,3e-2", help="Adam learning rates, subspace")
+    ap.add_argument("--lrs", default="3e-2,1e-1", help="Adam learning rates, subspace")
     ap.add_argument("--full-lrs", default="1e-3,3e-3", help="Adam learning rates, baseline")
     ap.add_argument("--steps", type=int, default=500, help="optimizer steps per trial")
     ap.add_argument("--seeds", type=int, default=1)
@@ -234,8 +235,11 @@ def main():
                     help="training images whose accuracy is the train metric")
     ap.add_argument("--said", action="store_true", help="SAID instead of plain Fastfood")
     ap.add_argument("--groups", choices=["layer", "tensor"], default="layer")
-    ap.add_argument("--init-seed", type=int, default=0)
-    ap.add_argument("--base-seed", type=int, default=0)
+    ap.add_argument("--init-seed", type=int, default=1,
+                    help="seed of theta0 (torch's generator: not the C example's draws)")
+    ap.add_argument("--base-seed", "--seed", type=int, default=2018,
+                    help="the search's base seed (the C example's --seed): the same value "
+                         "gives the same projection seeds")
     ap.add_argument("--journal", help="journal file (resumable search)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     ap.add_argument("--speed-d", type=int, default=1000)
@@ -243,7 +247,11 @@ def main():
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--speed-only", action="store_true")
     mode.add_argument("--no-speed", action="store_true")
-    args = ap.parse_args()
+    return ap
+
+
+def main():
+    args = make_parser().parse_args()
     args.ds = [int(v) for v in args.ds.split(",")]
     args.lrs = [float(v) for v in args.lrs.split(",")]
     args.full_lrs = [float(v) for v in args.full_lrs.split(",")]

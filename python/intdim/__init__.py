@@ -8,20 +8,24 @@ system's installed library.
     Trainer     optimizes theta_d with a Python gradient callback
     Search      the d90 search (grid/adaptive, ask/tell, journal, local runner)
     IntdimError a library status with its message (.status, .name, .message)
+    IntdimWarning a warning the library reported on success (journal: torn last line
+                dropped, merged rows that disagree)
     torch_host  (import intdim.torch_host) the PyTorch adapter
 
-Arrays are numpy float32, 1-D and C-contiguous; anything else raises TypeError or
-ValueError before reaching C. Arrays given to callbacks are views of the library's
-buffers, valid only during the callback.
+Arrays are numpy float32, 1-D, C-contiguous and aligned; anything else raises TypeError
+or ValueError before reaching C. Sizes and seeds are integers (int or numpy integer) in
+the range of size_t / uint64_t, never wrapped (TypeError, ValueError). Arrays given to
+callbacks are views of the library's buffers, valid only during the callback.
 """
 
-from ._lib import IntdimError, constant, library_path, missing_symbols
+from ._lib import IntdimError, IntdimWarning, constant, library_path, missing_symbols
 from .projection import Projection
 from .search import Search, merge_journals
 from .trainer import Trainer
 
-__all__ = ["IntdimError", "Projection", "Trainer", "Search", "merge_journals", "constant",
-           "library_path", "missing_symbols", "version", "strerror"]
+__all__ = ["IntdimError", "IntdimWarning", "Projection", "Trainer", "Search",
+           "merge_journals", "constant", "library_path", "missing_symbols", "version",
+           "strerror"]
 
 
 def version():

@@ -8,8 +8,11 @@ from . import _lib
 
 
 def _destroy(destroy_name, handle, keepalive, on_close):
-    # keepalive holds objects the C handle points into (borrowed projection, host buffers,
-    # callback trampolines) until the handle is gone.
+    # keepalive holds objects the C handle points into (borrowed projection, host buffers)
+    # until the handle is gone. Never a callback trampoline: it holds the user's callable,
+    # which may refer back to the owner, and the finalizer registry would then keep the
+    # owner alive for ever. The owner holds its trampolines instead: the finalizer runs
+    # (destroying the handle, after which C cannot call them) before they are freed.
     getattr(_lib.lib(), destroy_name)(handle)
     if on_close is not None:
         on_close()
@@ -22,8 +25,9 @@ class OwnedHandle:
     _finalizer = None
 
     def _own(self, handle, keepalive=(), on_close=None):
-        """Take ownership of `handle`; on_close (which must not refer to self) runs after
-        the handle is destroyed."""
+        """Take ownership of `handle`; on_close runs after the handle is destroyed.
+        Neither keepalive nor on_close may refer to self, directly or through a callback
+        (weakref.finalize holds them strongly: self would never be collected)."""
         self._handle = handle
         self._finalizer = weakref.finalize(self, _destroy, self._destroy_name, handle,
                                            tuple(keepalive), on_close)

@@ -10,14 +10,17 @@ library through intdim_constant(), so the binding cannot drift from the header.
 import ctypes
 import ctypes.util
 import glob
+import operator
 import os
+import warnings
 
 import numpy as np
 
 __all__ = [
     "IntdimError", "lib", "library_path", "constant", "check", "missing_symbols",
     "status_name", "PROTOTYPES", "GRAD_FN", "EVAL_FN", "PROGRESS_FN", "SEARCH_PROGRESS_FN",
-    "ALLOC_FN", "FREE_FN", "as_f32", "f32_ptr",
+    "ALLOC_FN", "FREE_FN", "as_f32", "f32_ptr", "as_size", "as_u64", "IntdimWarning",
+    "call_warning",
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -157,6 +160,8 @@ PROTOTYPES = {
                                        _pdbl, _pint]),
     "intdim_search_result": (_int, [_ptr, _psize, _pint, _pdbl, _psize, _psize]),
     "intdim_search_trials_done": (_size, [_ptr]),
+    "intdim_search_D": (_size, [_ptr]),
+    "intdim_search_complete": (_int, [_ptr]),
     "intdim_search_n_points": (_size, [_ptr]),
     "intdim_search_point": (_int, [_ptr, _size, _psize, _pdbl, _pdbl, _pdbl, _psize, _pint]),
 }
@@ -264,15 +269,76 @@ def check(status, what=""):
     return status
 
 
+class IntdimWarning(UserWarning):
+    """A warning the library left in intdim_last_error() on success (e.g. a journal's torn
+    last line was dropped, or merged journals disagreed on a trial)."""
+
+
+# The library never clears its per-thread message, so a message left by an earlier failure
+# could pass for a warning. Before a call that may warn, the message is set to this marker
+# (a lookup of a constant that cannot exist, which fails and records its name); a message
+# other than the marker after the call was written by that call.
+_MARKER = b"intdim-python: no message since this call began"
+
+
+def _mark_last_error():
+    lib().intdim_constant(_MARKER, ctypes.byref(ctypes.c_int64()))
+    return lib().intdim_last_error()
+
+
+def call_warning(fn, *args, what="", stacklevel=3):
+    """fn(*args), a libintdim call that may leave a warning on success: raise IntdimError
+    for a failing status, else issue IntdimWarning if the call left a "warning: ..." message
+    (ctypes calls run on the calling thread, whose message the library writes)."""
+    before = _mark_last_error()
+    status = fn(*args)
+    check(status, what)
+    after = lib().intdim_last_error()
+    if after != before and after.startswith(b"warning"):
+        text = after.decode(errors="replace")
+        if text.startswith("warning: "):
+            text = text[len("warning: "):]
+        warnings.warn(IntdimWarning(text), stacklevel=stacklevel)
+    return status
+
+
+# ---------------------------------------------------------------------------------------
+# Integer checks: ctypes would silently wrap a negative or too large int modulo 2^64
+# ---------------------------------------------------------------------------------------
+_SIZE_BITS = 8 * ctypes.sizeof(ctypes.c_size_t)
+
+
+def _as_uint(value, name, bits, positive):
+    try:
+        v = operator.index(value)  # int, numpy integers; not float, str, None
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
+    lo, hi = (1 if positive else 0), (1 << bits) - 1
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, 2^{bits} - 1], got {v}")
+    return v
+
+
+def as_size(value, name, positive=False):
+    """`value` as a size_t (an int in [0, SIZE_MAX], or [1, SIZE_MAX] when positive);
+    TypeError for a non-integer, ValueError out of range. Accepts numpy integers."""
+    return _as_uint(value, name, _SIZE_BITS, positive)
+
+
+def as_u64(value, name, positive=False):
+    """`value` as a uint64_t (an int in [0, 2^64 - 1]); as as_size otherwise."""
+    return _as_uint(value, name, 64, positive)
+
+
 # ---------------------------------------------------------------------------------------
 # Array checks: nothing wrongly typed, shaped or strided ever reaches C
 # ---------------------------------------------------------------------------------------
 def as_f32(arr, name, length, writable=False):
-    """Return `arr` unchanged if it is a 1-D, C-contiguous numpy float32 array of `length`
-    elements (and writable when asked); otherwise raise TypeError (not a numpy array, wrong
-    dtype) or ValueError (shape, contiguity, read-only). No silent copies: a copy of an
-    output buffer would throw the library's result away, and a copy of an input one would
-    hide an expensive conversion."""
+    """Return `arr` unchanged if it is a 1-D, C-contiguous, aligned numpy float32 array of
+    `length` elements (and writable when asked); otherwise raise TypeError (not a numpy
+    array, wrong dtype) or ValueError (shape, contiguity, alignment, read-only). No silent
+    copies: a copy of an output buffer would throw the library's result away, and a copy of
+    an input one would hide an expensive conversion."""
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of float32, not {type(arr).__name__}")
     if arr.dtype != np.float32:
@@ -283,6 +349,10 @@ def as_f32(arr, name, length, writable=False):
         raise ValueError(f"{name} must have {length} elements, got {arr.shape[0]}")
     if not arr.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (use numpy.ascontiguousarray)")
+    if not arr.flags.aligned:
+        # e.g. numpy.frombuffer at an odd byte offset: C reads floats (with SIMD) from it
+        raise ValueError(f"{name} must be aligned: its address is not a multiple of "
+                         f"{arr.dtype.alignment} (copy it with numpy.array)")
     if writable and not arr.flags.writeable:
         raise ValueError(f"{name} must be writable")
     return arr

@@ -6,6 +6,7 @@ come from intdim_constant(). Values of enumerated parameters may be given as nam
 
 import ctypes
 import math
+import operator
 
 from . import _lib
 
@@ -20,11 +21,24 @@ _VALUE_PREFIX = {
 }
 
 
+def _integer(value):
+    """operator.index(value) for ints and numpy integers, None for anything else."""
+    if isinstance(value, str):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def param_id(prefix, name):
     """Constant of parameter `name` in group `prefix` ('PROJ_', 'TRAIN_', 'SEARCH_');
-    integers pass through."""
-    if isinstance(name, int):
-        return name
+    integers (numpy integers too) pass through."""
+    number = _integer(name)
+    if number is not None:
+        return number
+    if not isinstance(name, str):
+        raise TypeError(f"a parameter is a name or an integer, not {type(name).__name__}")
     try:
         return _lib.constant(prefix + name.upper())
     except KeyError:
@@ -50,9 +64,14 @@ def param_value(prefix, name, value):
 
 
 def kind_id(kind):
-    """Projection kind from 'fastfood'/'dense'/'sparse'/'identity' or an int."""
-    if isinstance(kind, int):
-        return kind
+    """Projection kind from 'fastfood'/'dense'/'sparse'/'identity' or an integer (numpy
+    integers too)."""
+    number = _integer(kind)
+    if number is not None:
+        return number
+    if not isinstance(kind, str):
+        raise TypeError(f"a projection kind is a name or an integer, not "
+                        f"{type(kind).__name__}")
     try:
         return _lib.constant("PROJ_" + kind.upper())
     except KeyError:

@@ -11,9 +11,7 @@ __all__ = ["Projection"]
 
 
 def _size_array(values, what):
-    values = [int(v) for v in values]
-    if any(v < 0 for v in values):
-        raise ValueError(f"{what} must be non-negative integers, got {values}")
+    values = [_lib.as_size(v, f"{what}[{i}]") for i, v in enumerate(values)]
     return (ctypes.c_size_t * max(len(values), 1))(*values), len(values)
 
 
@@ -24,6 +22,7 @@ class Projection(OwnedHandle):
                density=None, memory_budget=None, threads=None, kernel=None)
 
     kind: 'fastfood', 'dense', 'sparse', 'identity' (or the INTDIM_PROJ_* value).
+    D, d: positive integers (int or numpy integer); seed: an integer in [0, 2^64 - 1].
     groups: sizes of contiguous parameter groups summing to D (needed by said/per_group).
     said: one trainable scale per group; d then counts the scales (the last n_groups entries
           of theta_d). per_group: one Fastfood block per group. block: Fastfood in blocks of
@@ -37,6 +36,10 @@ class Projection(OwnedHandle):
     def __init__(self, kind, D, d, seed=0, *, groups=None, said=False, per_group=False,
                  block=None, density=None, memory_budget=None, threads=None, kernel=None):
         self._users = 0  # open trainers borrowing this projection
+        kind = _params.kind_id(kind)
+        D = _lib.as_size(D, "D", positive=True)
+        d = _lib.as_size(d, "d", positive=True)
+        seed = _lib.as_u64(seed, "seed")
         params = []
         if said:
             params.append(("SAID", 1.0))
@@ -52,10 +55,10 @@ class Projection(OwnedHandle):
         n_params = len(ids)
         id_arr = (ctypes.c_int * max(n_params, 1))(*ids)
         val_arr = (ctypes.c_double * max(n_params, 1))(*[float(v) for _, v in params])
-        sizes, n_groups = _size_array(groups or [], "groups")
+        sizes, n_groups = _size_array([] if groups is None else groups, "groups")
         out = ctypes.c_void_p()
         _lib.check(_lib.lib().intdim_proj_create_ex(
-            ctypes.byref(out), _params.kind_id(kind), int(D), int(d), int(seed),
+            ctypes.byref(out), kind, D, d, seed,
             n_groups, sizes if n_groups else None, n_params, id_arr if n_params else None,
             val_arr if n_params else None), "intdim_proj_create_ex")
         self._adopt(out.value, threads, kernel)
@@ -76,15 +79,18 @@ class Projection(OwnedHandle):
         permutation of 0..L-1) and G, each of L = nextpow2(D) entries; numpy arrays or CPU
         tensors (copied). Such a projection has no seed: a trainer checkpoint holds a hash of
         the tables and loads only into a trainer over the same tables."""
-        B = np.ascontiguousarray(np.asarray(B), dtype=np.float32).reshape(-1)
-        Pi = np.ascontiguousarray(np.asarray(Pi), dtype=np.int64).reshape(-1)
-        G = np.ascontiguousarray(np.asarray(G), dtype=np.float32).reshape(-1)
+        D = _lib.as_size(D, "D", positive=True)
+        d = _lib.as_size(d, "d", positive=True)
+        # copies only where needed to get C-contiguous, aligned arrays of the C types
+        B = np.require(np.asarray(B).reshape(-1), np.float32, ("C", "A"))
+        Pi = np.require(np.asarray(Pi).reshape(-1), np.int64, ("C", "A"))
+        G = np.require(np.asarray(G).reshape(-1), np.float32, ("C", "A"))
         if not len(B) == len(Pi) == len(G):
             raise ValueError(f"B, Pi and G must have the same length, got {len(B)}, "
                              f"{len(Pi)}, {len(G)}")
         out = ctypes.c_void_p()
         _lib.check(_lib.lib().intdim_proj_create_fastfood_tables(
-            ctypes.byref(out), int(D), int(d), len(B), B.ctypes.data, Pi.ctypes.data,
+            ctypes.byref(out), D, d, len(B), B.ctypes.data, Pi.ctypes.data,
             G.ctypes.data), "intdim_proj_create_fastfood_tables")
         self = cls.__new__(cls)
         self._users = 0

@@ -3,6 +3,7 @@
 import collections
 import ctypes
 import math
+import os
 
 from . import _lib, _params
 from ._callbacks import CallbackGuard
@@ -24,20 +25,20 @@ TrialResult.__doc__ = ("What tell() needs; status is 0 or INTDIM_ENONFINITE (eva
                        "-inf) for a diverged trial.")
 
 
-def _length(array):
-    """Length of a host buffer for a search rebuilt from a journal (which does not know D);
-    as_f32 then checks the rest."""
-    shape = getattr(array, "shape", None)
-    return int(shape[0]) if shape else 0
-
-
 def _sizes(values, what):
-    values = [int(v) for v in values]
+    values = [_lib.as_size(v, f"{what}[{i}]", positive=True) for i, v in enumerate(values)]
     if not values:
         raise ValueError(f"{what} must not be empty")
-    if any(v <= 0 for v in values):
-        raise ValueError(f"{what} must be positive integers, got {values}")
     return (ctypes.c_size_t * len(values))(*values), len(values)
+
+
+def _path(path, what="path"):
+    """A file name for C: str, bytes or os.PathLike."""
+    try:
+        return os.fsencode(path)
+    except TypeError:
+        raise TypeError(f"{what} must be a str, bytes or os.PathLike, not "
+                        f"{type(path).__name__}") from None
 
 
 class Search(OwnedHandle):
@@ -51,26 +52,34 @@ class Search(OwnedHandle):
     _destroy_name = "intdim_search_destroy"
 
     def __init__(self, D, **params):
+        D = _lib.as_size(D, "D", positive=True)
         out = ctypes.c_void_p()
-        _lib.check(_lib.lib().intdim_search_create(ctypes.byref(out), int(D)),
+        _lib.check(_lib.lib().intdim_search_create(ctypes.byref(out), D),
                    "intdim_search_create")
-        self._D = int(D)
         self._guard = CallbackGuard()
         self._own(out.value)
+        self._D = int(_lib.lib().intdim_search_D(self._h))
         for name, value in params.items():
             self.set(name, value)
 
     @classmethod
     def from_journal(cls, path):
-        """A search rebuilt from a journal (for reports)."""
+        """A search rebuilt from a journal (for reports). A torn last line is dropped with
+        an IntdimWarning."""
         out = ctypes.c_void_p()
-        _lib.check(_lib.lib().intdim_search_from_journal(ctypes.byref(out),
-                                                         str(path).encode()))
+        _lib.call_warning(_lib.lib().intdim_search_from_journal, ctypes.byref(out),
+                          _path(path), what="intdim_search_from_journal")
         self = cls.__new__(cls)
         self._guard = CallbackGuard()
         self._own(out.value)
-        self._D = None
+        self._D = int(_lib.lib().intdim_search_D(self._h))  # the journal's D
         return self
+
+    @property
+    def D(self):
+        """The model size the search was created with (or read from its journal): the
+        length of every theta and theta0 given to run() and run_trial()."""
+        return self._D
 
     # ---- configuration ------------------------------------------------------------
     def set(self, name, value):
@@ -109,8 +118,10 @@ class Search(OwnedHandle):
             self._h, pid, _params.param_value("TRAIN_", name, value)))
 
     def open_journal(self, path):
-        """Append told trials to `path`; an existing journal is validated and replayed."""
-        _lib.check(_lib.lib().intdim_search_open_journal(self._h, str(path).encode()))
+        """Append told trials to `path`; an existing journal is validated and replayed (a
+        torn last line, left by a killed run, is dropped with an IntdimWarning)."""
+        _lib.call_warning(_lib.lib().intdim_search_open_journal, self._h, _path(path),
+                          what="intdim_search_open_journal")
 
     # ---- ask / tell -----------------------------------------------------------------
     def ask(self):
@@ -131,17 +142,20 @@ class Search(OwnedHandle):
     def tell(self, trial_id, train_metric, eval_metric, steps=0, seconds=0.0, status=0):
         """Record a finished trial; status is 0 or the trial's failure status."""
         _lib.check(_lib.lib().intdim_search_tell(
-            self._h, int(trial_id), float(train_metric), float(eval_metric), int(steps),
-            float(seconds), int(status)))
+            self._h, _lib.as_u64(trial_id, "trial_id"), float(train_metric),
+            float(eval_metric), _lib.as_u64(steps, "steps"), float(seconds), int(status)))
 
     # ---- local runner ---------------------------------------------------------------
     def run(self, theta, grad_fn, eval_fn, train_fn=None, theta0=None, progress=None):
         """Run every trial here: grad_fn(step, theta, grad) -> loss, eval_fn(theta) and
         train_fn(theta) -> metric (higher is better), progress(done, total, d, lr,
         eval_metric, seconds_left) returning True stops (IntdimError INTDIM_EINTERRUPTED).
-        An exception in any callback (KeyboardInterrupt included) stops the search after
-        the trial in progress and is re-raised here; told trials stay in the journal."""
-        D = self._D if self._D is not None else _length(theta)
+        theta (and theta0, if given) must have self.D elements.
+        An exception in any callback (KeyboardInterrupt included) aborts the trial in
+        progress, which is un-asked (not told, not journaled: a resumed search runs it
+        again), stops the search and is re-raised here; trials told before stay in the
+        journal."""
+        D = self.D
         theta = _lib.as_f32(theta, "theta", D, writable=True)
         theta0_ptr = None
         if theta0 is not None:
@@ -160,8 +174,9 @@ class Search(OwnedHandle):
     def run_trial(self, trial, theta, theta0, grad_fn, eval_fn, train_fn=None):
         """Run one asked Trial exactly as run() would, without telling it (for hosts that
         distribute trials and tell elsewhere). Returns a TrialResult; pass its fields to
-        tell(). Callback exceptions are re-raised here."""
-        D = self._D if self._D is not None else _length(theta)
+        tell(). theta and theta0 must have self.D elements. Callback exceptions are
+        re-raised here."""
+        D = self.D
         theta = _lib.as_f32(theta, "theta", D, writable=True)
         theta0 = _lib.as_f32(theta0, "theta0", D)
         if not callable(grad_fn) or not callable(eval_fn):
@@ -174,8 +189,9 @@ class Search(OwnedHandle):
         steps, seconds, status = ctypes.c_uint64(), ctypes.c_double(), ctypes.c_int()
         rc = _lib.lib().intdim_search_run_trial(
             self._h, theta.ctypes.data, theta0.ctypes.data, grad_cb, train_cb, eval_cb, None,
-            int(trial.d), _params.kind_id(trial.kind), int(bool(trial.said)), float(trial.lr),
-            int(trial.seed), ctypes.byref(train_m), ctypes.byref(eval_m), ctypes.byref(steps),
+            _lib.as_size(trial.d, "trial.d", positive=True), _params.kind_id(trial.kind),
+            int(bool(trial.said)), float(trial.lr), _lib.as_u64(trial.seed, "trial.seed"),
+            ctypes.byref(train_m), ctypes.byref(eval_m), ctypes.byref(steps),
             ctypes.byref(seconds), ctypes.byref(status))
         guard.finish(rc, "intdim_search_run_trial")
         return TrialResult(train_m.value, eval_m.value, int(steps.value), seconds.value,
@@ -214,9 +230,16 @@ class Search(OwnedHandle):
 
 
 def merge_journals(inputs, output):
-    """Merge journals of one search written by separate processes into `output`."""
-    inputs = [str(p).encode() for p in inputs]
+    """Merge journals of one search written by separate processes into `output`.
+
+    inputs: an iterable of paths, or a single path (str, bytes or os.PathLike), which is
+    one input. Trials whose results differ between inputs (the first input's row is kept)
+    and torn last lines (dropped) are reported with an IntdimWarning."""
+    if isinstance(inputs, (str, bytes, os.PathLike)):
+        inputs = [inputs]
+    inputs = [_path(p, "each input") for p in inputs]
     if not inputs:
         raise ValueError("inputs must not be empty")
     arr = (ctypes.c_char_p * len(inputs))(*inputs)
-    _lib.check(_lib.lib().intdim_journal_merge(arr, len(inputs), str(output).encode()))
+    _lib.call_warning(_lib.lib().intdim_journal_merge, arr, len(inputs),
+                      _path(output, "output"), what="intdim_journal_merge")

@@ -67,8 +67,11 @@ class Trainer(OwnedHandle):
 
         self.proj = proj
         self.theta = theta
+        # self._grad_cb (which holds grad_fn) stays on self only, not in the finalizer's
+        # keepalive: a grad_fn referring back to this trainer would otherwise keep it alive
+        # for ever (see _handle._destroy).
         self._own(out.value, keepalive=(proj, theta, theta0 if borrow_theta0 else None,
-                                        grad, self._grad_cb), on_close=release)
+                                        grad), on_close=release)
         for name, value in params.items():
             self.set(name, value)
 
@@ -99,12 +102,11 @@ class Trainer(OwnedHandle):
         """n_steps steps; eval_fn(theta) -> metric every 'eval_every' steps and at the end;
         progress(step, loss, metric_or_None) returning True stops the run (IntdimError with
         INTDIM_EINTERRUPTED). Returns the last metric (NaN if none)."""
-        if int(n_steps) < 0:
-            raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+        n_steps = _lib.as_u64(n_steps, "n_steps")
         eval_cb = self._guard.eval_fn(eval_fn, self._D)
         progress_cb = self._guard.progress_fn(progress)
         metric = ctypes.c_double(math.nan)
-        status = _lib.lib().intdim_trainer_run(self._h, int(n_steps), eval_cb, None,
+        status = _lib.lib().intdim_trainer_run(self._h, n_steps, eval_cb, None,
                                                progress_cb, None, ctypes.byref(metric))
         self._guard.finish(status, "intdim_trainer_run")
         return metric.value

@@ -230,3 +230,90 @@ def test_fastfood_tables_round_trip_and_refusals():
     with intdim.Projection("dense", 100, 4, seed=1) as dense:
         with pytest.raises(intdim.IntdimError):
             dense.fastfood_tables()
+
+
+def misaligned(n, values=None):
+    """A C-contiguous, writable float32 array of n elements at an odd address (what
+    numpy.frombuffer gives at a byte offset that is not a multiple of 4)."""
+    arr = np.frombuffer(bytearray(4 * n + 1), np.float32, count=n, offset=1)
+    assert arr.flags.c_contiguous and arr.flags.writeable and not arr.flags.aligned
+    if values is not None:
+        arr[:] = values
+    return arr
+
+
+def test_misaligned_arrays_are_refused():
+    # A misaligned float32 view used to reach C (and crashed the Fastfood streaming path at
+    # D = 2^22); it is refused like a strided one, whichever argument it is.
+    D, d = 1000, 20
+    with intdim.Projection("fastfood", D, d, seed=3) as p:
+        x, g = rand(d, 1), rand(D, 2)
+        with pytest.raises(ValueError, match="theta_d must be aligned"):
+            p.apply(misaligned(d, x))
+        with pytest.raises(ValueError, match="out must be aligned"):
+            p.apply(x, out=misaligned(D))
+        with pytest.raises(ValueError, match="g_D must be aligned"):
+            p.vjp(misaligned(D, g))
+        with pytest.raises(ValueError, match="out must be aligned"):
+            p.vjp(g, out=misaligned(d))
+        # an aligned copy of the same values is accepted and gives the same result
+        assert np.array_equal(p.apply(np.array(misaligned(d, x))), p.apply(x))
+
+
+def test_misaligned_fastfood_tables_are_copied_not_passed(monkeypatch):
+    # from_fastfood_tables copies its inputs where needed: misaligned tables reach C as
+    # aligned copies (seen by a spy on the C call) and give the same projection.
+    from intdim import _lib
+    real = _lib.lib().intdim_proj_create_fastfood_tables
+    seen = []
+
+    def spy(out, D, d, L, B, Pi, G):
+        seen.append((B % 4, Pi % 8, G % 4))
+        return real(out, D, d, L, B, Pi, G)
+
+    monkeypatch.setattr(_lib.lib(), "intdim_proj_create_fastfood_tables", spy)
+    D, d = 1500, 40
+    with intdim.Projection("fastfood", D, d, seed=9) as p:
+        B, Pi, G = p.fastfood_tables()
+        raw = bytearray(8 * len(Pi) + 1)
+        Pi_odd = np.frombuffer(raw, np.int64, count=len(Pi), offset=1)
+        Pi_odd[:] = Pi
+        assert not Pi_odd.flags.aligned
+        with intdim.Projection.from_fastfood_tables(D, d, misaligned(len(B), B), Pi_odd,
+                                                    misaligned(len(G), G)) as q:
+            x = rand(d, 1)
+            assert np.array_equal(p.apply(x), q.apply(x))
+    assert seen == [(0, 0, 0)]
+
+
+@pytest.mark.parametrize("D,d,seed", [
+    (2**64 + 10, 5, 0),      # used to wrap to D = 10
+    (-1, 5, 0),              # used to become D = 2^64 - 1 ("exceeds the limit 2^40")
+    (50, -3, 0),
+    (0, 5, 0),               # C needs D > 0 and d > 0
+    (50, 0, 0),
+    (50, 5, -1),             # used to become seed 2^64 - 1
+    (50, 5, 2**64),          # used to become seed 0
+])
+def test_out_of_range_integers_are_refused(D, d, seed):
+    with pytest.raises(ValueError, match=r"must be an integer in \["):
+        intdim.Projection("dense", D, d, seed=seed)
+
+
+def test_integer_arguments_accept_numpy_integers_and_refuse_non_integers():
+    dense = intdim.constant("PROJ_DENSE")
+    with intdim.Projection(np.int64(dense), np.int64(50), np.uint32(5),
+                           seed=np.uint64(2**64 - 1)) as p:
+        assert (p.kind, p.D, p.d, p.seed) == ("dense", 50, 5, 2**64 - 1)
+        p.set(np.int64(intdim.constant("PROJ_THREADS")), 1)
+        assert p.get("threads") == 1
+    with intdim.Projection("dense", 50, 5, seed=2**64 - 1) as p:
+        assert p.seed == 2**64 - 1  # the largest seed is kept, not refused
+    with pytest.raises(TypeError, match="D must be an integer"):
+        intdim.Projection("dense", 50.0, 5)
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        intdim.Projection("dense", 50, 5, seed="1")
+    with pytest.raises(ValueError, match=r"groups\[1\]"):
+        intdim.Projection("fastfood", 50, 5, groups=[60, -10], per_group=True)
+    with intdim.Projection("fastfood", 50, 5, groups=np.array([20, 30]), per_group=True) as p:
+        assert p.group_sizes == [20, 30]

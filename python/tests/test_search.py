@@ -3,6 +3,7 @@ ask/tell, the journal, and Ctrl-C in the middle of a search."""
 import math
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -185,3 +186,147 @@ def test_run_trial_then_tell_matches_the_local_runner():
                    r.status)
         assert s.result() == local.result()
         assert s.points() == local.points()
+
+
+def test_search_rebuilt_from_a_journal_checks_buffers_against_its_D(tmp_path):
+    # Search.from_journal used to take D from len(theta): a shorter theta let C read and
+    # write past its end. Now D comes from the library (intdim_search_D).
+    journal = tmp_path / "a.journal"
+    run_search(journal).close()
+    toy = Toy()
+    trial = intdim.search.Trial(0, GROUPS, "fastfood", False, 0.05, 7)
+    with intdim.Search.from_journal(journal) as s:
+        assert s.D == D
+        short = np.zeros(D // 2, np.float32)
+        full = np.zeros(D, np.float32)
+        with pytest.raises(ValueError, match=f"theta must have {D} elements, got {D // 2}"):
+            s.run_trial(trial, short, full, toy.grad, toy.metric)
+        with pytest.raises(ValueError, match=f"theta0 must have {D} elements, got {D // 2}"):
+            s.run_trial(trial, full, short, toy.grad, toy.metric)
+        with pytest.raises(ValueError, match=f"theta must have {D} elements, got {D // 2}"):
+            s.run(short, toy.grad, toy.metric)
+        with pytest.raises(ValueError, match=f"theta0 must have {D} elements, got {D - 1}"):
+            s.run(full, toy.grad, toy.metric, theta0=np.zeros(D - 1, np.float32))
+        assert toy.grad_calls == 0  # nothing reached C
+        r = s.run_trial(trial, full, np.zeros(D, np.float32), toy.grad, toy.metric)
+        assert r.status == 0 and r.steps == STEPS and toy.grad_calls == STEPS
+        assert 0.0 <= r.eval_metric <= 1.0
+    with intdim.Search(np.int64(D)) as s:
+        assert s.D == D
+        with pytest.raises(ValueError, match=f"theta must have {D} elements, got {D + 1}"):
+            s.run(np.zeros(D + 1, np.float32), toy.grad, toy.metric)
+
+
+def test_search_refuses_misaligned_host_buffers():
+    odd = np.frombuffer(bytearray(4 * D + 1), np.float32, count=D, offset=1)
+    toy = Toy()
+    trial = intdim.search.Trial(0, GROUPS, "fastfood", False, 0.05, 7)
+    with intdim.Search(D) as s:
+        configure(s)
+        with pytest.raises(ValueError, match="theta must be aligned"):
+            s.run(odd, toy.grad, toy.metric)
+        with pytest.raises(ValueError, match="theta0 must be aligned"):
+            s.run(np.zeros(D, np.float32), toy.grad, toy.metric, theta0=odd)
+        with pytest.raises(ValueError, match="theta0 must be aligned"):
+            s.run_trial(trial, np.zeros(D, np.float32), odd, toy.grad, toy.metric)
+        assert toy.grad_calls == 0
+
+
+def test_search_integer_arguments_are_checked():
+    for bad in (-1, 0, 2**64 + D):
+        with pytest.raises(ValueError, match=r"D must be an integer in \[1, "):
+            intdim.Search(bad)
+    with intdim.Search(D) as s:
+        with pytest.raises(ValueError, match=r"ds\[1\]"):
+            s.set_d_list([2, -3])
+        s.set_d_list(np.array([2, 3]))  # numpy integers are fine
+        with pytest.raises(ValueError, match="trial.seed"):
+            s.run_trial(intdim.search.Trial(0, 2, "fastfood", False, 0.05, -1),
+                        np.zeros(D, np.float32), np.zeros(D, np.float32), Toy().grad,
+                        Toy().metric)
+        with pytest.raises(ValueError, match="trial_id"):
+            s.tell(-1, 0.0, 0.0)
+
+
+def test_merge_journals_takes_a_single_path_as_one_input(tmp_path):
+    # a str used to be iterated character by character
+    journal = tmp_path / "a.journal"
+    with run_search(journal) as s:
+        expected = s.result()
+    for single in (str(journal), journal, os.fsencode(journal)):
+        merged = tmp_path / "merged.journal"
+        intdim.merge_journals(single, merged)
+        with intdim.Search.from_journal(merged) as again:
+            assert again.result() == expected
+            assert again.trials_done == len(DS) + 1
+    with pytest.raises(TypeError, match="each input"):
+        intdim.merge_journals([journal, 3], tmp_path / "never.journal")
+
+
+def tear_last_line(path, n_bytes=5):
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(size - n_bytes)
+
+
+def test_torn_journal_line_is_reported_as_a_warning(tmp_path):
+    journal = tmp_path / "torn.journal"
+    run_search(journal).close()
+    tear_last_line(journal)
+    # from_journal: the torn row is dropped with a warning, every time (the same message
+    # left by the previous call is not mistaken for "no new warning")
+    for _ in range(2):
+        with pytest.warns(intdim.IntdimWarning, match="torn last line") as record:
+            with intdim.Search.from_journal(journal) as s:
+                assert s.trials_done == len(DS)  # one of len(DS) + 1 dropped
+        assert len(record) == 1
+        assert record[0].filename == __file__  # points at the caller
+    # merge: the torn input is reported
+    merged = tmp_path / "merged.journal"
+    with pytest.warns(intdim.IntdimWarning, match="1 torn last lines dropped"):
+        intdim.merge_journals([journal], merged)
+    # a clean journal, right after those warnings, gives none (the stale message in
+    # intdim_last_error() is not taken for a new warning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with intdim.Search.from_journal(merged) as s:
+            assert s.trials_done == len(DS)
+    # open_journal drops the torn line from the file with a warning, once
+    with pytest.warns(intdim.IntdimWarning, match="torn last line"):
+        run_search(journal).close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with run_search(journal) as s:
+            assert s.trials_done == len(DS) + 1
+        # a failure's message is not a warning either
+        with pytest.raises(intdim.IntdimError):
+            intdim.Search.from_journal(tmp_path / "missing.journal")
+        with intdim.Search.from_journal(journal):
+            pass
+
+
+def test_callback_exception_aborts_the_trial_in_progress_as_documented(tmp_path):
+    # The trial in progress is aborted (no callback after the exception) and un-asked (not
+    # journaled), as Search.run's docstring says; trials told before stay.
+    journal = tmp_path / "a.journal"
+    toy = Toy()
+    calls_at_error = STEPS + 10  # in the middle of the second trial
+
+    def grad(step, theta, grad_out):
+        if toy.grad_calls + 1 == calls_at_error:
+            toy.grad_calls += 1
+            raise RuntimeError("grad failed")
+        return toy.grad(step, theta, grad_out)
+
+    with intdim.Search(D) as s:
+        configure(s)
+        s.open_journal(journal)
+        with pytest.raises(RuntimeError, match="grad failed"):
+            s.run(np.zeros(D, np.float32), grad, toy.metric, theta0=np.zeros(D, np.float32))
+        assert toy.grad_calls == calls_at_error  # stopped at once, not after the trial
+        assert s.trials_done == 1
+    with intdim.Search.from_journal(journal) as again:
+        assert again.trials_done == 1
+    doc = " ".join(intdim.Search.run.__doc__.split())
+    assert "aborts the trial in progress, which is un-asked" in doc
+    assert "after the trial in progress" not in doc

@@ -262,3 +262,62 @@ def test_garbage_collected_trainer_releases_its_projection():
     assert not finalizer.alive
     proj.close()  # no longer refused
     assert proj.closed
+
+
+class Host:
+    """A host that stores its trainer and trains with a bound method: the trainer's
+    callback refers back to the trainer (trainer -> trampoline -> grad -> host -> trainer)."""
+
+    def __init__(self, proj):
+        self.problem = Quadratic()
+        self.theta = np.zeros(D, np.float32)
+        self.trainer = intdim.Trainer(proj, self.theta, self.grad, lr=0.1)
+
+    def grad(self, step, theta, grad):
+        return self.problem.grad(step, theta, grad)
+
+
+def test_trainer_whose_callback_refers_back_to_it_is_collected():
+    import gc
+    import weakref
+    proj = intdim.Projection("dense", D, 8, seed=1)
+    host = Host(proj)
+    host.trainer.step()
+    assert proj._users == 1
+    trainer_ref, finalizer = weakref.ref(host.trainer), host.trainer._finalizer
+    del host
+    gc.collect()
+    assert trainer_ref() is None  # the finalizer registry no longer keeps it alive
+    assert not finalizer.alive    # and its C handle was destroyed
+    assert proj._users == 0
+    proj.close()  # used to raise "still used by 1 open Trainer(s)"
+    assert proj.closed
+
+
+def test_integer_arguments_of_the_trainer():
+    proj, theta, problem, t = make()
+    with proj, t:
+        with pytest.raises(ValueError, match="n_steps"):
+            t.run(-1)
+        with pytest.raises(ValueError, match="n_steps"):
+            t.run(2**64)  # used to wrap to 0 steps
+        with pytest.raises(TypeError, match="n_steps"):
+            t.run(2.5)
+        t.run(np.int64(3))
+        assert t.steps_done == 3
+
+
+def test_misaligned_host_arrays_are_refused():
+    def odd(n):
+        return np.frombuffer(bytearray(4 * n + 1), np.float32, count=n, offset=1)
+
+    with intdim.Projection("dense", D, 4) as p:
+        ok = Quadratic().grad
+        for kw in ({}, {"theta0": odd(D)}, {"grad": odd(D)}):
+            theta = odd(D) if not kw else np.zeros(D, np.float32)
+            with pytest.raises(ValueError, match="must be aligned"):
+                intdim.Trainer(p, theta, ok, **kw)
+        with intdim.Trainer(p, np.zeros(D, np.float32), ok) as t:
+            with pytest.raises(ValueError, match="theta_d must be aligned"):
+                t.theta_d = odd(4)
+        assert p._users == 0
