@@ -4,7 +4,10 @@
 # (tests/fuzz/fuzz_journal.c), each from a seed corpus of valid files the targets write.
 # Usage: bash scripts/fuzz.sh [seconds per target, default 60]
 # A crash leaves its input in build-fuzz/ (crash-*) and fails the script; replay it with
-# build-fuzz/fuzz_<target> <file>.
+# build-fuzz/fuzz_<target> <file>. Inputs left by an earlier run are removed first (each run
+# judges only its own), and the fuzzer's own exit status counts too (a failure that writes
+# no input, e.g. in its initialization, still fails the script); the full log is
+# build-fuzz/fuzz_<target>.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -28,11 +31,14 @@ for target in checkpoint journal; do
   rm -rf "$corpus" && mkdir -p "$corpus"
   FUZZ_WRITE_SEED="$corpus" "$bin"
   echo "== fuzz $target for ${seconds}s (seed corpus: $(ls "$corpus" | tr '\n' ' '))"
+  rm -f "$dir"/crash-* "$dir"/leak-* "$dir"/oom-* "$dir"/timeout-*
+  log="$dir/fuzz_$target.log"
+  rc=0
   (cd "$dir" && "./fuzz_$target" "corpus_$target" -max_total_time="$seconds" -seed=1 \
-     -use_value_profile=1 -max_len=8192 -print_final_stats=1 2>&1 |
-     grep -E '^(stat::number_of_executed_units|stat::new_units_added|==[0-9]+==|SUMMARY|#[0-9]+ *DONE)' || true)
-  if ls "$dir"/crash-* "$dir"/leak-* "$dir"/oom-* "$dir"/timeout-* >/dev/null 2>&1; then
-    echo "fuzz $target: failing input(s) in $dir" >&2
+     -use_value_profile=1 -max_len=8192 -print_final_stats=1) > "$log" 2>&1 || rc=$?
+  grep -E '^(stat::number_of_executed_units|stat::new_units_added|==[0-9]+==|SUMMARY|#[0-9]+ *DONE)' "$log" || true
+  if [ "$rc" -ne 0 ] || ls "$dir"/crash-* "$dir"/leak-* "$dir"/oom-* "$dir"/timeout-* >/dev/null 2>&1; then
+    echo "fuzz $target: failed (exit status $rc; see $log and any crash-*/leak-*/oom-*/timeout-* in $dir)" >&2
     exit 1
   fi
 done

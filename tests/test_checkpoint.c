@@ -3,14 +3,30 @@
  * or projection, recreation of the projection, atomic writes. */
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "optim.h"
+
+/* fsync, interposed for this test program (the library is linked in statically): when
+ * armed, the next call fails with EIO, as a disk that lost the write would report. */
+static int g_fail_next_fsync;
+
+int fsync(int fd)
+{
+    if (g_fail_next_fsync) {
+        g_fail_next_fsync = 0;
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
 
 enum { D = 16, N_GROUPS = 2 };
 static const size_t g_groups[N_GROUPS] = {6, 10};
@@ -548,6 +564,28 @@ START_TEST(io_errors_and_atomic_write)
     closedir(dir);
     ck_assert_int_eq(intdim_trainer_load(a.t, path), INTDIM_OK);
     ck_assert_uint_eq(intdim_trainer_steps_done(a.t), 2);
+
+    /* a save that fails on the way (here its fsync) leaves the previous checkpoint as it
+     * was, byte for byte, and still loadable; no temporary file is left either */
+    size_t n_before, n_after;
+    unsigned char *before = read_all(path, &n_before);
+    ck_assert_int_eq(intdim_trainer_run(a.t, 3, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    g_fail_next_fsync = 1;
+    ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_EIO);
+    ck_assert_int_eq(g_fail_next_fsync, 0); /* the failure really happened */
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "fsync"));
+    unsigned char *after = read_all(path, &n_after);
+    ck_assert_uint_eq(n_after, n_before);
+    ck_assert(memcmp(before, after, n_before) == 0);
+    dir = opendir(g_dir);
+    ck_assert_ptr_nonnull(dir);
+    while ((e = readdir(dir)) != NULL)
+        ck_assert_msg(strstr(e->d_name, ".tmp.") == NULL, "left over: %s", e->d_name);
+    closedir(dir);
+    ck_assert_int_eq(intdim_trainer_load(a.t, path), INTDIM_OK);
+    ck_assert_uint_eq(intdim_trainer_steps_done(a.t), 2);
+    free(after);
+    free(before);
     rig_close(&a);
 }
 END_TEST

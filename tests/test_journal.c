@@ -585,6 +585,23 @@ START_TEST(failed_fsync_takes_the_row_back)
     intdim_search_destroy(s);
     const char *inputs[] = {p};
     ck_assert_int_eq(intdim_journal_merge(inputs, 1, merged), INTDIM_OK);
+    /* a merge whose output fails on the way leaves the previous output as it was */
+    size_t n_before, n_after;
+    char *text = slurp(merged, &n_before);
+    char *before = malloc(n_before + 1);
+    ck_assert_ptr_nonnull(before);
+    memcpy(before, text, n_before + 1);
+    s = configured(1); /* one more trial in the input: a different merge result */
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
+    ck_assert_uint_eq(run_some(s, 1, 1), 1);
+    intdim_search_destroy(s);
+    g_fail_next_fsync = 1;
+    ck_assert_int_eq(intdim_journal_merge(inputs, 1, merged), INTDIM_EIO);
+    ck_assert_int_eq(g_fail_next_fsync, 0);
+    text = slurp(merged, &n_after);
+    ck_assert_uint_eq(n_after, n_before);
+    ck_assert(memcmp(text, before, n_before) == 0);
+    free(before);
     remove_dir();
 }
 END_TEST

@@ -104,6 +104,25 @@ static size_t count_rows(const char *path)
     return rows;
 }
 
+/* One row of the search's table (intdim_search_point), compared as bytes. */
+typedef struct point_row {
+    size_t d, n_seeds;
+    double best_lr, mean, spread;
+    int pass, pad;
+} point_row;
+
+static size_t table_rows(const intdim_search *s, point_row *rows, size_t cap)
+{
+    size_t n = intdim_search_n_points(s);
+    ck_assert_uint_le(n, cap);
+    memset(rows, 0, cap * sizeof *rows);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(intdim_search_point(s, i, &rows[i].d, &rows[i].best_lr, &rows[i].mean,
+                                             &rows[i].spread, &rows[i].n_seeds, &rows[i].pass),
+                         INTDIM_OK);
+    return n;
+}
+
 START_TEST(killed_search_resumes_to_the_same_d90)
 {
     /* The uninterrupted reference. */
@@ -114,6 +133,9 @@ START_TEST(killed_search_resumes_to_the_same_d90)
     size_t total = intdim_search_trials_done(ref), ref_d90;
     int ref_reached;
     ck_assert_int_eq(intdim_search_result(ref, &ref_d90, &ref_reached, NULL, NULL, NULL), 0);
+    point_row ref_rows[N_DS + 1];
+    size_t n_ref_rows = table_rows(ref, ref_rows, N_DS + 1);
+    ck_assert_uint_ge(n_ref_rows, N_DS); /* a row per d at least */
     intdim_search_destroy(ref);
     ck_assert_uint_eq(total, (N_DS + 1) * 2 * 2);
 
@@ -158,6 +180,10 @@ START_TEST(killed_search_resumes_to_the_same_d90)
     ck_assert_int_eq(intdim_search_result(s, &d90, &reached, NULL, NULL, NULL), INTDIM_OK);
     ck_assert_int_eq(reached, ref_reached);
     ck_assert_uint_eq(d90, ref_d90);
+    /* and the whole table, bit for bit: every trial's seed and metric are the reference's */
+    point_row rows[N_DS + 1];
+    ck_assert_uint_eq(table_rows(s, rows, N_DS + 1), n_ref_rows);
+    ck_assert(memcmp(rows, ref_rows, n_ref_rows * sizeof rows[0]) == 0);
     intdim_search_destroy(s);
     /* Every trial appears exactly once in the journal. */
     ck_assert_uint_eq(count_rows(journal), total);

@@ -561,6 +561,76 @@ static void small_toy_run(int same_buffer, double *eval, size_t *n)
     intdim_search_destroy(s);
 }
 
+/* The toy host, reporting a NaN loss once training has blown theta up (as a host whose
+ * model overflowed would). */
+static int diverging_toy_grad(void *user, uint64_t step, const float *theta, float *grad,
+                              double *loss)
+{
+    int rc = toy_grad(user, step, theta, grad, loss);
+    for (size_t i = 0; i < TOY_D; i++)
+        if (fabsf(theta[i]) > 1e3f)
+            *loss = NAN;
+    return rc;
+}
+
+/* Trials that diverge inside intdim_search_run (lr 1e6 blows theta up on the first step)
+ * are results, not errors: the run goes on, each such trial is told ENONFINITE with metric
+ * -inf (journaled so), and d90 is what the same search finds without that learning rate. */
+START_TEST(diverging_trials_are_results)
+{
+    static const size_t ds[] = {6, 12, 24};
+    size_t d90_want = 0;
+    for (int with_bad_lr = 0; with_bad_lr <= 1; with_bad_lr++) {
+        toy_problem tp;
+        toy_init(&tp, 7);
+        float theta0[TOY_D], theta[TOY_D];
+        toy_theta0(3, theta0);
+        memcpy(theta, theta0, sizeof theta);
+        intdim_search *s;
+        ck_assert_int_eq(intdim_search_create(&s, TOY_D), INTDIM_OK);
+        double lrs[] = {0.3, 1e6};
+        ck_assert_int_eq(intdim_search_set_d_list(s, ds, 3), INTDIM_OK);
+        ck_assert_int_eq(intdim_search_set_lrs(s, lrs, with_bad_lr ? 2 : 1), INTDIM_OK);
+        ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STEPS, 300), INTDIM_OK);
+        char path[] = "/tmp/intdim_diverge_XXXXXX";
+        int fd = mkstemp(path);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        unlink(path); /* a new journal */
+        ck_assert_int_eq(intdim_search_open_journal(s, path), INTDIM_OK);
+        int rc = intdim_search_run(s, theta, theta0, diverging_toy_grad, NULL, toy_eval, &tp,
+                                   NULL, NULL);
+        ck_assert_msg(rc == INTDIM_OK, "run: %s", intdim_last_error());
+        ck_assert_int_eq(intdim_search_complete(s), 1);
+        size_t d90;
+        int reached;
+        ck_assert_int_eq(intdim_search_result(s, &d90, &reached, NULL, NULL, NULL), INTDIM_OK);
+        ck_assert_int_eq(reached, 1);
+        if (!with_bad_lr) {
+            d90_want = d90;
+        } else {
+            ck_assert_uint_eq(d90, d90_want);
+            size_t diverged = 0;
+            intdim_search *r;
+            ck_assert_int_eq(intdim_search_from_journal(&r, path), INTDIM_OK);
+            for (size_t i = 0; i < s->n_trials; i++) {
+                const search_trial *t = &s->trials[i];
+                if (t->lr != 1e6)
+                    continue;
+                ck_assert_int_eq(t->status, INTDIM_ENONFINITE);
+                ck_assert(t->eval_metric == -INFINITY);
+                ck_assert_int_eq(r->trials[i].status, INTDIM_ENONFINITE); /* journaled */
+                diverged++;
+            }
+            ck_assert_uint_eq(diverged, 4); /* the baseline and three d */
+            intdim_search_destroy(r);
+        }
+        unlink(path);
+        intdim_search_destroy(s);
+    }
+}
+END_TEST
+
 /* theta0 == theta is allowed as in intdim_trainer_create (theta0 is then copied once):
  * the same trials as with a separate theta0 or NULL. run_trial borrows theta0, so there it
  * is INTDIM_EINVAL. */
@@ -719,6 +789,7 @@ static Suite *search_suite(void)
     tcase_add_test(tc, strategies_share_trial_seeds);
     tcase_add_test(tc, adaptive_agrees_with_grid_on_toy_problem);
     tcase_add_test(tc, search_run_accepts_theta0_in_theta);
+    tcase_add_test(tc, diverging_trials_are_results);
     tcase_add_test(tc, stacked_blocks_in_trials);
     tcase_add_test(tc, allocation_failures_leak_nothing);
     suite_add_tcase(suite, tc);

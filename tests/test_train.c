@@ -659,30 +659,53 @@ START_TEST(said_lambda_has_its_own_learning_rate)
 }
 END_TEST
 
-/* Bit-for-bit the same training whatever the projection's thread count. */
+/* Bit-for-bit the same training whatever the projection's thread count: 1, 2 and all
+ * available, for REFERENCE's single Fastfood block, stacked blocks of 2^16 (several per
+ * thread) and SAID. D pads to 2^19, past the sizes where the transform and the blocks start
+ * threads (2^17 and 2^16): a smaller D would run the same single-thread code three times. */
 START_TEST(training_is_reproducible_across_thread_counts)
 {
-    enum { BIG_D = 5000, SUB_D = 20 };
-    static float result[2][BIG_D];
+    enum { BIG_D = 300000, SUB_D = 20 };
+    static float result[3][BIG_D];
     static float theta[BIG_D];
+    static const size_t halves[2] = {BIG_D / 2, BIG_D - BIG_D / 2};
     quad q;
     quad_init(&q, BIG_D, 3);
-    for (int threads = 1; threads <= 2; threads++) {
-        intdim_proj *p;
-        intdim_trainer *t;
-        ck_assert_int_eq(intdim_proj_create(&p, INTDIM_PROJ_FASTFOOD, BIG_D, SUB_D, 5),
-                         INTDIM_OK);
-        ck_assert_int_eq(intdim_proj_set(p, INTDIM_PROJ_THREADS, threads), INTDIM_OK);
-        memset(theta, 0, sizeof theta);
-        ck_assert_int_eq(intdim_trainer_create(&t, p, theta, NULL, NULL, 0, quad_grad, &q),
-                         INTDIM_OK);
-        ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_CLIP_NORM, 1.0), INTDIM_OK);
-        ck_assert_int_eq(intdim_trainer_run(t, 8, quad_eval, &q, NULL, NULL, NULL), INTDIM_OK);
-        memcpy(result[threads - 1], theta, sizeof theta); /* synced by the final evaluation */
-        intdim_trainer_destroy(t);
-        intdim_proj_destroy(p);
+    for (int form = 0; form < 3; form++) {
+        for (int run = 0; run < 3; run++) {
+            int threads = run == 2 ? 0 : run + 1; /* 1, 2, 0 = all */
+            intdim_proj *p;
+            intdim_trainer *t;
+            if (form == 2) {
+                ck_assert_int_eq(intdim_proj_create_said(&p, INTDIM_PROJ_FASTFOOD, BIG_D, SUB_D,
+                                                         2, halves, 5), INTDIM_OK);
+            } else {
+                int key = INTDIM_PROJ_FASTFOOD_BLOCK;
+                double block = form == 1 ? 65536.0 : 0.0;
+                ck_assert_int_eq(intdim_proj_create_ex(&p, INTDIM_PROJ_FASTFOOD, BIG_D, SUB_D,
+                                                       5, 0, NULL, 1, &key, &block),
+                                 INTDIM_OK);
+            }
+            ck_assert_int_eq(intdim_proj_set(p, INTDIM_PROJ_THREADS, threads), INTDIM_OK);
+            memset(theta, 0, sizeof theta);
+            ck_assert_int_eq(intdim_trainer_create(&t, p, theta, NULL, NULL, 0, quad_grad, &q),
+                             INTDIM_OK);
+            ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_CLIP_NORM, 1.0), INTDIM_OK);
+            ck_assert_int_eq(intdim_trainer_run(t, 8, quad_eval, &q, NULL, NULL, NULL),
+                             INTDIM_OK);
+            memcpy(result[run], theta, sizeof theta); /* synced by the final evaluation */
+            intdim_trainer_destroy(t);
+            intdim_proj_destroy(p);
+        }
+        ck_assert_msg(memcmp(result[0], result[1], sizeof result[0]) == 0, "form %d: 1 vs 2",
+                      form);
+        ck_assert_msg(memcmp(result[0], result[2], sizeof result[0]) == 0, "form %d: 1 vs all",
+                      form);
+        int moved = 0;
+        for (size_t i = 0; i < BIG_D && !moved; i++)
+            moved = result[0][i] != 0.0f;
+        ck_assert_msg(moved, "form %d: training did not move theta", form);
     }
-    ck_assert_mem_eq(result[0], result[1], sizeof result[0]);
     quad_free(&q);
 }
 END_TEST
