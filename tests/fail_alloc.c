@@ -1,6 +1,9 @@
 #include "fail_alloc.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "intdim.h"
 
@@ -34,4 +37,16 @@ void fail_alloc_install(long fail_at)
 void fail_alloc_remove(void)
 {
     intdim_set_allocator(NULL, NULL, NULL);
+}
+
+int g_fail_next_fsync;
+
+int fsync(int fd)
+{
+    if (g_fail_next_fsync) {
+        g_fail_next_fsync = 0;
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fsync, fd);
 }

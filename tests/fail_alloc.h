@@ -1,6 +1,7 @@
-/* Allocation-failure injection shared by the tests: an allocator for intdim_set_allocator
- * that fails the fail_at-th allocation (1-based; 0 = never) and counts what it handed out
- * and took back, so a test can assert that a failed call leaked nothing. */
+/* Fault injection shared by the tests: an allocator for intdim_set_allocator that fails the
+ * fail_at-th allocation (1-based; 0 = never) and counts what it handed out and took back, so
+ * a test can assert that a failed call leaked nothing; and fsync, interposed for the test
+ * programs (the library is linked in statically), failing once on demand. */
 #ifndef INTDIM_TEST_FAIL_ALLOC_H
 #define INTDIM_TEST_FAIL_ALLOC_H
 
@@ -17,5 +18,9 @@ extern fail_alloc_state g_fail;
 void fail_alloc_install(long fail_at);
 /* Back to malloc/free (the counts stay readable). */
 void fail_alloc_remove(void);
+
+/* Non-zero: the next fsync fails with EIO (as a disk that lost the write would report) and
+ * the flag goes back to 0, so a test can check the failure really happened. */
+extern int g_fail_next_fsync;
 
 #endif

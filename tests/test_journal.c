@@ -8,25 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fail_alloc.h"
 #include "search_impl.h"
 
-/* fsync, interposed for this test program (the library is linked in statically): when
- * armed, the next call fails with EIO, as a disk that lost the write would report. */
-static int g_fail_next_fsync;
-
-int fsync(int fd)
-{
-    if (g_fail_next_fsync) {
-        g_fail_next_fsync = 0;
-        errno = EIO;
-        return -1;
-    }
-    return (int)syscall(SYS_fsync, fd);
-}
 
 static char g_dir[256];
 
