@@ -2,8 +2,8 @@
  * is written to a file, loaded into a small trainer (SAID over dense: every field of the
  * description matters) and rebuilt into a projection with intdim_checkpoint_proj.
  * Asserted, beyond what ASan, UBSan and LeakSanitizer check: a refused load leaves the
- * trainer's theta_d as it was, a failed rebuild leaves *out NULL, and whatever loads can
- * step, apply and vjp. Allocations over 64 MiB fail (a described D may be huge): that is the
+ * trainer's theta_d, step counter and settings as they were, a failed rebuild leaves *out
+ * NULL, and whatever loads can step, apply and vjp. Allocations over 64 MiB fail (a described D may be huge): that is the
  * library's ENOMEM path, not a fuzzer out-of-memory. Build and run: scripts/fuzz.sh. */
 #include <stdint.h>
 #include <stdio.h>
@@ -80,14 +80,31 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* What a load may change and a refused one must not: theta_d, the step counter and every
+ * trainer setting (the optimizer's moments are not observable here without file writes). */
+typedef struct observed {
+    float theta_d[DSUB];
+    uint64_t steps;
+    double settings[64];
+} observed;
+
+static void observe(observed *o)
+{
+    memset(o, 0, sizeof *o);
+    intdim_trainer_get_theta_d(g_trainer, o->theta_d, DSUB);
+    o->steps = intdim_trainer_steps_done(g_trainer);
+    for (int k = 0; k < 64 && intdim_trainer_param_bounds(k, NULL, NULL) == INTDIM_OK; k++)
+        intdim_trainer_get(g_trainer, k, &o->settings[k]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     write_input(g_path, data, size);
-    float before[DSUB], after[DSUB];
-    intdim_trainer_get_theta_d(g_trainer, before, DSUB);
+    observed before, after;
+    observe(&before);
     int status = intdim_trainer_load(g_trainer, g_path);
-    intdim_trainer_get_theta_d(g_trainer, after, DSUB);
-    if (status != INTDIM_OK && memcmp(before, after, sizeof before) != 0)
+    observe(&after);
+    if (status != INTDIM_OK && memcmp(&before, &after, sizeof before) != 0)
         abort(); /* refused, yet the trainer changed */
     if (status == INTDIM_OK)
         (void)intdim_trainer_step(g_trainer, NULL);
