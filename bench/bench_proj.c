@@ -509,9 +509,9 @@ static void bench_size(const options *o, size_t D)
             }
             duration torch = {NAN, NAN};
             if (k == 0 && o->torch && D <= o->torch_max_D)
-                /* one timed run after the warm-up at large sizes: each takes seconds */
-                torch = torch_seconds(D, d, threads,
-                                      D >= ((size_t)1 << 22) ? 1 : o->baseline_repeats);
+                /* the median of --baseline-repeats timed runs (default 3) after a warm-up,
+                 * at every size: a single run of seconds is at the mercy of the VM's noise */
+                torch = torch_seconds(D, d, threads, o->baseline_repeats);
             printf("| %s | %d | %.4g | %.4g | %.4g | %.4g | %.2f | %.1f | %.1f | %.0f | %.0f | "
                    "%.0f |\n",
                    kind_name(kinds[k], block), threads, 1e3 * t.apply, 1e3 * t.vjp, 1e3 * t.both,
