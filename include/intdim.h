@@ -411,7 +411,8 @@ INTDIM_API int intdim_search_run_trial(const intdim_search *s, float *theta, con
 
 /* Results. d90: the smallest d whose mean eval metric (best lr) is strictly greater than
  * fraction * baseline (a rule for a higher-is-better metric with a positive baseline, such
- * as an accuracy); *reached = 0 ("not reached", *d90 = 0) if none. lo/hi: bootstrap
+ * as an accuracy; a negative baseline leaves a warning in intdim_last_error()); *reached = 0
+ * ("not reached", *d90 = 0) if none. lo/hi: bootstrap
  * 5%..95% over seeds (equal to d90 with one seed; 0 where not reached). Any out pointer
  * may be NULL. INTDIM_ESTATE if the baseline is unknown yet. */
 INTDIM_API int intdim_search_result(const intdim_search *s, size_t *d90, int *reached,

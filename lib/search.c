@@ -897,6 +897,10 @@ INTDIM_API int intdim_search_result(const intdim_search *s, size_t *d90, int *re
         *d90_lo = lo;
     if (d90_hi != NULL)
         *d90_hi = hi;
+    if (base < 0.0) /* the rule's threshold then lies above the baseline itself */
+        intdim__fail(INTDIM_OK, "warning: the baseline %g is negative: the d90 rule (metric > "
+                                "%g x baseline) assumes a higher-is-better metric with a "
+                                "positive baseline, such as an accuracy", base, s->fraction);
     return INTDIM_OK;
 }
 

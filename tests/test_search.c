@@ -191,6 +191,35 @@ START_TEST(rule_failed_trial_counts_minus_infinity)
 }
 END_TEST
 
+/* A negative baseline (a loss or a distance as the metric) makes the rule's threshold lie
+ * above the baseline: the result is still computed, with a warning saying why it misleads. */
+START_TEST(negative_baseline_warns)
+{
+    table t = {{{{-2.0}, {-2.0}}, {{-1.5}, {-1.5}}, {{-1.0}, {-1.0}}, {{-0.5}, {-0.5}}}};
+    intdim_search *s = make(100, DS4, 4, LRS2, 2, 1, -1.0);
+    drive(s, table_metric, &t);
+    size_t d90;
+    int reached;
+    /* a known message first (a refused call), so what follows is this call's */
+    ck_assert_int_eq(intdim_search_result(NULL, NULL, NULL, NULL, NULL, NULL), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_result(s, &d90, &reached, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_uint_eq(d90, 4); /* -0.5 > 0.9 x -1.0: "better than full training" */
+    ck_assert_int_eq(reached, 1);
+    ck_assert_msg(strncmp(intdim_last_error(), "warning", 7) == 0 &&
+                      strstr(intdim_last_error(), "negative") != NULL,
+                  "%s", intdim_last_error());
+    intdim_search_destroy(s);
+    /* a positive baseline leaves no such warning */
+    s = make(100, DS4, 4, LRS2, 2, 1, 1.0);
+    table u = {{{{0.5}, {0.5}}, {{0.95}, {0.95}}, {{1.0}, {1.0}}, {{1.0}, {1.0}}}};
+    drive(s, table_metric, &u);
+    ck_assert_int_eq(intdim_search_result(NULL, NULL, NULL, NULL, NULL, NULL), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_result(s, &d90, &reached, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "search is NULL")); /* no warning */
+    intdim_search_destroy(s);
+}
+END_TEST
+
 static double baseline_metric(const void *ctx, size_t d, int kind, double lr, size_t k)
 {
     (void)ctx;
@@ -781,6 +810,7 @@ static Suite *search_suite(void)
     tcase_add_test(tc, rule_not_reached_is_not_the_last_d);
     tcase_add_test(tc, rule_failed_trial_counts_minus_infinity);
     tcase_add_test(tc, measured_baseline_comes_first);
+    tcase_add_test(tc, negative_baseline_warns);
     tcase_add_test(tc, ask_tell_misuse_gives_status);
     tcase_add_test(tc, configuration_is_checked);
     tcase_add_test(tc, parallel_asks_and_out_of_order_tells);

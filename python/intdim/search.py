@@ -203,9 +203,10 @@ class Search(OwnedHandle):
         the baseline is unknown."""
         d90, reached, base = ctypes.c_size_t(), ctypes.c_int(), ctypes.c_double(math.nan)
         lo, hi = ctypes.c_size_t(), ctypes.c_size_t()
-        _lib.check(_lib.lib().intdim_search_result(
+        # a negative baseline gives a warning (the d90 rule needs a positive one)
+        _lib.call_warning(_lib.lib().intdim_search_result,
             self._h, ctypes.byref(d90), ctypes.byref(reached), ctypes.byref(base),
-            ctypes.byref(lo), ctypes.byref(hi)))
+            ctypes.byref(lo), ctypes.byref(hi), what="intdim_search_result")
         return Result(int(d90.value), bool(reached.value), base.value, int(lo.value),
                       int(hi.value))
 

@@ -330,3 +330,30 @@ def test_callback_exception_aborts_the_trial_in_progress_as_documented(tmp_path)
     doc = " ".join(intdim.Search.run.__doc__.split())
     assert "aborts the trial in progress, which is un-asked" in doc
     assert "after the trial in progress" not in doc
+
+
+def _tell_all(s, metric_of_d):
+    while True:
+        asked = s.ask()
+        if asked.what == "done":
+            return
+        assert asked.what == "trial"
+        m = metric_of_d(asked.trial.d)
+        s.tell(asked.trial.id, m, m)
+
+
+def test_negative_baseline_is_reported_as_a_warning():
+    # a loss-like metric (negative baseline): d90 is computed, with a warning saying why it
+    # misleads; a positive baseline gives none
+    with intdim.Search(100, baseline=-1.0) as s:
+        s.set_d_list([2, 4])
+        _tell_all(s, lambda d: -0.5 if d == 4 else -2.0)
+        with pytest.warns(intdim.IntdimWarning, match="negative"):
+            r = s.result()
+        assert r.reached and r.d90 == 4
+    with intdim.Search(100, baseline=1.0) as s:
+        s.set_d_list([2, 4])
+        _tell_all(s, lambda d: 0.95 if d == 4 else 0.5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert s.result().d90 == 4
