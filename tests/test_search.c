@@ -534,14 +534,36 @@ END_TEST
 
 /* ---- the real toy problem ------------------------------------------------------------ */
 
+/* The toy host every toy search here uses: problem seed 7, theta0 seed 3, theta = theta0. */
+typedef struct toy_rig {
+    toy_problem tp;
+    float theta0[TOY_D], theta[TOY_D];
+} toy_rig;
+
+static void toy_rig_init(toy_rig *r)
+{
+    toy_init(&r->tp, 7);
+    toy_theta0(3, r->theta0);
+    memcpy(r->theta, r->theta0, sizeof r->theta);
+}
+
+/* A toy search over the d list with the given lrs and steps per trial. */
+static intdim_search *toy_list_search(const size_t *ds, size_t n_ds, const double *lrs,
+                                      size_t n_lrs, double steps)
+{
+    intdim_search *s;
+    ck_assert_int_eq(intdim_search_create(&s, TOY_D), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set_d_list(s, ds, n_ds), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set_lrs(s, lrs, n_lrs), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STEPS, steps), INTDIM_OK);
+    return s;
+}
+
 /* A d90 search on Li et al.'s toy problem; block > 0: stacked Fastfood blocks. */
 static drive_result run_toy(int strategy, size_t block, size_t *n_grid_trials)
 {
-    toy_problem tp;
-    toy_init(&tp, 7);
-    float theta0[TOY_D], theta[TOY_D];
-    toy_theta0(3, theta0);
-    memcpy(theta, theta0, sizeof theta);
+    toy_rig rig;
+    toy_rig_init(&rig);
     intdim_search *s;
     ck_assert_int_eq(intdim_search_create(&s, TOY_D), INTDIM_OK);
     double lrs[] = {1.0, 0.3, 0.1};
@@ -555,7 +577,8 @@ static drive_result run_toy(int strategy, size_t block, size_t *n_grid_trials)
                      INTDIM_OK);
     ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_SCHEDULE,
                                                    INTDIM_SCHED_COSINE), INTDIM_OK);
-    int rc = intdim_search_run(s, theta, theta0, toy_grad, NULL, toy_eval, &tp, NULL, NULL);
+    int rc = intdim_search_run(s, rig.theta, rig.theta0, toy_grad, NULL, toy_eval, &rig.tp, NULL,
+                               NULL);
     ck_assert_msg(rc == INTDIM_OK, "run: %s", intdim_last_error());
     drive_result r;
     r.trials = intdim_search_trials_done(s);
@@ -569,20 +592,13 @@ static drive_result run_toy(int strategy, size_t block, size_t *n_grid_trials)
  * itself (2): the eval metric of every trial. */
 static void small_toy_run(int same_buffer, double *eval, size_t *n)
 {
-    toy_problem tp;
-    toy_init(&tp, 7);
-    float theta0[TOY_D], theta[TOY_D];
-    toy_theta0(3, theta0);
-    memcpy(theta, theta0, sizeof theta);
-    intdim_search *s;
-    ck_assert_int_eq(intdim_search_create(&s, TOY_D), INTDIM_OK);
+    toy_rig rig;
+    toy_rig_init(&rig);
     static const size_t ds[] = {6, 12};
-    double lrs[] = {0.3};
-    ck_assert_int_eq(intdim_search_set_d_list(s, ds, 2), INTDIM_OK);
-    ck_assert_int_eq(intdim_search_set_lrs(s, lrs, 1), INTDIM_OK);
-    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STEPS, 300), INTDIM_OK);
-    const float *base = same_buffer == 0 ? theta0 : same_buffer == 1 ? NULL : theta;
-    int rc = intdim_search_run(s, theta, base, toy_grad, NULL, toy_eval, &tp, NULL, NULL);
+    static const double lrs[] = {0.3};
+    intdim_search *s = toy_list_search(ds, 2, lrs, 1, 300);
+    const float *base = same_buffer == 0 ? rig.theta0 : same_buffer == 1 ? NULL : rig.theta;
+    int rc = intdim_search_run(s, rig.theta, base, toy_grad, NULL, toy_eval, &rig.tp, NULL, NULL);
     ck_assert_msg(rc == INTDIM_OK, "run (theta0 case %d): %s", same_buffer, intdim_last_error());
     *n = s->n_trials;
     for (size_t i = 0; i < s->n_trials; i++)
@@ -610,25 +626,18 @@ START_TEST(diverging_trials_are_results)
     static const size_t ds[] = {6, 12, 24};
     size_t d90_want = 0;
     for (int with_bad_lr = 0; with_bad_lr <= 1; with_bad_lr++) {
-        toy_problem tp;
-        toy_init(&tp, 7);
-        float theta0[TOY_D], theta[TOY_D];
-        toy_theta0(3, theta0);
-        memcpy(theta, theta0, sizeof theta);
-        intdim_search *s;
-        ck_assert_int_eq(intdim_search_create(&s, TOY_D), INTDIM_OK);
-        double lrs[] = {0.3, 1e6};
-        ck_assert_int_eq(intdim_search_set_d_list(s, ds, 3), INTDIM_OK);
-        ck_assert_int_eq(intdim_search_set_lrs(s, lrs, with_bad_lr ? 2 : 1), INTDIM_OK);
-        ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_STEPS, 300), INTDIM_OK);
+        toy_rig rig;
+        toy_rig_init(&rig);
+        static const double lrs[] = {0.3, 1e6};
+        intdim_search *s = toy_list_search(ds, 3, lrs, with_bad_lr ? 2 : 1, 300);
         char path[] = "/tmp/intdim_diverge_XXXXXX";
         int fd = mkstemp(path);
         ck_assert_int_ge(fd, 0);
         close(fd);
         unlink(path); /* a new journal */
         ck_assert_int_eq(intdim_search_open_journal(s, path), INTDIM_OK);
-        int rc = intdim_search_run(s, theta, theta0, diverging_toy_grad, NULL, toy_eval, &tp,
-                                   NULL, NULL);
+        int rc = intdim_search_run(s, rig.theta, rig.theta0, diverging_toy_grad, NULL, toy_eval,
+                                   &rig.tp, NULL, NULL);
         ck_assert_msg(rc == INTDIM_OK, "run: %s", intdim_last_error());
         ck_assert_int_eq(intdim_search_complete(s), 1);
         size_t d90;
@@ -676,16 +685,15 @@ START_TEST(search_run_accepts_theta0_in_theta)
             ck_assert_msg(got[i] == want[i], "case %d trial %zu: %g vs %g", c, i, got[i],
                           want[i]);
     }
-    toy_problem tp;
-    toy_init(&tp, 7);
-    float theta[TOY_D];
-    toy_theta0(3, theta);
+    toy_rig rig;
+    toy_rig_init(&rig);
     intdim_search *s;
     ck_assert_int_eq(intdim_search_create(&s, TOY_D), INTDIM_OK);
     double train, eval, seconds;
     uint64_t steps;
     int status;
-    ck_assert_int_eq(intdim_search_run_trial(s, theta, theta, toy_grad, NULL, toy_eval, &tp, 6,
+    ck_assert_int_eq(intdim_search_run_trial(s, rig.theta, rig.theta, toy_grad, NULL, toy_eval,
+                                             &rig.tp, 6,
                                              INTDIM_PROJ_FASTFOOD, 0, 0.3, 1, &train, &eval,
                                              &steps, &seconds, &status),
                      INTDIM_EINVAL);
