@@ -38,6 +38,15 @@ static double double_of(uint64_t u)
 
 /* ---- worker ranks ---------------------------------------------------------------------- */
 
+/* Fault injection for the driver's own test (mpi/check_agreement.sh): the trial whose id
+ * INTDIM_MPI_FAIL_TRIAL names reports INTDIM_ECALLBACK instead of running, as a host whose
+ * callback failed would. Unset in normal use. */
+static int injected_failure(uint64_t id)
+{
+    const char *v = getenv("INTDIM_MPI_FAIL_TRIAL");
+    return v != NULL && *v != '\0' && strtoull(v, NULL, 10) == id;
+}
+
 static void worker(const intdim_search *s, toy_host *h)
 {
     for (;;) {
@@ -49,8 +58,11 @@ static void worker(const intdim_search *s, toy_host *h)
         double train = NAN, eval = NAN, seconds = 0;
         uint64_t steps = 0;
         int status = INTDIM_OK;
-        int rc = toy_run_trial(s, h, (size_t)msg[1], (int)msg[2], (int)msg[3], double_of(msg[4]),
-                               msg[5], &train, &eval, &steps, &seconds, &status);
+        int rc = injected_failure(msg[0])
+                     ? INTDIM_ECALLBACK
+                     : toy_run_trial(s, h, (size_t)msg[1], (int)msg[2], (int)msg[3],
+                                     double_of(msg[4]), msg[5], &train, &eval, &steps, &seconds,
+                                     &status);
         if (rc != INTDIM_OK)
             fprintf(stderr, "intdim-mpi: trial %llu: %s: %s\n", (unsigned long long)msg[0],
                     intdim_strerror(rc), intdim_last_error());
