@@ -747,9 +747,10 @@ INTDIM_API int intdim_search_open_journal(intdim_search *s, const char *path)
     if (rc != INTDIM_OK) {
         if (fd >= 0)
             close(fd);
-        reset_trials(s);
         if (!was_frozen) /* a failed open changes nothing: the plan may still be set */
             intdim__search_unfreeze(s);
+        else
+            reset_trials(s);
         return rc;
     }
     s->journal_fd = fd;

@@ -20,7 +20,7 @@ __all__ = [
     "IntdimError", "lib", "library_path", "constant", "check", "missing_symbols",
     "status_name", "PROTOTYPES", "GRAD_FN", "EVAL_FN", "PROGRESS_FN", "SEARCH_PROGRESS_FN",
     "ALLOC_FN", "FREE_FN", "as_f32", "f32_ptr", "as_size", "as_u64", "IntdimWarning",
-    "call_warning",
+    "call_warning", "path_arg",
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -300,6 +300,15 @@ def call_warning(fn, *args, what="", stacklevel=3):
             text = text[len("warning: "):]
         warnings.warn(IntdimWarning(text), stacklevel=stacklevel)
     return status
+
+
+def path_arg(path, what="path"):
+    """A file name for C: str, bytes or os.PathLike, encoded as the OS does."""
+    try:
+        return os.fsencode(path)
+    except TypeError:
+        raise TypeError(f"{what} must be a str, bytes or os.PathLike, not "
+                        f"{type(path).__name__}") from None
 
 
 # ---------------------------------------------------------------------------------------

@@ -32,15 +32,6 @@ def _sizes(values, what):
     return (ctypes.c_size_t * len(values))(*values), len(values)
 
 
-def _path(path, what="path"):
-    """A file name for C: str, bytes or os.PathLike."""
-    try:
-        return os.fsencode(path)
-    except TypeError:
-        raise TypeError(f"{what} must be a str, bytes or os.PathLike, not "
-                        f"{type(path).__name__}") from None
-
-
 class Search(OwnedHandle):
     """A d90 search for a model with D parameters (intdim_search).
 
@@ -68,7 +59,7 @@ class Search(OwnedHandle):
         an IntdimWarning."""
         out = ctypes.c_void_p()
         _lib.call_warning(_lib.lib().intdim_search_from_journal, ctypes.byref(out),
-                          _path(path), what="intdim_search_from_journal")
+                          _lib.path_arg(path), what="intdim_search_from_journal")
         self = cls.__new__(cls)
         self._guard = CallbackGuard()
         self._own(out.value)
@@ -120,7 +111,7 @@ class Search(OwnedHandle):
     def open_journal(self, path):
         """Append told trials to `path`; an existing journal is validated and replayed (a
         torn last line, left by a killed run, is dropped with an IntdimWarning)."""
-        _lib.call_warning(_lib.lib().intdim_search_open_journal, self._h, _path(path),
+        _lib.call_warning(_lib.lib().intdim_search_open_journal, self._h, _lib.path_arg(path),
                           what="intdim_search_open_journal")
 
     # ---- ask / tell -----------------------------------------------------------------
@@ -238,9 +229,9 @@ def merge_journals(inputs, output):
     and torn last lines (dropped) are reported with an IntdimWarning."""
     if isinstance(inputs, (str, bytes, os.PathLike)):
         inputs = [inputs]
-    inputs = [_path(p, "each input") for p in inputs]
+    inputs = [_lib.path_arg(p, "each input") for p in inputs]
     if not inputs:
         raise ValueError("inputs must not be empty")
     arr = (ctypes.c_char_p * len(inputs))(*inputs)
     _lib.call_warning(_lib.lib().intdim_journal_merge, arr, len(inputs),
-                      _path(output, "output"), what="intdim_journal_merge")
+                      _lib.path_arg(output, "output"), what="intdim_journal_merge")

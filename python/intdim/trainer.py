@@ -155,12 +155,12 @@ class Trainer(OwnedHandle):
 
     def save(self, path):
         """Checkpoint (atomic write)."""
-        _lib.check(_lib.lib().intdim_trainer_save(self._h, str(path).encode()))
+        _lib.check(_lib.lib().intdim_trainer_save(self._h, _lib.path_arg(path)))
 
     def load(self, path):
         """Restore a checkpoint of this projection and theta0 (the trainer is untouched if
         it is refused)."""
-        _lib.check(_lib.lib().intdim_trainer_load(self._h, str(path).encode()))
+        _lib.check(_lib.lib().intdim_trainer_load(self._h, _lib.path_arg(path)))
 
     def __repr__(self):
         if self.closed:

@@ -183,6 +183,22 @@ def test_checkpoint_round_trip(tmp_path):
         intdim.Projection.from_checkpoint(tmp_path / "missing.bin")
 
 
+def test_checkpoint_paths_as_str_bytes_and_pathlike(tmp_path):
+    # every path argument goes through os.fsencode: a bytes path is the file it names (not
+    # the text "b'...'"), and anything else is a TypeError before C sees it
+    proj, theta, problem, t = make("sparse", d=10, lr=0.05)
+    with proj, t:
+        t.run(2)
+        for path in (str(tmp_path / "a.bin"), bytes(tmp_path / "b.bin"), tmp_path / "c.bin"):
+            t.save(path)
+            assert os.path.exists(os.fsdecode(path))
+            t.load(path)
+            with intdim.Projection.from_checkpoint(path) as again:
+                assert again.d == 10
+        with pytest.raises(TypeError):
+            t.save(42)
+
+
 def test_checkpoint_of_projection_from_tables(tmp_path):
     # Imported tables have no seed: the checkpoint resumes over the same tables only.
     path = tmp_path / "tables.bin"
