@@ -37,39 +37,10 @@ typedef struct options {
     size_t block; /* > 0: also Fastfood in stacked blocks of this many rows */
 } options;
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* CPU seconds of the whole process (all threads). On a loaded machine single-thread
- * CPU time tracks what the wall time would be on a quiet one far better than wall time
- * does; with several threads it also counts their waiting. */
-static double cpu_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Median wall and CPU seconds of repeated runs. */
 typedef struct duration {
     double wall, cpu;
 } duration;
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), compare_doubles);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static size_t next_pow2(size_t n)
 {
@@ -242,32 +213,12 @@ static timing time_projection(int kind, size_t block, size_t D, size_t d, int th
     float *x = floats(d), *y = floats(D), *g = floats(D), *xt = floats(d);
     fill_random(x, d, 1);
     fill_random(g, D, 2);
-    double *ta = malloc(sizeof(double) * (size_t)repeats);
-    double *tv = malloc(sizeof(double) * (size_t)repeats);
-    double *tb = malloc(sizeof(double) * (size_t)repeats);
-    double *tc = malloc(sizeof(double) * (size_t)repeats);
-    intdim_proj_apply(p, x, y); /* warm-up: page faults, caches */
-    intdim_proj_vjp(p, NULL, g, xt);
-    for (int r = 0; r < repeats; r++) {
-        double c0 = cpu_seconds();
-        double t0 = now_seconds();
-        intdim_proj_apply(p, x, y);
-        double t1 = now_seconds();
-        intdim_proj_vjp(p, NULL, g, xt);
-        double t2 = now_seconds();
-        tc[r] = cpu_seconds() - c0;
-        ta[r] = t1 - t0;
-        tv[r] = t2 - t1;
-        tb[r] = t2 - t0;
-    }
-    t.apply = median(ta, repeats);
-    t.vjp = median(tv, repeats);
-    t.both = median(tb, repeats);
-    t.both_cpu = median(tc, repeats);
-    free(tc);
-    free(ta);
-    free(tv);
-    free(tb);
+    double med[4];
+    bench_apply_vjp(p, x, y, g, xt, repeats, med);
+    t.apply = med[0];
+    t.vjp = med[1];
+    t.both = med[2];
+    t.both_cpu = med[3];
     free(x);
     free(y);
     free(g);
