@@ -768,6 +768,26 @@ START_TEST(test_pretraining_lowers_loss)
 }
 END_TEST
 
+/* Every window of the training stream can be drawn, the last one included, and none runs
+ * past the end (windows hold T + 1 tokens). Before session 10 the draw was modulo n-T-1
+ * and the last window never came up. */
+START_TEST(test_lm_windows_cover_stream)
+{
+    const int T = 8;
+    for (size_t n = (size_t)T + 1; n <= (size_t)T + 4; n++) {
+        int seen[4] = {0};
+        for (uint64_t step = 0; step < 200; step++)
+            for (uint64_t slot = 0; slot < 4; slot++) {
+                size_t off = tlm_lm_window_offset(3, step, slot, n, T);
+                ck_assert_uint_le(off + (size_t)T + 1, n);
+                seen[off]++;
+            }
+        for (size_t off = 0; off < n - (size_t)T; off++)
+            ck_assert_msg(seen[off] > 0, "n = %zu: window at %zu never drawn", n, off);
+    }
+}
+END_TEST
+
 START_TEST(test_subspace_finetune_beats_majority)
 {
     train_fixture f;
@@ -829,6 +849,7 @@ static Suite *tinylm_suite(void)
     tcase_add_test(corpus, test_corpus_splits);
     suite_add_tcase(s, corpus);
     TCase *training = tcase_create("training");
+    tcase_add_test(training, test_lm_windows_cover_stream);
     tcase_add_test(training, test_pretraining_lowers_loss);
     tcase_add_test(training, test_subspace_finetune_beats_majority);
     suite_add_tcase(s, training);

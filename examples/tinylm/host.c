@@ -14,6 +14,11 @@ uint64_t tlm_mix3(uint64_t a, uint64_t b, uint64_t c)
     return z ^ (z >> 31);
 }
 
+size_t tlm_lm_window_offset(uint64_t seed, uint64_t step, uint64_t slot, size_t n, int T)
+{
+    return (size_t)(tlm_mix3(seed, step, slot) % (n - (size_t)T));
+}
+
 int tlm_lm_host_init(tlm_lm_host *h, tlm_model *m, const tlm_splits *sp, int B, int T,
                      uint64_t seed)
 {
@@ -47,9 +52,9 @@ static void put_window(tlm_lm_host *h, int b, const int *stream, size_t off)
 int tlm_lm_grad(void *user, uint64_t step, const float *theta, float *grad, double *loss)
 {
     tlm_lm_host *h = user;
-    size_t span = h->sp->n_lm_train - (size_t)h->T - 1;
     for (int b = 0; b < h->B; b++)
-        put_window(h, b, h->sp->lm_train, tlm_mix3(h->seed, step, (uint64_t)b) % span);
+        put_window(h, b, h->sp->lm_train,
+                   tlm_lm_window_offset(h->seed, step, (uint64_t)b, h->sp->n_lm_train, h->T));
     if (tlm_lm_loss(h->m, theta, grad, h->tokens, h->targets, h->B, h->T, loss) != 0)
         return 1;
     h->loss_sum += *loss;

@@ -13,6 +13,11 @@
 /* A 64-bit mix of three words (batch selection from seed, step and slot). */
 uint64_t tlm_mix3(uint64_t a, uint64_t b, uint64_t c);
 
+/* Where training window `slot` of step `step` starts in a stream of n tokens: a window
+ * holds T + 1 tokens (inputs and shifted targets), so every offset 0..n-T-1 can be drawn.
+ * Needs n > T. */
+size_t tlm_lm_window_offset(uint64_t seed, uint64_t step, uint64_t slot, size_t n, int T);
+
 typedef struct tlm_lm_host {
     tlm_model *m;
     const tlm_splits *sp;
