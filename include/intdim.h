@@ -66,9 +66,15 @@ typedef enum {
 
 /* Static, never-NULL description of a status ("unknown status" for others). */
 INTDIM_API const char *intdim_strerror(int status);
-/* Detailed message of the last failure on this thread ("" if none). Valid until the
- * next failing call on the same thread. */
+/* This thread's message: the detail of its last failure, or a "warning: ..." that a
+ * successful call left (a journal repaired on load, merged journals that disagreed, a
+ * negative baseline). A call that succeeds without a warning leaves the message as it
+ * was, so to know whether one call wrote it, call intdim_clear_error() first. "" when
+ * nothing was written since the thread began or the last clear. Never NULL; valid until
+ * the next call on the same thread writes or clears it. */
 INTDIM_API const char *intdim_last_error(void);
+/* Empties this thread's message: intdim_last_error() returns "" until a call writes it. */
+INTDIM_API void intdim_clear_error(void);
 
 /* Value of a named public constant (enum value or macro), for FFI: e.g.
  * intdim_constant("INTDIM_PROJ_FASTFOOD", &v). Returns INTDIM_OK or INTDIM_ENOTFOUND. */

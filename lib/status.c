@@ -32,6 +32,11 @@ INTDIM_API const char *intdim_last_error(void)
     return g_message;
 }
 
+INTDIM_API void intdim_clear_error(void)
+{
+    g_message[0] = '\0';
+}
+
 int intdim__fail(int status, const char *fmt, ...)
 {
     va_list ap;

@@ -1,30 +1,54 @@
 #!/bin/sh
-# Checks the shared library's ABI surface: soname, that exactly the functions the public
-# header declares are exported (nothing else), and that all sit in a release version node.
-# usage: abi_check.sh LIBRARY HEADER
+# Checks the shared library's ABI surface: the soname; that exactly the functions the public
+# header declares are exported (nothing else); that the version script names each of them
+# (no wildcard) in a release node; and that each exported symbol carries the node the
+# script puts it in.
+# usage: abi_check.sh LIBRARY HEADER VERSION_SCRIPT
 set -eu
 lib=$1
 header=$2
+map=$3
 fail=0
 soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 [ "$soname" = "libintdim.so.0" ] || { echo "FAIL soname is '$soname'"; fail=1; }
 
+# "symbol node" for every name the version script lists under a node's global: part.
+listed=$(sed 's,/\*.*\*/,,' "$map" | awk '
+  /^[A-Z0-9_.]+ *\{/ { node = $1; part = ""; next }
+  /global:/ { part = "global"; next }
+  /local:/ { part = "local"; next }
+  part == "global" && NF { gsub(/;/, ""); print $1, node }')
+if echo "$listed" | grep -q '[*?[]'; then
+  echo "FAIL the version script has a wildcard in a global: list"; fail=1
+fi
+
 exports=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ {print $3}')
 for sym in $exports; do
+  name=${sym%%@*}
+  node=${sym##*@}
   case "$sym" in
-    intdim_*@@INTDIM_0.[0-9]*) ;;
-    *) echo "FAIL exported symbol outside intdim_* or without a version node: $sym"; fail=1 ;;
+    intdim_*@@INTDIM_[0-9]*) ;;
+    *) echo "FAIL exported symbol outside intdim_* or without a version node: $sym"; fail=1; continue ;;
   esac
+  case "$name" in
+    intdim__*) echo "FAIL internal symbol exported: $sym"; fail=1; continue ;;
+  esac
+  want=$(echo "$listed" | awk -v s="$name" '$1 == s {print $2}')
+  [ "$want" = "$node" ] || { echo "FAIL $name is in node '$node', the version script says '$want'"; fail=1; }
 done
 names=$(echo "$exports" | sed 's/@@.*//' | sort -u)
 declared=$(tr '\n' ' ' < "$header" | grep -o 'INTDIM_API[^;(]*(' | grep -o 'intdim_[A-Za-z0-9_]*' | sort -u)
 for sym in $declared; do
   echo "$names" | grep -qx "$sym" || { echo "FAIL declared in intdim.h but not exported: $sym"; fail=1; }
+  echo "$listed" | awk '{print $1}' | grep -qx "$sym" || { echo "FAIL declared in intdim.h but not named in the version script: $sym"; fail=1; }
 done
 for sym in $names; do
   echo "$declared" | grep -qx "$sym" || { echo "FAIL exported but not declared in intdim.h: $sym"; fail=1; }
 done
+for sym in $(echo "$listed" | awk '{print $1}'); do
+  echo "$declared" | grep -qx "$sym" || { echo "FAIL named in the version script but not declared in intdim.h: $sym"; fail=1; }
+done
 if [ $fail -eq 0 ]; then
-  echo "abi: soname $soname, $(echo "$names" | wc -l) symbols = the header's declarations"
+  echo "abi: soname $soname, $(echo "$names" | wc -l) symbols = the header's declarations = the version script's names"
 fi
 exit $fail

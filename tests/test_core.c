@@ -51,6 +51,14 @@ START_TEST(test_last_error_after_failure)
     /* a success does not erase the message of the last failure */
     ck_assert_int_eq(intdim_constant("INTDIM_OK", &v), INTDIM_OK);
     ck_assert_ptr_nonnull(strstr(intdim_last_error(), "INTDIM_NO_SUCH_NAME"));
+
+    /* ... intdim_clear_error does, and a success after it leaves "" */
+    intdim_clear_error();
+    ck_assert_str_eq(intdim_last_error(), "");
+    ck_assert_int_eq(intdim_constant("INTDIM_OK", &v), INTDIM_OK);
+    ck_assert_str_eq(intdim_last_error(), "");
+    ck_assert_int_eq(intdim_constant("INTDIM_NO_SUCH_NAME", &v), INTDIM_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "INTDIM_NO_SUCH_NAME"));
 }
 END_TEST
 
