@@ -288,7 +288,10 @@ INTDIM_API int intdim_trainer_step(intdim_trainer *t, double *loss);
 
 /* n_steps steps, evaluating with eval_fn every INTDIM_TRAIN_EVAL_EVERY steps and at the
  * end (eval_fn may be NULL). *final_metric (may be NULL) gets the last evaluation (NaN if
- * none). Stops at the first error, with the state of intdim_trainer_step's contract. */
+ * none). Stops at the first error, with the state of intdim_trainer_step's contract. When
+ * it returns, whatever the status, the host buffer holds theta0 + P(theta_d) for the
+ * trainer's current theta_d (after intdim_trainer_step alone it is one update behind:
+ * call intdim_trainer_sync). */
 INTDIM_API int intdim_trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval_fn,
                                   void *eval_user, intdim_progress_fn progress,
                                   void *progress_user, double *final_metric);

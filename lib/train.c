@@ -278,17 +278,24 @@ INTDIM_API int intdim_trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_ev
         return status;
     uint64_t every = t->settings.eval_every;
     double last_metric = NAN;
+    /* Does the host buffer hold theta0 + P(theta_d) for the current theta_d? A step leaves
+     * it one update behind; an evaluation or a failed step's restore brings it up to date. */
+    int in_sync = 0;
     for (uint64_t i = 0; i < n_steps; i++) {
         double loss;
         status = intdim_trainer_step(t, &loss);
-        if (status != INTDIM_OK)
+        if (status != INTDIM_OK) {
+            in_sync = 1; /* a failed step restores the buffer (intdim_trainer_step's contract) */
             break;
+        }
+        in_sync = 0;
         double metric = NAN;
         int due = (every > 0 && t->step % every == 0) || i + 1 == n_steps;
         if (eval_fn != NULL && due) {
             status = intdim_trainer_evaluate(t, eval_fn, eval_user, &metric);
             if (status != INTDIM_OK)
                 break;
+            in_sync = 1;
             last_metric = metric;
         }
         if (progress != NULL && progress(progress_user, t->step, loss, metric) != 0) {
@@ -299,9 +306,14 @@ INTDIM_API int intdim_trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_ev
     }
     if (status == INTDIM_OK && n_steps == 0 && eval_fn != NULL) {
         status = intdim_trainer_evaluate(t, eval_fn, eval_user, &last_metric);
+        in_sync = 1;
     }
     if (final_metric)
         *final_metric = last_metric;
+    /* Leave the host's model trained when run returns; the run's own status and message win
+     * over a failure of this write. */
+    if (!in_sync && n_steps > 0)
+        status = status == INTDIM_OK ? intdim__trainer_write_theta(t) : fail_step(t, status);
     return status;
 }
 

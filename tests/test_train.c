@@ -560,6 +560,45 @@ START_TEST(run_evaluates_every_k_and_at_the_end)
 }
 END_TEST
 
+/* The host buffer holds theta0 + P(theta_d), bit for bit, for the trainer's theta_d. */
+static void assert_buffer_in_sync(rig *r, const char *when)
+{
+    size_t d = intdim_trainer_d(r->t);
+    float x[TEST_D], delta[TEST_D];
+    ck_assert_int_eq(intdim_trainer_get_theta_d(r->t, x, d), INTDIM_OK);
+    ck_assert_int_eq(intdim_proj_apply(r->p, x, delta), INTDIM_OK);
+    for (size_t i = 0; i < TEST_D; i++) {
+        float want = r->theta0[i] + delta[i];
+        ck_assert_msg(memcmp(&r->theta[i], &want, sizeof want) == 0,
+                      "%s: theta[%zu] = %a, want %a", when, i, (double)r->theta[i],
+                      (double)want);
+    }
+}
+
+/* After intdim_trainer_run the host's model is the trained one, whatever ended the run. */
+START_TEST(run_leaves_host_buffer_in_sync)
+{
+    rig r;
+    rig_open(&r, &g_configs[_i], 12);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_LR, 0.05), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(r.t, 5, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    assert_buffer_in_sync(&r, "run without evaluation");
+
+    counters stop = {.stop_progress_at = 2};
+    ck_assert_int_eq(intdim_trainer_run(r.t, 10, NULL, NULL, count_progress, &stop, NULL),
+                     INTDIM_EINTERRUPTED);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "progress callback"));
+    assert_buffer_in_sync(&r, "run stopped by its progress callback");
+
+    counters every = {0};
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_EVAL_EVERY, 2), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(r.t, 3, count_eval, &every, NULL, NULL, NULL),
+                     INTDIM_OK);
+    assert_buffer_in_sync(&r, "run evaluated at its end");
+    rig_close(&r);
+}
+END_TEST
+
 START_TEST(settings_and_arguments)
 {
     rig r;
@@ -835,6 +874,7 @@ int main(void)
     tcase_add_test(tc, overflowing_update_is_refused);
     tcase_add_test(tc, nonfinite_skip_counts_the_step);
     tcase_add_test(tc, run_evaluates_every_k_and_at_the_end);
+    tcase_add_loop_test(tc, run_leaves_host_buffer_in_sync, 0, N_CONFIGS);
     tcase_add_test(tc, settings_and_arguments);
     tcase_add_test(tc, theta0_copied_borrowed_or_taken_from_the_buffer);
     tcase_add_test(tc, said_lambda_has_its_own_learning_rate);
