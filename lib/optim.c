@@ -12,30 +12,35 @@ enum { N_TRAIN_PARAMS = 16 };
 /* 2^53: the largest integer a double holds exactly (step counts are set through doubles). */
 #define MAX_EXACT_INT 9007199254740992.0
 
+/* The header's intdim_train_param must end where this table does. */
+_Static_assert(INTDIM_TRAIN_MIN_LR_RATIO == N_TRAIN_PARAMS - 1,
+               "a trainer parameter was added: extend g_ranges (and the search's copy)");
+
 typedef struct param_range {
+    const char *name;
     double lo, hi;
     int integral;
 } param_range;
 
 static const param_range g_ranges[N_TRAIN_PARAMS] = {
-    [INTDIM_TRAIN_OPTIMIZER] = {0, 2, 1},
-    [INTDIM_TRAIN_LR] = {0, 1e9, 0},
-    [INTDIM_TRAIN_MOMENTUM] = {0, 1, 0},
-    [INTDIM_TRAIN_NESTEROV] = {0, 1, 1},
+    [INTDIM_TRAIN_OPTIMIZER] = {"INTDIM_TRAIN_OPTIMIZER", 0, 2, 1},
+    [INTDIM_TRAIN_LR] = {"INTDIM_TRAIN_LR", 0, 1e9, 0},
+    [INTDIM_TRAIN_MOMENTUM] = {"INTDIM_TRAIN_MOMENTUM", 0, 1, 0},
+    [INTDIM_TRAIN_NESTEROV] = {"INTDIM_TRAIN_NESTEROV", 0, 1, 1},
     /* beta = 1 would divide by 1 - beta^t = 0 in the bias correction */
-    [INTDIM_TRAIN_BETA1] = {0, 0.9999999999999999, 0},
-    [INTDIM_TRAIN_BETA2] = {0, 0.9999999999999999, 0},
+    [INTDIM_TRAIN_BETA1] = {"INTDIM_TRAIN_BETA1", 0, 0.9999999999999999, 0},
+    [INTDIM_TRAIN_BETA2] = {"INTDIM_TRAIN_BETA2", 0, 0.9999999999999999, 0},
     /* eps = 0 turns a zero gradient into 0/0 */
-    [INTDIM_TRAIN_EPS] = {1e-30, 1, 0},
-    [INTDIM_TRAIN_WEIGHT_DECAY] = {0, 1e9, 0},
-    [INTDIM_TRAIN_SCHEDULE] = {0, 2, 1},
-    [INTDIM_TRAIN_WARMUP_STEPS] = {0, MAX_EXACT_INT, 1},
-    [INTDIM_TRAIN_TOTAL_STEPS] = {0, MAX_EXACT_INT, 1},
-    [INTDIM_TRAIN_CLIP_NORM] = {0, 1e30, 0},
-    [INTDIM_TRAIN_LAMBDA_LR] = {0, 1e9, 0},
-    [INTDIM_TRAIN_NONFINITE] = {0, 1, 1},
-    [INTDIM_TRAIN_EVAL_EVERY] = {0, MAX_EXACT_INT, 1},
-    [INTDIM_TRAIN_MIN_LR_RATIO] = {0, 1, 0},
+    [INTDIM_TRAIN_EPS] = {"INTDIM_TRAIN_EPS", 1e-30, 1, 0},
+    [INTDIM_TRAIN_WEIGHT_DECAY] = {"INTDIM_TRAIN_WEIGHT_DECAY", 0, 1e9, 0},
+    [INTDIM_TRAIN_SCHEDULE] = {"INTDIM_TRAIN_SCHEDULE", 0, 2, 1},
+    [INTDIM_TRAIN_WARMUP_STEPS] = {"INTDIM_TRAIN_WARMUP_STEPS", 0, MAX_EXACT_INT, 1},
+    [INTDIM_TRAIN_TOTAL_STEPS] = {"INTDIM_TRAIN_TOTAL_STEPS", 0, MAX_EXACT_INT, 1},
+    [INTDIM_TRAIN_CLIP_NORM] = {"INTDIM_TRAIN_CLIP_NORM", 0, 1e30, 0},
+    [INTDIM_TRAIN_LAMBDA_LR] = {"INTDIM_TRAIN_LAMBDA_LR", 0, 1e9, 0},
+    [INTDIM_TRAIN_NONFINITE] = {"INTDIM_TRAIN_NONFINITE", 0, 1, 1},
+    [INTDIM_TRAIN_EVAL_EVERY] = {"INTDIM_TRAIN_EVAL_EVERY", 0, MAX_EXACT_INT, 1},
+    [INTDIM_TRAIN_MIN_LR_RATIO] = {"INTDIM_TRAIN_MIN_LR_RATIO", 0, 1, 0},
 };
 
 void intdim__optim_defaults(optim_settings *s)
@@ -71,7 +76,7 @@ int intdim__optim_bounds(int param, double *lo, double *hi)
     return INTDIM_OK;
 }
 
-int intdim__optim_set(optim_settings *s, int param, double value)
+int intdim__optim_check_value(int param, double value)
 {
     double lo = 0.0, hi = 0.0;
     int status = intdim__optim_bounds(param, &lo, &hi);
@@ -79,11 +84,19 @@ int intdim__optim_set(optim_settings *s, int param, double value)
         return status;
     /* written so that NaN fails the range test */
     if (!(value >= lo && value <= hi))
-        return intdim__fail(INTDIM_EINVAL, "trainer parameter %d = %g is outside [%g, %g]",
-                            param, value, lo, hi);
+        return intdim__fail(INTDIM_EINVAL, "%s = %g is outside [%g, %g]", g_ranges[param].name,
+                            value, lo, hi);
     if (g_ranges[param].integral && value != floor(value))
-        return intdim__fail(INTDIM_EINVAL, "trainer parameter %d = %g must be an integer",
-                            param, value);
+        return intdim__fail(INTDIM_EINVAL, "%s = %g must be a whole number",
+                            g_ranges[param].name, value);
+    return INTDIM_OK;
+}
+
+int intdim__optim_set(optim_settings *s, int param, double value)
+{
+    int status = intdim__optim_check_value(param, value);
+    if (status != INTDIM_OK)
+        return status;
     switch ((intdim_train_param)param) {
     case INTDIM_TRAIN_OPTIMIZER: s->optimizer = (int)value; break;
     case INTDIM_TRAIN_LR: s->lr = value; break;

@@ -32,6 +32,9 @@ void intdim__optim_defaults(optim_settings *s);
 /* Range of a setting, [lo, hi]. INTDIM_EINVAL for an unknown id. */
 int intdim__optim_bounds(int param, double *lo, double *hi);
 /* Set one setting after checking it is finite and in bounds (integers must be integral). */
+/* Is value allowed for trainer parameter param (range, whole number)? INTDIM_EINVAL with a
+ * message naming the parameter otherwise. */
+int intdim__optim_check_value(int param, double value);
 int intdim__optim_set(optim_settings *s, int param, double value);
 int intdim__optim_get(const optim_settings *s, int param, double *value);
 /* INTDIM_OK if the settings can take a step; INTDIM_ESTATE if a decaying schedule has no

@@ -5,10 +5,12 @@
  * finished trials (never of the order they were told in), so a search rebuilt from a journal,
  * resumed after a crash, or fed by MPI ranks in any order reaches the same d90. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "optim.h"
 #include "search_impl.h"
 
 #define TWO_POW_40 1099511627776.0
@@ -291,11 +293,13 @@ INTDIM_API int intdim_search_set_train_param(intdim_search *s, int train_param, 
     if (train_param == INTDIM_TRAIN_LR)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_set_train_param: the learning rate is "
                                            "searched: use intdim_search_set_lrs");
-    if (!isfinite(value))
-        return intdim__fail(INTDIM_EINVAL, "intdim_search_set_train_param: parameter %d = %g is "
-                                           "not finite", train_param, value);
-    /* The trainer checks the range when each trial applies it; checking here too would tie
-     * this file to the trainer's table, and a bad value then fails the first trial loudly. */
+    /* The trainer's own range check, now: a bad value would otherwise be written into a
+     * journal's header and fail only when the first trial applies it. */
+    if (intdim__optim_check_value(train_param, value) != INTDIM_OK) {
+        char message[512];
+        snprintf(message, sizeof message, "%s", intdim_last_error());
+        return intdim__fail(INTDIM_EINVAL, "intdim_search_set_train_param: %s", message);
+    }
     s->train_value[train_param] = value;
     s->train_set[train_param] = 1;
     return INTDIM_OK;

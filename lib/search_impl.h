@@ -11,6 +11,8 @@
 #define INTDIM_JOURNAL_MAGIC "intdim-journal"
 #define INTDIM_JOURNAL_VERSION 1
 #define SEARCH_N_TRAIN_PARAMS 16 /* intdim_train_param values 0..15 */
+_Static_assert(INTDIM_TRAIN_MIN_LR_RATIO == SEARCH_N_TRAIN_PARAMS - 1,
+               "a trainer parameter was added: extend SEARCH_N_TRAIN_PARAMS");
 
 enum trial_state { TRIAL_NEW = 0, TRIAL_OUT = 1, TRIAL_DONE = 2 };
 

@@ -325,6 +325,15 @@ START_TEST(configuration_is_checked)
     size_t groups[] = {1000, 1000};
     ck_assert_int_eq(intdim_search_set_groups(s, 2, groups), INTDIM_EINVAL); /* sums to 2000 */
     ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_LR, 1), INTDIM_EINVAL);
+    /* Trainer settings out of the trainer's own ranges are refused here, not at the first
+     * trial (or after a journal has recorded them), with the parameter named. */
+    ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_EPS, 0), INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "INTDIM_TRAIN_EPS"));
+    ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_OPTIMIZER, 7), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_WARMUP_STEPS, 2.5),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_BETA1, NAN), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_EPS, 1e-6), INTDIM_OK);
     /* SAID without groups is refused when the plan is made. */
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SAID, 1), INTDIM_OK);
     int what, kind, said;
