@@ -119,6 +119,34 @@ static void write_all(const char *path, const unsigned char *buf, size_t n)
     fclose(f);
 }
 
+/* The CRC the file formats use: the standard check value of CRC-32/IEEE, and agreement
+ * with a bit-by-bit computation on every byte value and on split buffers (the constant
+ * table in lib/hash.c is this loop's output). */
+static uint32_t crc32_bitwise(uint32_t crc, const unsigned char *p, size_t n)
+{
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc & 1u) ? 0xedb88320u ^ (crc >> 1) : crc >> 1;
+    }
+    return ~crc;
+}
+
+START_TEST(crc32_is_the_standard_one)
+{
+    ck_assert_uint_eq(intdim__crc32(0, "123456789", 9), 0xcbf43926u);
+    unsigned char bytes[512];
+    for (size_t i = 0; i < sizeof bytes; i++)
+        bytes[i] = (unsigned char)(i * 167u + (i >> 8));
+    for (size_t n = 0; n <= sizeof bytes; n += 37)
+        ck_assert_uint_eq(intdim__crc32(0, bytes, n), crc32_bitwise(0, bytes, n));
+    uint32_t whole = intdim__crc32(0, bytes, sizeof bytes);
+    ck_assert_uint_eq(intdim__crc32(intdim__crc32(0, bytes, 100), bytes + 100, sizeof bytes - 100),
+                      whole);
+}
+END_TEST
+
 START_TEST(round_trip_is_bitwise)
 {
     char a_path[128], b_path[128];
@@ -601,6 +629,7 @@ int main(void)
     Suite *suite = suite_create("checkpoint");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, crc32_is_the_standard_one);
     tcase_add_test(tc, round_trip_is_bitwise);
     tcase_add_test(tc, checkpoint_recreates_the_projection);
     tcase_add_test(tc, every_kind_is_recreated);
