@@ -173,11 +173,13 @@ static int read_whole(const char *path, char **data, size_t *len)
             buf = grown;
             cap *= 2;
         }
+        errno = 0;
         size_t got = fread(buf + n, 1, cap - 1 - n, f);
         n += got;
         if (got == 0) {
             if (ferror(f))
-                rc = intdim__fail(INTDIM_EIO, "journal: reading %s failed", path);
+                rc = intdim__fail(INTDIM_EIO, "journal: reading %s failed: %s", path,
+                                  strerror(errno != 0 ? errno : EIO));
             break;
         }
     }

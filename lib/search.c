@@ -1037,6 +1037,10 @@ INTDIM_API int intdim_search_run_trial(const intdim_search *s, float *theta, con
         trial_status == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_run_trial: a required argument is "
                                            "NULL");
+    if ((const float *)theta == theta0)
+        return intdim__fail(INTDIM_EINVAL, "intdim_search_run_trial: theta0 is the host buffer "
+                                           "theta, which every step overwrites: pass a copy of "
+                                           "theta0 (intdim_search_run makes one itself)");
     double start = now_seconds();
     intdim_proj *p = NULL;
     intdim_trainer *t = NULL;

@@ -505,6 +505,9 @@ START_TEST(open_journal_misuse)
     ck_assert_int_eq(intdim_search_open_journal(NULL, p), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_search_open_journal(s, NULL), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_search_open_journal(s, "/nonexistent/dir/j"), INTDIM_EIO);
+    /* a directory: EIO, and the message says why (errno's text) */
+    ck_assert_int_eq(intdim_search_open_journal(s, "/tmp"), INTDIM_EIO);
+    ck_assert_msg(strstr(intdim_last_error(), "directory") != NULL, "%s", intdim_last_error());
     ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
     ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_ESTATE);
     intdim_search_destroy(s);
