@@ -674,6 +674,51 @@ int intdim__journal_append(intdim_search *s, uint64_t id)
                         (unsigned long long)id, strerror(saved));
 }
 
+/* Line i (from 0) of a header text: its start and length (without the newline). */
+static void header_line(const char *text, size_t len, int i, const char **start, size_t *n)
+{
+    const char *p = text, *end = text + len;
+    for (int k = 0; k < i && p < end; k++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl != NULL ? nl + 1 : end;
+    }
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    *start = p;
+    *n = (size_t)((nl != NULL ? nl : end) - p);
+}
+
+/* The next space-separated token of [*p, end): its start and length (0 at the end). */
+static size_t next_word(const char **p, const char *end, const char **word)
+{
+    while (*p < end && **p == ' ')
+        (*p)++;
+    *word = *p;
+    while (*p < end && **p != ' ')
+        (*p)++;
+    return (size_t)(*p - *word);
+}
+
+/* EMISMATCH naming the first word in which header line i of the journal (file) and of
+ * this search (ours) differ, e.g. "steps=10" against "steps=20". */
+static int header_mismatch(const char *path, int i, const char *file, size_t file_n,
+                           const char *ours, size_t ours_n)
+{
+    const char *fp = file, *op = ours, *fw, *ow;
+    for (;;) {
+        size_t fn = next_word(&fp, file + file_n, &fw), on = next_word(&op, ours + ours_n, &ow);
+        if (fn == 0 && on == 0)
+            break;
+        if (fn != on || memcmp(fw, ow, fn) != 0)
+            return intdim__fail(INTDIM_EMISMATCH, "journal %s was written by another search: "
+                                                  "header line %d has '%.*s' where this search "
+                                                  "has '%.*s'", path, i + 1,
+                                (int)(fn > 100 ? 100 : fn), fn ? fw : "(nothing)",
+                                (int)(on > 100 ? 100 : on), on ? ow : "(nothing)");
+    }
+    return intdim__fail(INTDIM_EMISMATCH, "journal %s was written by another search: header "
+                                          "line %d differs in spacing", path, i + 1);
+}
+
 /* Validate an existing journal against s's header and replay its rows. */
 static int replay_existing(intdim_search *s, const char *path, const char *text, size_t len,
                            const strbuf *header, int *torn, size_t *good_len)
@@ -685,11 +730,11 @@ static int replay_existing(intdim_search *s, const char *path, const char *text,
         return rc;
     if (rows_at != header->len || memcmp(text, header->data, rows_at) != 0) {
         for (int i = 0; i < HEADER_LINES; i++) {
-            size_t off = (size_t)(lines[i].start - text), n = (size_t)(lines[i].end - lines[i].start);
-            if (off + n + 1 > header->len || memcmp(header->data + off, lines[i].start, n + 1) != 0)
-                return intdim__fail(INTDIM_EMISMATCH, "journal %s was written by another search: "
-                                                      "header line %d is '%.*s'", path, i + 1,
-                                    (int)(n > 200 ? 200 : n), lines[i].start);
+            size_t n = (size_t)(lines[i].end - lines[i].start), ours_n;
+            const char *ours;
+            header_line(header->data, header->len, i, &ours, &ours_n);
+            if (n != ours_n || memcmp(ours, lines[i].start, n) != 0)
+                return header_mismatch(path, i, lines[i].start, n, ours, ours_n);
         }
         return intdim__fail(INTDIM_EMISMATCH, "journal %s was written by another search", path);
     }

@@ -438,7 +438,8 @@ START_TEST(mismatched_rows_and_headers_are_refused)
     full_run(p, 1);
     intdim_search *other = configured(2);
     ck_assert_int_eq(intdim_search_open_journal(other, p), INTDIM_EMISMATCH);
-    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "seeds=1"));
+    ck_assert_msg(strstr(intdim_last_error(), "has 'seeds=1' where this search has 'seeds=2'") != NULL,
+                  "%s", intdim_last_error());
     intdim_search_destroy(other);
 
     /* A damaged header: its checksum no longer matches. */
