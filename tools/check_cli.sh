@@ -48,6 +48,11 @@ if "$intdim" merge "$dir/x.journal" "$dir/full.journal" "$dir/other.journal" 2> 
 if "$intdim" run-toy $args --seeds 3 --journal "$dir/full.journal" > /dev/null 2>&1; then fail "mismatched resume accepted"; fi
 if "$intdim" report "$dir/missing.journal" > /dev/null 2>&1; then fail "missing journal accepted"; fi
 if "$intdim" run-toy --kind nonsense > /dev/null 2>&1; then fail "bad option accepted"; fi
+# An unknown last option is called unknown, a known one without its value says so.
+"$intdim" run-toy --bogus > /dev/null 2> "$dir/opt.err" && fail "run-toy --bogus accepted"
+grep -q 'unknown option --bogus' "$dir/opt.err" || fail "run-toy --bogus: $(cat "$dir/opt.err")"
+"$intdim" run-toy --seeds > /dev/null 2> "$dir/opt.err" && fail "run-toy --seeds accepted"
+grep -q 'option --seeds needs a value' "$dir/opt.err" || fail "run-toy --seeds: $(cat "$dir/opt.err")"
 # Bad report options: exit 2 with a message, before any report is printed.
 for opts in "--bootstrap abc" "--bootstrap -1" "--bootstrap 5x" "--plot x.jpg" "--plot" \
             "--bootstrap" "--frobnicate"; do

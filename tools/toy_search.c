@@ -172,7 +172,11 @@ int toy_options_parse(toy_options *o, int argc, char **argv, int first)
             continue;
         }
         if (i + 1 >= argc) {
-            fprintf(stderr, "intdim: option %s needs a value (or is unknown)\n", argv[i]);
+            toy_options scratch = *o; /* only to ask whether the name is known */
+            if (parse_one(&scratch, argv[i], "") == -2)
+                fprintf(stderr, "intdim: unknown option %s\n", argv[i]);
+            else
+                fprintf(stderr, "intdim: option %s needs a value\n", argv[i]);
             return -1;
         }
         int rc = parse_one(o, argv[i], argv[i + 1]);
