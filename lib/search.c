@@ -788,9 +788,15 @@ INTDIM_API int intdim_search_tell(intdim_search *s, uint64_t id, double train_me
 {
     if (s == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_tell: search is NULL");
-    if (!s->frozen || id >= s->n_trials)
-        return intdim__fail(INTDIM_ENOTFOUND, "intdim_search_tell: unknown trial id %llu",
+    if (!s->frozen)
+        return intdim__fail(INTDIM_ENOTFOUND, "intdim_search_tell: unknown trial id %llu: no "
+                                              "trial was asked yet (the plan is made at the "
+                                              "first intdim_search_ask)",
                             (unsigned long long)id);
+    if (id >= s->n_trials)
+        return intdim__fail(INTDIM_ENOTFOUND, "intdim_search_tell: unknown trial id %llu (the "
+                                              "plan has %zu trials)",
+                            (unsigned long long)id, s->n_trials);
     search_trial *t = &s->trials[id];
     if (t->state == TRIAL_DONE)
         return intdim__fail(INTDIM_ESTATE, "intdim_search_tell: trial %llu was already told",
