@@ -26,6 +26,9 @@ size_t intdim__mul_size(size_t count, size_t size);
 /* ---- errors (status.c) ------------------------------------------------------------ */
 /* Record a message for intdim_last_error() on this thread and return status. */
 int intdim__fail(int status, const char *fmt, ...) INTDIM_PRINTF(2, 3);
+/* status, with "fn: " put before this thread's current message (a helper's failure,
+ * reported as the public function's). */
+int intdim__fail_in(const char *fn, int status);
 /* ENOMEM with a message naming what could not be allocated. */
 int intdim__fail_nomem(const char *what, size_t bytes);
 

@@ -5,7 +5,6 @@
  * finished trials (never of the order they were told in), so a search rebuilt from a journal,
  * resumed after a crash, or fed by MPI ranks in any order reaches the same d90. */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -72,25 +71,28 @@ INTDIM_API void intdim_search_destroy(intdim_search *s)
 }
 
 struct param_range {
+    const char *name;
     double lo, hi;
     int integer;
 };
 
 static const struct param_range g_ranges[] = {
-    [INTDIM_SEARCH_STRATEGY] = {0, 1, 1},
-    [INTDIM_SEARCH_FRACTION] = {0, 1, 0},
-    [INTDIM_SEARCH_BASELINE] = {-1.7976931348623157e308, 1.7976931348623157e308, 0},
-    [INTDIM_SEARCH_SEEDS] = {1, 10000, 1},
-    [INTDIM_SEARCH_D_MIN] = {1, TWO_POW_40, 1},
-    [INTDIM_SEARCH_D_MAX] = {0, TWO_POW_40, 1},
-    [INTDIM_SEARCH_N_D] = {1, 100000, 1},
-    [INTDIM_SEARCH_KIND] = {INTDIM_PROJ_DENSE, INTDIM_PROJ_FASTFOOD, 1},
-    [INTDIM_SEARCH_SAID] = {0, 1, 1},
-    [INTDIM_SEARCH_BASE_SEED] = {0, TWO_POW_53, 1},
-    [INTDIM_SEARCH_BOOTSTRAP] = {0, 1000000, 1},
-    [INTDIM_SEARCH_STEPS] = {0, TWO_POW_53, 1},
-    [INTDIM_SEARCH_PARALLEL] = {1, 1048576, 1},
-    [INTDIM_SEARCH_FASTFOOD_BLOCK] = {0, 4294967296.0, 1},
+    [INTDIM_SEARCH_STRATEGY] = {"INTDIM_SEARCH_STRATEGY", 0, 1, 1},
+    [INTDIM_SEARCH_FRACTION] = {"INTDIM_SEARCH_FRACTION", 0, 1, 0},
+    [INTDIM_SEARCH_BASELINE] = {"INTDIM_SEARCH_BASELINE", -1.7976931348623157e308,
+                                1.7976931348623157e308, 0},
+    [INTDIM_SEARCH_SEEDS] = {"INTDIM_SEARCH_SEEDS", 1, 10000, 1},
+    [INTDIM_SEARCH_D_MIN] = {"INTDIM_SEARCH_D_MIN", 1, TWO_POW_40, 1},
+    [INTDIM_SEARCH_D_MAX] = {"INTDIM_SEARCH_D_MAX", 0, TWO_POW_40, 1},
+    [INTDIM_SEARCH_N_D] = {"INTDIM_SEARCH_N_D", 1, 100000, 1},
+    /* IDENTITY is not a subspace kind: the search runs it itself, for the baseline */
+    [INTDIM_SEARCH_KIND] = {"INTDIM_SEARCH_KIND", INTDIM_PROJ_DENSE, INTDIM_PROJ_FASTFOOD, 1},
+    [INTDIM_SEARCH_SAID] = {"INTDIM_SEARCH_SAID", 0, 1, 1},
+    [INTDIM_SEARCH_BASE_SEED] = {"INTDIM_SEARCH_BASE_SEED", 0, TWO_POW_53, 1},
+    [INTDIM_SEARCH_BOOTSTRAP] = {"INTDIM_SEARCH_BOOTSTRAP", 0, 1000000, 1},
+    [INTDIM_SEARCH_STEPS] = {"INTDIM_SEARCH_STEPS", 0, TWO_POW_53, 1},
+    [INTDIM_SEARCH_PARALLEL] = {"INTDIM_SEARCH_PARALLEL", 1, 1048576, 1},
+    [INTDIM_SEARCH_FASTFOOD_BLOCK] = {"INTDIM_SEARCH_FASTFOOD_BLOCK", 0, 4294967296.0, 1},
 };
 #define N_SEARCH_PARAMS (sizeof g_ranges / sizeof g_ranges[0])
 
@@ -122,17 +124,21 @@ INTDIM_API int intdim_search_set(intdim_search *s, int param, double value)
     if (param == INTDIM_SEARCH_BOOTSTRAP && s->journal_fd >= 0)
         return intdim__fail(INTDIM_ESTATE, "intdim_search_set: BOOTSTRAP is in the open "
                                            "journal's header; set it before opening the journal");
-    if (s->frozen && !param_is_runtime(param))
-        return intdim__fail(INTDIM_ESTATE, "intdim_search_set: parameter %d cannot change after "
-                                           "the first ask or open_journal", param);
     const struct param_range *r = &g_ranges[param];
+    if (s->frozen && !param_is_runtime(param))
+        return intdim__fail(INTDIM_ESTATE, "intdim_search_set: %s cannot change after the first "
+                                           "ask or open_journal", r->name);
     int nan_ok = param == INTDIM_SEARCH_BASELINE;
     if (isnan(value) ? !nan_ok : (value < r->lo || value > r->hi))
-        return intdim__fail(INTDIM_EINVAL, "intdim_search_set: parameter %d = %g outside [%g, %g]",
-                            param, value, r->lo, r->hi);
+        return intdim__fail(INTDIM_EINVAL, "intdim_search_set: %s = %g is outside [%g, %g]%s",
+                            r->name, value, r->lo, r->hi,
+                            param == INTDIM_SEARCH_KIND && value == INTDIM_PROJ_IDENTITY
+                                ? " (IDENTITY is the full-training baseline, which the search "
+                                  "runs itself)"
+                                : "");
     if (r->integer && value != floor(value))
-        return intdim__fail(INTDIM_EINVAL, "intdim_search_set: parameter %d = %g must be an "
-                                           "integer", param, value);
+        return intdim__fail(INTDIM_EINVAL, "intdim_search_set: %s = %g must be a whole number",
+                            r->name, value);
     if (param == INTDIM_SEARCH_FASTFOOD_BLOCK && value != 0 &&
         (value < 2 || !intdim__is_pow2((uint64_t)value)))
         return intdim__fail(INTDIM_EINVAL, "intdim_search_set: FASTFOOD_BLOCK = %g is not 0 or "
@@ -295,11 +301,8 @@ INTDIM_API int intdim_search_set_train_param(intdim_search *s, int train_param, 
                                            "searched: use intdim_search_set_lrs");
     /* The trainer's own range check, now: a bad value would otherwise be written into a
      * journal's header and fail only when the first trial applies it. */
-    if (intdim__optim_check_value(train_param, value) != INTDIM_OK) {
-        char message[512];
-        snprintf(message, sizeof message, "%s", intdim_last_error());
-        return intdim__fail(INTDIM_EINVAL, "intdim_search_set_train_param: %s", message);
-    }
+    if (intdim__optim_check_value(train_param, value) != INTDIM_OK)
+        return intdim__fail_in("intdim_search_set_train_param", INTDIM_EINVAL);
     s->train_value[train_param] = value;
     s->train_set[train_param] = 1;
     return INTDIM_OK;

@@ -46,6 +46,13 @@ int intdim__fail(int status, const char *fmt, ...)
     return status;
 }
 
+int intdim__fail_in(const char *fn, int status)
+{
+    char message[sizeof g_message];
+    memcpy(message, g_message, sizeof message);
+    return intdim__fail(status, "%s: %s", fn, message);
+}
+
 int intdim__fail_nomem(const char *what, size_t bytes)
 {
     return intdim__fail(INTDIM_ENOMEM, "out of memory allocating %s (%zu bytes)", what, bytes);

@@ -117,7 +117,8 @@ INTDIM_API int intdim_trainer_set(intdim_trainer *t, int param, double value)
 {
     if (t == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_set: trainer is NULL");
-    return intdim__optim_set(&t->settings, param, value);
+    int status = intdim__optim_set(&t->settings, param, value);
+    return status == INTDIM_OK ? status : intdim__fail_in("intdim_trainer_set", status);
 }
 
 INTDIM_API int intdim_trainer_get(const intdim_trainer *t, int param, double *value)

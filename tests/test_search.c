@@ -305,6 +305,8 @@ START_TEST(configuration_is_checked)
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SEEDS, 1.5), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FRACTION, NAN), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_KIND, INTDIM_PROJ_IDENTITY), INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "INTDIM_SEARCH_KIND = 0 is outside"));
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "baseline"));
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FASTFOOD_BLOCK, 3), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FASTFOOD_BLOCK, 1), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_FASTFOOD_BLOCK, 8589934592.0),

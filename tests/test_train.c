@@ -614,6 +614,7 @@ START_TEST(settings_and_arguments)
     ck_assert_int_eq(intdim_trainer_get(r.t, INTDIM_TRAIN_TOTAL_STEPS, &v), INTDIM_OK);
     ck_assert_double_eq(v, 100.0);
     ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_LR, NAN), INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "intdim_trainer_set: INTDIM_TRAIN_LR = nan"));
     ck_assert_int_eq(intdim_trainer_set(r.t, 99, 1.0), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_trainer_set(NULL, INTDIM_TRAIN_LR, 1.0), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_trainer_step(NULL, NULL), INTDIM_EINVAL);
