@@ -158,18 +158,25 @@ INTDIM_API int intdim_proj_create_ex(intdim_proj **out, intdim_proj_kind kind, s
 
 INTDIM_API void intdim_proj_destroy(intdim_proj *p); /* NULL is fine */
 
-INTDIM_API size_t intdim_proj_D(const intdim_proj *p);
+/* What the projection is (0 for a NULL p; intdim_proj_kind_of gives INTDIM_EINVAL). */
+INTDIM_API size_t intdim_proj_D(const intdim_proj *p); /* output length D */
 INTDIM_API size_t intdim_proj_d(const intdim_proj *p); /* trainable length, SAID scales included */
-INTDIM_API size_t intdim_proj_n_groups(const intdim_proj *p);
+INTDIM_API size_t intdim_proj_n_groups(const intdim_proj *p); /* 0 without groups */
 INTDIM_API size_t intdim_proj_n_scales(const intdim_proj *p); /* m for SAID, else 0 */
-INTDIM_API int intdim_proj_kind_of(const intdim_proj *p);
-INTDIM_API uint64_t intdim_proj_seed(const intdim_proj *p);
+INTDIM_API int intdim_proj_kind_of(const intdim_proj *p);    /* an intdim_proj_kind */
+INTDIM_API uint64_t intdim_proj_seed(const intdim_proj *p);  /* the seed it was created with */
 /* Bytes of state the handle holds (tables, matrices, workspace). */
 INTDIM_API size_t intdim_proj_bytes(const intdim_proj *p);
 /* Copy the group sizes into sizes[0..n) (n >= n_groups). */
 INTDIM_API int intdim_proj_group_sizes(const intdim_proj *p, size_t *sizes, size_t n);
 
-/* Runtime parameters (THREADS, KERNEL); not thread-safe. get works for creation ones too. */
+/* set: the runtime parameters (THREADS, KERNEL), at any time but not during another call on
+ * the same handle; the others are creation parameters (intdim_proj_create_ex) and set
+ * refuses them (INTDIM_EINVAL), as it refuses values out of range; a kernel this CPU lacks
+ * is INTDIM_EUNSUPPORTED. get reads any parameter: KERNEL gives the kernel in use (AUTO
+ * resolved to the one chosen for this CPU). param_bounds: the range set and create_ex
+ * accept (either pointer may be NULL); a parameter's comment above names values inside it
+ * that are still refused (FASTFOOD_BLOCK: 0 or a power of two). Unknown param: EINVAL. */
 INTDIM_API int intdim_proj_set(intdim_proj *p, int param, double value);
 INTDIM_API int intdim_proj_get(const intdim_proj *p, int param, double *value);
 INTDIM_API int intdim_proj_param_bounds(int param, double *lo, double *hi);
@@ -277,6 +284,11 @@ INTDIM_API int intdim_trainer_create(intdim_trainer **out, const intdim_proj *p,
                                      intdim_grad_fn grad_fn, void *user);
 INTDIM_API void intdim_trainer_destroy(intdim_trainer *t); /* NULL is fine */
 
+/* Settings (intdim_train_param). set checks the range and, for counts and choices, that
+ * the value is whole (INTDIM_EINVAL with the parameter's name in the message); a setting
+ * applies from the next step. Combinations are checked when a step or run starts (COSINE
+ * or LINEAR without TOTAL_STEPS: INTDIM_ESTATE). get reads the current value.
+ * param_bounds: the range set accepts (either pointer may be NULL). */
 INTDIM_API int intdim_trainer_set(intdim_trainer *t, int param, double value);
 INTDIM_API int intdim_trainer_get(const intdim_trainer *t, int param, double *value);
 INTDIM_API int intdim_trainer_param_bounds(int param, double *lo, double *hi);
@@ -304,9 +316,16 @@ INTDIM_API int intdim_trainer_sync(intdim_trainer *t);
 /* theta_d back to its initial value, optimizer state cleared, step 0. Settings kept. */
 INTDIM_API int intdim_trainer_reset(intdim_trainer *t);
 
-INTDIM_API size_t intdim_trainer_d(const intdim_trainer *t);
+INTDIM_API size_t intdim_trainer_d(const intdim_trainer *t); /* length of theta_d; 0 for NULL */
+/* Steps taken since creation or reset (skipped non-finite steps count; a loaded checkpoint
+ * brings its count). 0 for NULL. */
 INTDIM_API uint64_t intdim_trainer_steps_done(const intdim_trainer *t);
+/* Copy theta_d (SAID: the d - m coordinates, then the m scales) into out[0..d); n is out's
+ * length and must be >= d (INTDIM_EINVAL otherwise). */
 INTDIM_API int intdim_trainer_get_theta_d(const intdim_trainer *t, float *out, size_t n);
+/* Replace theta_d by in[0..n), n == d, every entry finite (INTDIM_EINVAL otherwise). The
+ * optimizer state and step count stay; the host buffer follows at the next step, sync or
+ * evaluate. */
 INTDIM_API int intdim_trainer_set_theta_d(intdim_trainer *t, const float *in, size_t n);
 
 /* Checkpoints (format in docs/checkpoint.md): theta_d, the projection's full description,
@@ -356,6 +375,13 @@ typedef enum {
 INTDIM_API int intdim_search_create(intdim_search **out, size_t D);
 INTDIM_API void intdim_search_destroy(intdim_search *s); /* NULL is fine */
 
+/* Settings (intdim_search_param). set checks range and whole numbers (INTDIM_EINVAL, the
+ * parameter named in the message) and, once the plan is frozen (first ask, open_journal),
+ * refuses all but PARALLEL and BOOTSTRAP (INTDIM_ESTATE; BOOTSTRAP also while a journal is
+ * open, since its header holds it). get reads the value in force: D_MAX's default 0 reads
+ * as the D it stands for. param_bounds: the range set accepts (either pointer may be
+ * NULL); KIND's excludes IDENTITY (the search runs the baseline itself), FASTFOOD_BLOCK
+ * takes 0 or a power of two. */
 INTDIM_API int intdim_search_set(intdim_search *s, int param, double value);
 INTDIM_API int intdim_search_get(const intdim_search *s, int param, double *value);
 INTDIM_API int intdim_search_param_bounds(int param, double *lo, double *hi);
@@ -426,6 +452,7 @@ INTDIM_API int intdim_search_run_trial(const intdim_search *s, float *theta, con
  * may be NULL. INTDIM_ESTATE if the baseline is unknown yet. */
 INTDIM_API int intdim_search_result(const intdim_search *s, size_t *d90, int *reached,
                                     double *baseline, size_t *d90_lo, size_t *d90_hi);
+/* Trials told so far (replayed journal rows included); 0 for NULL. */
 INTDIM_API size_t intdim_search_trials_done(const intdim_search *s);
 /* 1 when the search needs no more trials: every planned trial is told (grid), or the
  * adaptive bracket is closed. 0 otherwise (a shard's journal, an interrupted run), or before
@@ -434,7 +461,12 @@ INTDIM_API int intdim_search_complete(const intdim_search *s);
 /* The D the search was created with (or read from its journal): the length every theta and
  * theta0 given to intdim_search_run / run_trial must have. 0 for NULL. */
 INTDIM_API size_t intdim_search_D(const intdim_search *s);
-/* Table rows: one per d with at least one finished trial, ascending d. */
+/* Table rows: one per d with at least one finished trial, ascending d. For row i (from 0;
+ * INTDIM_ENOTFOUND past the last): d, the best learning rate (highest mean eval metric
+ * over its finished seeds), that mean, its standard deviation over seeds (spread; 0 with
+ * one seed), the seeds it counts, and pass = 1 when every lr of the row is finished, the
+ * baseline is known and mean > FRACTION * baseline (the d90 rule). Out pointers may be
+ * NULL. */
 INTDIM_API size_t intdim_search_n_points(const intdim_search *s);
 INTDIM_API int intdim_search_point(const intdim_search *s, size_t i, size_t *d, double *best_lr,
                                    double *mean, double *spread, size_t *n_seeds, int *pass);

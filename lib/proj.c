@@ -83,10 +83,10 @@ INTDIM_API int intdim_proj_param_bounds(int param, double *lo, double *hi)
     if (param < 0 || param >= N_PARAMS)
         return intdim__fail(INTDIM_EINVAL, "intdim_proj_param_bounds: unknown parameter id %d",
                             param);
-    if (lo == NULL || hi == NULL)
-        return intdim__fail(INTDIM_EINVAL, "intdim_proj_param_bounds: NULL lo or hi");
-    *lo = g_params[param].lo;
-    *hi = g_params[param].hi;
+    if (lo != NULL) /* either may be NULL, as for the trainer's and the search's */
+        *lo = g_params[param].lo;
+    if (hi != NULL)
+        *hi = g_params[param].hi;
     return INTDIM_OK;
 }
 

@@ -957,7 +957,13 @@ START_TEST(test_bad_call_arguments)
     double lo, hi;
     ck_assert_int_eq(intdim_proj_param_bounds(8, &lo, &hi), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_proj_param_bounds(-1, &lo, &hi), INTDIM_EINVAL);
-    ck_assert_int_eq(intdim_proj_param_bounds(0, NULL, &hi), INTDIM_EINVAL);
+    /* either bound may be left out, as with the trainer's and the search's queries */
+    double hi_alone = -1.0;
+    ck_assert_int_eq(intdim_proj_param_bounds(INTDIM_PROJ_SPARSE_DENSITY, NULL, &hi_alone),
+                     INTDIM_OK);
+    ck_assert_double_eq(hi_alone, 1.0);
+    ck_assert_int_eq(intdim_trainer_param_bounds(INTDIM_TRAIN_LR, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_param_bounds(INTDIM_SEARCH_SEEDS, NULL, NULL), INTDIM_OK);
     ck_assert_int_eq(intdim_proj_kind_of(NULL), INTDIM_EINVAL);
     /* the failed calls changed nothing */
     ck_assert_int_eq(intdim_proj_get(p, INTDIM_PROJ_THREADS, &v), INTDIM_OK);
