@@ -17,6 +17,10 @@ only valid during the callback.
 
 import ctypes
 import math
+import numbers
+import sys
+
+import numpy as np
 
 from . import _lib
 
@@ -47,10 +51,31 @@ class _ViewCache:
         return view
 
 
+_REAL_KINDS = "fiu"  # numpy dtype kinds of a real number: floating, signed, unsigned
+
+
 def _as_float(value, what):
+    """A callback's loss or metric as a float. Accepted: a real number (numbers.Real: int,
+    float, numpy floating/integer scalars), a 0-d numpy array of a floating or integer
+    dtype, a 0-d torch tensor of such a dtype. Anything else (None, str, bytes, complex,
+    arrays with a dimension, even of one element...) raises TypeError, which the
+    trampoline stores and the calling method re-raises. (float() alone would parse "1.0".)"""
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in _REAL_KINDS:
+        return float(value)
+    torch = sys.modules.get("torch")  # only if the host imported it: a tensor needs it
+    if torch is not None and isinstance(value, torch.Tensor) and value.dim() == 0 \
+            and (value.dtype.is_floating_point or
+                 (not value.dtype.is_complex and value.dtype != torch.bool)):
+        return float(value)
     if value is None:
         raise TypeError(f"{what} returned None; it must return a float")
-    return float(value)
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    raise TypeError(f"{what} returned {type(value).__name__} {shown}; it must return a real "
+                    "number (float, int, a numpy scalar or 0-d array, a 0-d torch tensor)")
 
 
 class CallbackGuard:

@@ -96,6 +96,7 @@ PROTOTYPES = {
     "intdim_version_string": (_str, []),
     "intdim_strerror": (_str, [_int]),
     "intdim_last_error": (_str, []),
+    "intdim_clear_error": (None, []),
     "intdim_constant": (_int, [_str, _pi64]),
     "intdim_set_allocator": (_int, [ALLOC_FN, FREE_FN, _ptr]),
     # projections
@@ -274,27 +275,17 @@ class IntdimWarning(UserWarning):
     last line was dropped, or merged journals disagreed on a trial)."""
 
 
-# The library never clears its per-thread message, so a message left by an earlier failure
-# could pass for a warning. Before a call that may warn, the message is set to this marker
-# (a lookup of a constant that cannot exist, which fails and records its name); a message
-# other than the marker after the call was written by that call.
-_MARKER = b"intdim-python: no message since this call began"
-
-
-def _mark_last_error():
-    lib().intdim_constant(_MARKER, ctypes.byref(ctypes.c_int64()))
-    return lib().intdim_last_error()
-
-
 def call_warning(fn, *args, what="", stacklevel=3):
     """fn(*args), a libintdim call that may leave a warning on success: raise IntdimError
-    for a failing status, else issue IntdimWarning if the call left a "warning: ..." message
-    (ctypes calls run on the calling thread, whose message the library writes)."""
-    before = _mark_last_error()
+    for a failing status, else issue IntdimWarning if the call left a "warning: ..." message.
+    The thread's message is cleared first (intdim_clear_error), so a message left by an
+    earlier call is never taken for this call's warning (ctypes calls run on the calling
+    thread, whose message the library writes and clears)."""
+    lib().intdim_clear_error()
     status = fn(*args)
     check(status, what)
     after = lib().intdim_last_error()
-    if after != before and after.startswith(b"warning"):
+    if after.startswith(b"warning"):
         text = after.decode(errors="replace")
         if text.startswith("warning: "):
             text = text[len("warning: "):]

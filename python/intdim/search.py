@@ -191,7 +191,7 @@ class Search(OwnedHandle):
     # ---- results --------------------------------------------------------------------
     def result(self):
         """Result(d90, reached, baseline, d90_lo, d90_hi); IntdimError INTDIM_ESTATE while
-        the baseline is unknown."""
+        the baseline is unknown. Provisional unless `complete` is True."""
         d90, reached, base = ctypes.c_size_t(), ctypes.c_int(), ctypes.c_double(math.nan)
         lo, hi = ctypes.c_size_t(), ctypes.c_size_t()
         # a negative baseline gives a warning (the d90 rule needs a positive one)
@@ -204,6 +204,14 @@ class Search(OwnedHandle):
     @property
     def trials_done(self):
         return int(_lib.lib().intdim_search_trials_done(self._h))
+
+    @property
+    def complete(self):
+        """True when the search needs no more trials (intdim_search_complete): every
+        planned trial is told (grid) or the adaptive bracket is closed, so result() is
+        final. False before the plan is frozen (nothing asked or run yet), for an
+        interrupted run or a shard's journal: result() is then provisional."""
+        return bool(_lib.lib().intdim_search_complete(self._h))
 
     def points(self):
         """One Point per d with a finished trial, ascending d."""

@@ -92,7 +92,8 @@ class Trainer(OwnedHandle):
 
     # ---- training -------------------------------------------------------------------
     def step(self):
-        """One optimizer step; returns the loss the callback reported."""
+        """One optimizer step; returns the loss the callback reported. The host buffer is
+        then one update behind (it holds what the callback saw): sync() brings it up."""
         loss = ctypes.c_double(math.nan)
         status = _lib.lib().intdim_trainer_step(self._h, ctypes.byref(loss))
         self._guard.finish(status, "intdim_trainer_step")
@@ -101,7 +102,8 @@ class Trainer(OwnedHandle):
     def run(self, n_steps, eval_fn=None, progress=None):
         """n_steps steps; eval_fn(theta) -> metric every 'eval_every' steps and at the end;
         progress(step, loss, metric_or_None) returning True stops the run (IntdimError with
-        INTDIM_EINTERRUPTED). Returns the last metric (NaN if none)."""
+        INTDIM_EINTERRUPTED). Returns the last metric (NaN if none). When it returns (or
+        raises), the host buffer holds theta0 + P(theta_d) for the current theta_d."""
         n_steps = _lib.as_u64(n_steps, "n_steps")
         eval_cb = self._guard.eval_fn(eval_fn, self._D)
         progress_cb = self._guard.progress_fn(progress)

@@ -159,6 +159,21 @@ def test_runtime_parameters():
             p.set("threads", hi + 1)
 
 
+def test_kernel_reads_back_the_kernel_in_use():
+    # docs/python.md: "auto" (0) is resolved to the best kernel available; get("kernel")
+    # reports the kernel in use, never 0
+    in_use = {intdim.constant(k) for k in ("KERNEL_PORTABLE", "KERNEL_AVX2", "KERNEL_AVX512")}
+    with intdim.Projection("fastfood", 1 << 10, 10, seed=1) as p:
+        best = p.get("kernel")
+        assert best in in_use
+        p.set("kernel", "portable")
+        assert p.get("kernel") == intdim.constant("KERNEL_PORTABLE")
+        p.set("kernel", "auto")
+        assert p.get("kernel") == best
+    with intdim.Projection("fastfood", 1 << 10, 10, seed=1, kernel="auto") as p:
+        assert p.get("kernel") == best
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_adjoint_identity_with_groups(kind):
     # per-group Fastfood blocks (ignored by other kinds) and SAID over every kind

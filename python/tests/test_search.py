@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import intdim
+from intdim import _lib
 
 GROUPS, SIZE = 6, 20
 D = GROUPS * SIZE
@@ -357,3 +358,79 @@ def test_negative_baseline_is_reported_as_a_warning():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert s.result().d90 == 4
+
+
+def test_warning_calls_clear_the_message_and_leave_none_of_their_own():
+    # call_warning clears intdim_last_error() (intdim_clear_error) before the call: an older
+    # failure's message is never reported as a warning, a call without a warning leaves the
+    # message empty (the binding writes no marker of its own into it), and a call that warns
+    # leaves exactly its warning.
+    lib = _lib.lib()
+    with pytest.raises(intdim.IntdimError):
+        intdim.Projection("fastfood", 100, 200)  # d > D: leaves a failure message
+    assert lib.intdim_last_error() != b""
+    with intdim.Search(100, baseline=1.0) as s:
+        s.set_d_list([2, 4])
+        _tell_all(s, lambda d: 0.95 if d == 4 else 0.5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert s.result().d90 == 4
+        assert lib.intdim_last_error() == b""
+    with intdim.Search(100, baseline=-1.0) as s:
+        s.set_d_list([2, 4])
+        _tell_all(s, lambda d: -0.5 if d == 4 else -2.0)
+        for _ in range(2):  # the same warning again is still this call's warning
+            with pytest.warns(intdim.IntdimWarning, match="negative") as record:
+                s.result()
+            assert len(record) == 1
+            assert lib.intdim_last_error().startswith(b"warning")
+    assert "_mark_last_error" not in vars(_lib) and "_MARKER" not in vars(_lib)
+
+
+def test_complete_says_whether_the_result_is_final(tmp_path):
+    journal = tmp_path / "a.journal"
+    toy = Toy()
+    calls_at_error = 2 * STEPS + 10  # in the third trial: two trials told
+
+    def grad(step, theta, grad_out):
+        if toy.grad_calls + 1 == calls_at_error:
+            toy.grad_calls += 1
+            raise RuntimeError("grad failed")
+        return toy.grad(step, theta, grad_out)
+
+    with intdim.Search(D) as s:
+        configure(s)
+        assert s.complete is False  # nothing planned yet
+        s.open_journal(journal)
+        with pytest.raises(RuntimeError, match="grad failed"):
+            s.run(np.zeros(D, np.float32), grad, toy.metric, theta0=np.zeros(D, np.float32))
+        assert s.trials_done == 2
+        assert s.complete is False
+    with intdim.Search.from_journal(journal) as partial:
+        assert partial.trials_done == 2
+        assert partial.complete is False
+    with run_search(journal) as resumed:  # the missing trials
+        assert resumed.complete is True
+    with intdim.Search.from_journal(journal) as finished:
+        assert finished.complete is True
+        assert finished.trials_done == len(DS) + 1
+    # ask/tell: complete only once the last planned trial is told
+    with intdim.Search(100, baseline=1.0) as s:
+        s.set_d_list([2, 4])
+        first = s.ask()
+        assert first.what == "trial" and s.complete is False
+        s.tell(first.trial.id, 0.5, 0.5)
+        assert s.complete is False
+        _tell_all(s, lambda d: 0.95)
+        assert s.complete is True
+    doc = " ".join(intdim.Search.complete.__doc__.split())
+    assert "provisional" in doc
+
+
+def test_search_callback_returning_a_string_is_a_type_error():
+    toy = Toy()
+    with intdim.Search(D) as s:
+        configure(s)
+        with pytest.raises(TypeError, match="eval_fn returned str '1.0'"):
+            s.run(np.zeros(D, np.float32), toy.grad, lambda theta: "1.0")
+        assert s.trials_done == 0

@@ -159,3 +159,24 @@ def test_library_tables_run_in_the_reference():
         assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want))
         with pytest.raises(ValueError):
             ReferenceFastfood.from_tables(D, d, B[:-1], Pi, G)
+
+
+def test_losses_may_be_0d_tensors_but_not_strings():
+    proj = intdim.Projection("identity", 4, 4)
+    theta = np.zeros(4, np.float32)
+    value = {"loss": torch.tensor(0.25)}
+
+    def grad_fn(step, th, gr):
+        gr[:] = th - 1.0
+        return value["loss"]
+
+    with proj, intdim.Trainer(proj, theta, grad_fn, lr=0.1) as t:
+        for ok in (torch.tensor(0.25), torch.tensor(0.25, dtype=torch.float64),
+                   torch.tensor(2), torch.tensor(0.25, requires_grad=True) * 1):
+            value["loss"] = ok
+            assert t.step() == pytest.approx(float(ok))
+        for bad in (torch.tensor([0.25]), torch.tensor(True), torch.tensor(1 + 1j), "0.25"):
+            value["loss"] = bad
+            with pytest.raises(TypeError, match="grad_fn returned .*must return a real"):
+                t.step()
+        assert t.steps_done == 4

@@ -337,3 +337,61 @@ def test_misaligned_host_arrays_are_refused():
             with pytest.raises(ValueError, match="theta_d must be aligned"):
                 t.theta_d = odd(4)
         assert p._users == 0
+
+
+def test_callback_results_must_be_real_numbers():
+    # float() would have parsed "1.0"; only real numbers (and 0-d arrays of them) pass, and
+    # a refused value surfaces like any callback exception: TypeError from the call that
+    # started the loop, the step rolled back.
+    proj = intdim.Projection("identity", D, D)
+    theta = np.zeros(D, np.float32)
+    result = {"loss": 1.0}
+
+    def grad_fn(step, th, gr):
+        gr[:] = th - 1.0
+        return result["loss"]
+
+    refused = ["1.0", b"1.0", 1 + 0j, np.complex64(1), np.array([1.0]), np.array("1.0"),
+               np.array(True), np.bool_(True), [1.0], object()]
+    accepted = [1, 1.0, np.float32(0.5), np.float64(0.5), np.int64(2), np.uint8(3),
+                np.array(0.5), np.array(0.5, np.float32), np.array(3, np.int32)]
+    with proj, intdim.Trainer(proj, theta, grad_fn, lr=0.1) as t:
+        for value in refused:
+            result["loss"] = value
+            with pytest.raises(TypeError, match="grad_fn returned .*must return a real"):
+                t.step()
+            with pytest.raises(TypeError, match="eval_fn returned .*must return a real"):
+                t.evaluate(lambda th: value)
+            with pytest.raises(TypeError, match="grad_fn returned"):
+                t.run(3)
+            assert t.steps_done == 0
+        for value in accepted:
+            result["loss"] = value
+            assert t.step() == float(value)
+            assert t.evaluate(lambda th: value) == float(value)
+        assert t.steps_done == len(accepted)
+
+
+def test_run_leaves_the_host_buffer_in_sync():
+    # After Trainer.run(n) (with or without evaluations) the host buffer holds
+    # theta0 + P(theta_d) for the trainer's current theta_d, bit for bit, without sync():
+    # the docs' PyTorch example uses the model right after t.run(500).
+    theta0 = np.random.default_rng(5).standard_normal(D).astype(np.float32)
+    for kind, d in (("fastfood", 8), ("dense", 5), ("identity", D)):
+        proj = intdim.Projection(kind, D, d, seed=3)
+        theta = theta0.copy()
+        problem = Quadratic()
+        with proj, intdim.Trainer(proj, theta, problem.grad, lr=0.05) as t:
+            for n, eval_fn in ((7, None), (5, problem.metric), (1, None)):
+                t.run(n, eval_fn=eval_fn)
+                expected = (theta0 + proj.apply(t.theta_d)).astype(np.float32)
+                assert np.array_equal(theta, expected), (kind, n)
+            # so does a run stopped by its progress callback, or by a callback's exception
+            with pytest.raises(intdim.IntdimError):
+                t.run(10, progress=lambda steps, loss, metric: True)
+            assert t.steps_done == 14
+            assert np.array_equal(theta, theta0 + proj.apply(t.theta_d)), kind
+            with pytest.raises(ZeroDivisionError):
+                t.run(10, eval_fn=lambda th: 1 / 0)
+            assert t.steps_done == 24
+            assert np.array_equal(theta, theta0 + proj.apply(t.theta_d)), kind
