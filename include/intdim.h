@@ -353,7 +353,8 @@ typedef enum {
     INTDIM_SEARCH_N_D = 6,        /* number of log-spaced values (deduplicated); default 20 */
     INTDIM_SEARCH_KIND = 7,       /* projection kind of the trials; default FASTFOOD */
     INTDIM_SEARCH_SAID = 8,       /* 0/1: SAID over KIND with the groups set; default 0 */
-    INTDIM_SEARCH_BASE_SEED = 9,  /* seeds are derived from it; default 0 */
+    INTDIM_SEARCH_BASE_SEED = 9,  /* seeds are derived from it; default 0; at most 2^53 (it
+                                     is set through a double, exact up to there) */
     INTDIM_SEARCH_BOOTSTRAP = 10, /* bootstrap resamples for d90's spread; default 100 */
     INTDIM_SEARCH_STEPS = 11,     /* optimizer steps per trial (local runner); default 1000 */
     INTDIM_SEARCH_PARALLEL = 12,  /* max trials outstanding from ask; default 1 */
