@@ -335,7 +335,7 @@ INTDIM_API int intdim_trainer_set_theta_d(intdim_trainer *t, const float *in, si
 INTDIM_API int intdim_trainer_save(const intdim_trainer *t, const char *path);
 INTDIM_API int intdim_trainer_load(intdim_trainer *t, const char *path);
 /* Recreate the projection a checkpoint was trained with (a model = seed + d floats). */
-INTDIM_API int intdim_checkpoint_proj(const char *path, intdim_proj **out);
+INTDIM_API int intdim_checkpoint_proj(intdim_proj **out, const char *path);
 
 /* ====================================================================================
  * d90 search
@@ -391,7 +391,7 @@ INTDIM_API int intdim_search_set_d_list(intdim_search *s, const size_t *ds, size
 /* Learning rates to try; the best (highest mean eval metric) per d counts. Default {1e-3}. */
 INTDIM_API int intdim_search_set_lrs(intdim_search *s, const double *lrs, size_t n);
 /* Groups for SAID (contiguous, summing to D). */
-INTDIM_API int intdim_search_set_groups(intdim_search *s, size_t n_groups, const size_t *sizes);
+INTDIM_API int intdim_search_set_groups(intdim_search *s, const size_t *sizes, size_t n_groups);
 /* Trainer settings applied to every trial (any intdim_train_param but LR). */
 INTDIM_API int intdim_search_set_train_param(intdim_search *s, int train_param, double value);
 

@@ -517,7 +517,7 @@ INTDIM_API int intdim_trainer_load(intdim_trainer *t, const char *path)
     return status;
 }
 
-INTDIM_API int intdim_checkpoint_proj(const char *path, intdim_proj **out)
+INTDIM_API int intdim_checkpoint_proj(intdim_proj **out, const char *path)
 {
     if (out != NULL)
         *out = NULL;

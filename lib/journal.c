@@ -472,7 +472,7 @@ static int parse_groups(const char *path, const line *l, intdim_search *s)
         sizes[i] = (size_t)x;
     }
     if (rc == INTDIM_OK)
-        rc = keep_nomem(intdim_search_set_groups(s, n, sizes), path, 6);
+        rc = keep_nomem(intdim_search_set_groups(s, sizes, n), path, 6);
     intdim__free(sizes);
     return rc;
 }

@@ -256,7 +256,7 @@ INTDIM_API int intdim_search_set_lrs(intdim_search *s, const double *lrs, size_t
     return INTDIM_OK;
 }
 
-INTDIM_API int intdim_search_set_groups(intdim_search *s, size_t n_groups, const size_t *sizes)
+INTDIM_API int intdim_search_set_groups(intdim_search *s, const size_t *sizes, size_t n_groups)
 {
     if (s == NULL || sizes == NULL || n_groups == 0)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_set_groups: search or sizes is NULL, "

@@ -190,7 +190,7 @@ START_TEST(checkpoint_recreates_the_projection)
     rig_open(&a, 11, 0.0f);
     ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_OK);
     intdim_proj *q = NULL;
-    ck_assert_int_eq(intdim_checkpoint_proj(path, &q), INTDIM_OK);
+    ck_assert_int_eq(intdim_checkpoint_proj(&q, path), INTDIM_OK);
     ck_assert_int_eq(intdim_proj_kind_of(q), INTDIM_PROJ_DENSE);
     ck_assert_uint_eq(intdim_proj_D(q), D);
     ck_assert_uint_eq(intdim_proj_d(q), 5);
@@ -202,7 +202,7 @@ START_TEST(checkpoint_recreates_the_projection)
     ck_assert_int_eq(intdim_proj_apply(q, x, yb), INTDIM_OK);
     ck_assert_mem_eq(ya, yb, sizeof ya);
     intdim_proj_destroy(q);
-    ck_assert_int_eq(intdim_checkpoint_proj(path, NULL), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_checkpoint_proj(NULL, path), INTDIM_EINVAL);
     rig_close(&a);
 }
 END_TEST
@@ -245,7 +245,7 @@ START_TEST(every_kind_is_recreated)
                          INTDIM_OK);
         ck_assert_int_eq(intdim_trainer_run(t, 2, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
         ck_assert_int_eq(intdim_trainer_save(t, path), INTDIM_OK);
-        ck_assert_msg(intdim_checkpoint_proj(path, &q) == INTDIM_OK, "case %zu: %s", c,
+        ck_assert_msg(intdim_checkpoint_proj(&q, path) == INTDIM_OK, "case %zu: %s", c,
                       intdim_last_error());
         float x[D], ya[D], yb[D];
         ck_assert_int_eq(intdim_trainer_get_theta_d(t, x, D), INTDIM_OK);
@@ -279,7 +279,7 @@ static void expect_refused(rig *r, const char *path, const unsigned char *buf, s
                   "%s at %zu: load gave %s", what, where, intdim_strerror(status));
     ck_assert_msg(same_state(r->t, &before), "%s at %zu changed the trainer", what, where);
     intdim_proj *q = (intdim_proj *)1;
-    status = intdim_checkpoint_proj(path, &q);
+    status = intdim_checkpoint_proj(&q, path);
     ck_assert_msg(status == INTDIM_EFORMAT, "%s at %zu: checkpoint_proj gave %s", what, where,
                   intdim_strerror(status));
     ck_assert_ptr_null(q);
@@ -435,7 +435,7 @@ START_TEST(group_sizes_that_wrap_are_refused)
     ck_assert_int_eq(intdim_trainer_load(t, bad), INTDIM_EFORMAT);
     ck_assert_msg(strstr(intdim_last_error(), "group size") != NULL, "%s", intdim_last_error());
     intdim_proj *q = p;
-    ck_assert_int_eq(intdim_checkpoint_proj(bad, &q), INTDIM_EFORMAT);
+    ck_assert_int_eq(intdim_checkpoint_proj(&q, bad), INTDIM_EFORMAT);
     ck_assert_ptr_null(q);
     free(buf);
     intdim_trainer_destroy(t);
@@ -529,7 +529,7 @@ START_TEST(projection_from_tables_resumes)
     expect_load_mismatch(other, theta0, path);
     expect_load_mismatch(seeded, theta0, path); /* destroys seeded */
     intdim_proj *p = (intdim_proj *)&a;
-    ck_assert_int_eq(intdim_checkpoint_proj(path, &p), INTDIM_EUNSUPPORTED);
+    ck_assert_int_eq(intdim_checkpoint_proj(&p, path), INTDIM_EUNSUPPORTED);
     ck_assert_ptr_null(p);
 
     /* the flag where version 3 had a reserved 0, or a flag that does not fit */

@@ -326,7 +326,7 @@ START_TEST(configuration_is_checked)
     double dup_lrs[] = {0.1, 0.1};
     ck_assert_int_eq(intdim_search_set_lrs(s, dup_lrs, 2), INTDIM_EINVAL);
     size_t groups[] = {1000, 1000};
-    ck_assert_int_eq(intdim_search_set_groups(s, 2, groups), INTDIM_EINVAL); /* sums to 2000 */
+    ck_assert_int_eq(intdim_search_set_groups(s, groups, 2), INTDIM_EINVAL); /* sums to 2000 */
     ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_LR, 1), INTDIM_EINVAL);
     /* Trainer settings out of the trainer's own ranges are refused here, not at the first
      * trial (or after a journal has recorded them), with the parameter named. */

@@ -822,7 +822,7 @@ static int session(const char *path, const proj_config *config)
     if (status == INTDIM_OK)
         status = intdim_trainer_load(t, path);
     if (status == INTDIM_OK)
-        status = intdim_checkpoint_proj(path, &p2);
+        status = intdim_checkpoint_proj(&p2, path);
     if (status == INTDIM_OK)
         status = intdim_trainer_create(&t2, p2, theta, theta0, NULL, 0, quad_grad, &q);
     if (status == INTDIM_OK)

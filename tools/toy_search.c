@@ -242,7 +242,7 @@ int toy_search_create(const toy_options *o, intdim_search **out)
         size_t groups[TOY_GROUPS];
         for (int g = 0; g < TOY_GROUPS; g++)
             groups[g] = TOY_GROUP_SIZE;
-        rc = intdim_search_set_groups(s, TOY_GROUPS, groups);
+        rc = intdim_search_set_groups(s, groups, TOY_GROUPS);
     }
     /* Adam (the trainer's default) with cosine decay: the decay lets trials settle within
      * the toy's 1e-3 tolerance instead of oscillating around the solution. */

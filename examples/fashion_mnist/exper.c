@@ -201,7 +201,7 @@ static int configure_search(intdim_search *s, const problem *pb, int kind, int s
     if (rc == INTDIM_OK)
         rc = intdim_search_set(s, INTDIM_SEARCH_SAID, said);
     if (rc == INTDIM_OK && said)
-        rc = intdim_search_set_groups(s, pb->n_groups, pb->groups);
+        rc = intdim_search_set_groups(s, pb->groups, pb->n_groups);
     if (rc == INTDIM_OK)
         rc = intdim_search_set(s, INTDIM_SEARCH_SEEDS, (double)n_seeds);
     if (rc == INTDIM_OK)

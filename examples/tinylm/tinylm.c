@@ -610,7 +610,7 @@ static int run_search(ft_setup *s, const opts *o, int said, double baseline, con
              check_lib(intdim_search_set(srch, INTDIM_SEARCH_STEPS, o->ft_steps), "steps") ||
              check_lib(intdim_search_set_d_list(srch, ds, n_d), "d list") ||
              check_lib(intdim_search_set_lrs(srch, lrs, n_lr), "lrs") ||
-             check_lib(intdim_search_set_groups(srch, s->m.lay.n_tensors, s->group_sizes),
+             check_lib(intdim_search_set_groups(srch, s->group_sizes, s->m.lay.n_tensors),
                        "groups") ||
              check_lib(intdim_search_set_train_param(srch, INTDIM_TRAIN_OPTIMIZER, INTDIM_OPT_ADAM),
                        "optimizer");

@@ -138,7 +138,7 @@ PROTOTYPES = {
     "intdim_trainer_set_theta_d": (_int, [_ptr, _ptr, _size]),
     "intdim_trainer_save": (_int, [_ptr, _str]),
     "intdim_trainer_load": (_int, [_ptr, _str]),
-    "intdim_checkpoint_proj": (_int, [_str, _pp]),
+    "intdim_checkpoint_proj": (_int, [_pp, _str]),
     # search
     "intdim_search_create": (_int, [_pp, _size]),
     "intdim_search_destroy": (None, [_ptr]),
@@ -147,7 +147,7 @@ PROTOTYPES = {
     "intdim_search_param_bounds": (_int, [_int, _pdbl, _pdbl]),
     "intdim_search_set_d_list": (_int, [_ptr, _psize, _size]),
     "intdim_search_set_lrs": (_int, [_ptr, _pdbl, _size]),
-    "intdim_search_set_groups": (_int, [_ptr, _size, _psize]),
+    "intdim_search_set_groups": (_int, [_ptr, _psize, _size]),
     "intdim_search_set_train_param": (_int, [_ptr, _int, _dbl]),
     "intdim_search_ask": (_int, [_ptr, _pint, _pu64, _psize, _pint, _pint, _pdbl, _pu64]),
     "intdim_search_tell": (_int, [_ptr, _u64, _dbl, _dbl, _u64, _dbl, _int]),

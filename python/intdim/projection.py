@@ -115,7 +115,7 @@ class Projection(OwnedHandle):
     def from_checkpoint(cls, path):
         """The projection a trainer checkpoint was trained with."""
         out = ctypes.c_void_p()
-        _lib.check(_lib.lib().intdim_checkpoint_proj(_lib.path_arg(path), ctypes.byref(out)))
+        _lib.check(_lib.lib().intdim_checkpoint_proj(ctypes.byref(out), _lib.path_arg(path)))
         self = cls.__new__(cls)
         self._users = 0
         self._own(out.value)

@@ -100,7 +100,7 @@ class Search(OwnedHandle):
 
     def set_groups(self, sizes):
         arr, n = _sizes(sizes, "group sizes")
-        _lib.check(_lib.lib().intdim_search_set_groups(self._h, n, arr))
+        _lib.check(_lib.lib().intdim_search_set_groups(self._h, arr, n))
 
     def set_train_param(self, name, value):
         """A trainer parameter (by name, as for Trainer) applied to every trial."""

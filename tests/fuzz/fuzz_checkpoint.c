@@ -110,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)intdim_trainer_step(g_trainer, NULL);
 
     intdim_proj *p = NULL;
-    if (intdim_checkpoint_proj(g_path, &p) != INTDIM_OK) {
+    if (intdim_checkpoint_proj(&p, g_path) != INTDIM_OK) {
         if (p != NULL)
             abort();
         return 0;

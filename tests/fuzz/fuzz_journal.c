@@ -43,7 +43,7 @@ static void write_seed(const char *path, int strategy)
         intdim_search_set(s, INTDIM_SEARCH_SEEDS, 2) != INTDIM_OK ||
         intdim_search_set(s, INTDIM_SEARCH_STRATEGY, strategy) != INTDIM_OK ||
         intdim_search_set(s, INTDIM_SEARCH_SAID, 1) != INTDIM_OK ||
-        intdim_search_set_groups(s, 2, groups) != INTDIM_OK ||
+        intdim_search_set_groups(s, groups, 2) != INTDIM_OK ||
         intdim_search_set_train_param(s, INTDIM_TRAIN_CLIP_NORM, 1.5) != INTDIM_OK)
         abort();
     unlink(path);
