@@ -107,7 +107,8 @@ typedef enum {
 /* Creation parameters for intdim_proj_create_ex (key/value arrays) and runtime ones for
  * intdim_proj_set. Values are doubles; integers are exact up to 2^53. */
 typedef enum {
-    INTDIM_PROJ_SPARSE_DENSITY = 0,   /* create: fraction of nonzeros, 0 = 1/sqrt(D). (0, 1] */
+    INTDIM_PROJ_SPARSE_DENSITY = 0,   /* create, SPARSE only (other kinds: EINVAL unless 0):
+                                         fraction of nonzeros, 0 = 1/sqrt(D). (0, 1] */
     INTDIM_PROJ_MEMORY_BUDGET = 1,    /* create: max bytes of projection state; default 8 GiB */
     INTDIM_PROJ_FASTFOOD_PER_GROUP = 2,/* create: 1 = one Fastfood block per group (Aghajanyan);
                                           blocks are stacked when d > L_group, never truncated */

@@ -238,6 +238,10 @@ static int check_shape(int kind, size_t D, size_t d, size_t n_groups, const size
             return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: FASTFOOD_PER_GROUP = 1 "
                                                "needs groups (n_groups = 0)");
     }
+    if (opt->density != 0.0 && kind != INTDIM_PROJ_SPARSE)
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_create: SPARSE_DENSITY = %g applies to "
+                                           "kind SPARSE only, got kind %d (it would be ignored)",
+                            opt->density, kind);
     return check_block_option(kind, opt);
 }
 

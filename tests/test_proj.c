@@ -871,6 +871,20 @@ START_TEST(test_bad_create_arguments)
                         &on);
     expect_create_fails(INTDIM_EINVAL, "needs groups", FF, 100, 10, 0, NULL, 1, &pg_id, &on);
 
+    /* SPARSE_DENSITY on another kind would be ignored: refused instead (0, the default, is
+     * accepted on every kind) */
+    int density_id = INTDIM_PROJ_SPARSE_DENSITY;
+    double density = 0.05, density_default = 0.0;
+    expect_create_fails(INTDIM_EINVAL, "applies to kind SPARSE only", FF, 100, 10, 0, NULL, 1,
+                        &density_id, &density);
+    expect_create_fails(INTDIM_EINVAL, "applies to kind SPARSE only", DN, 100, 10, 0, NULL, 1,
+                        &density_id, &density);
+    intdim_proj *dense_default = NULL;
+    ck_assert_int_eq(intdim_proj_create_ex(&dense_default, DN, 100, 10, 1, 0, NULL, 1,
+                                           &density_id, &density_default),
+                     INTDIM_OK);
+    intdim_proj_destroy(dense_default);
+
     /* FASTFOOD_BLOCK: a power of two >= 2, Fastfood only, not with per-group blocks */
     int block_ids[2] = { INTDIM_PROJ_FASTFOOD_BLOCK, INTDIM_PROJ_FASTFOOD_PER_GROUP };
     double block_values[2] = { 3.0, 1.0 };
