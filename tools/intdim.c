@@ -22,7 +22,8 @@ static void usage(FILE *out)
     toy_options_usage(out);
 }
 
-/* A line that names the library's warning, if the last call left one. */
+/* A line that names the library's warning, if the last call left one (callers clear the
+ * message before that call: successful calls do not clear it). */
 static void print_warning(void)
 {
     const char *msg = intdim_last_error();
@@ -89,6 +90,7 @@ static int cmd_run_toy(int argc, char **argv)
     if (rc != INTDIM_OK)
         return toy_fail("configuring the search", rc);
     if (o.journal != NULL) {
+        intdim_clear_error(); /* so that a warning after it is this call's */
         rc = intdim_search_open_journal(s, o.journal);
         if (rc != INTDIM_OK) {
             intdim_search_destroy(s);
@@ -255,6 +257,7 @@ static int cmd_report(int argc, char **argv)
         }
     }
     intdim_search *s;
+    intdim_clear_error();
     int rc = intdim_search_from_journal(&s, argv[2]);
     if (rc != INTDIM_OK)
         return toy_fail(argv[2], rc);
@@ -281,6 +284,7 @@ static int cmd_merge(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    intdim_clear_error();
     int rc = intdim_journal_merge((const char *const *)(argv + 3), (size_t)(argc - 3), argv[2]);
     if (rc != INTDIM_OK)
         return toy_fail("merge", rc);
