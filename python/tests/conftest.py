@@ -33,3 +33,17 @@ def pytest_report_header(config):
 def header_text():
     with open(HEADER) as f:
         return f.read()
+
+
+@pytest.fixture
+def sigint_raises():
+    """Ctrl-C raises KeyboardInterrupt during the test, whatever this process inherited: a
+    shell starts background jobs with SIGINT ignored, and Python then never installs its
+    handler, so a test that sends itself SIGINT would see nothing (as it did when CI ran
+    in the background)."""
+    import signal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

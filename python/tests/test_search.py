@@ -118,7 +118,7 @@ def test_result_before_baseline_is_a_state_error():
         assert info.value.status == intdim.constant("ESTATE")
 
 
-def test_keyboard_interrupt_keeps_the_journal_and_resumes(tmp_path):
+def test_keyboard_interrupt_keeps_the_journal_and_resumes(tmp_path, sigint_raises):
     journal = tmp_path / "search.journal"
     toy = Toy()
     toy.interrupt_at_call = 2 * STEPS + 10  # during the third trial

@@ -117,7 +117,7 @@ def test_eval_callback_exception_and_bad_return():
         assert t.evaluate(problem.metric) == pytest.approx(problem.metric(theta))
 
 
-def test_keyboard_interrupt_inside_callback_stops_cleanly():
+def test_keyboard_interrupt_inside_callback_stops_cleanly(sigint_raises):
     proj = intdim.Projection("identity", D, D)
     theta = np.zeros(D, np.float32)
     calls = []
