@@ -295,8 +295,10 @@ INTDIM_API int intdim_trainer_get(const intdim_trainer *t, int param, double *va
 INTDIM_API int intdim_trainer_param_bounds(int param, double *lo, double *hi);
 
 /* One optimizer step: write theta, call grad_fn, g_d = vjp, clip, update theta_d.
- * On INTDIM_ECALLBACK / INTDIM_ENONFINITE(STOP) theta_d, optimizer state and step are
- * those before the call, and the host buffer holds theta0 + P(theta_d). *loss may be NULL. */
+ * On any failure (INTDIM_ECALLBACK, INTDIM_ENONFINITE with STOP, INTDIM_ESTATE for settings
+ * that cannot run, INTDIM_ENOMEM) theta_d, optimizer state and step are those before the
+ * call, and the host buffer holds theta0 + P(theta_d). After a successful step the buffer
+ * still holds the theta the gradient was taken at. *loss may be NULL. */
 INTDIM_API int intdim_trainer_step(intdim_trainer *t, double *loss);
 
 /* n_steps steps, evaluating with eval_fn every INTDIM_TRAIN_EVAL_EVERY steps and at the

@@ -100,5 +100,10 @@ struct intdim_trainer {
 void intdim__trainer_commit_next(intdim_trainer *t);
 /* theta = theta0 + P(theta_d) into the host buffer. */
 int intdim__trainer_write_theta(intdim_trainer *t);
+/* intdim_trainer_run, with sync_at_end = 0: the host buffer is not brought up to date at
+ * the end (intdim_search_run_trial evaluates right after, which writes it). */
+int intdim__trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval_fn,
+                        void *eval_user, intdim_progress_fn progress, void *progress_user,
+                        double *final_metric, int sync_at_end);
 
 #endif

@@ -1060,7 +1060,7 @@ INTDIM_API int intdim_search_run_trial(const intdim_search *s, float *theta, con
     if (rc == INTDIM_OK)
         rc = configure_trainer(s, t, lr);
     if (rc == INTDIM_OK)
-        rc = intdim_trainer_run(t, s->steps, NULL, NULL, NULL, NULL, NULL);
+        rc = intdim__trainer_run(t, s->steps, NULL, NULL, NULL, NULL, NULL, 0);
     double train = NAN, eval = NAN;
     if (rc == INTDIM_OK && train_fn != NULL)
         rc = intdim_trainer_evaluate(t, train_fn, user, &train);

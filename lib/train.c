@@ -206,11 +206,10 @@ INTDIM_API int intdim_trainer_step(intdim_trainer *t, double *loss)
     if (t == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_step: trainer is NULL");
     int status = intdim__optim_check(&t->settings);
+    if (status == INTDIM_OK)
+        status = intdim__trainer_write_theta(t);
     if (status != INTDIM_OK)
-        return status;
-    status = intdim__trainer_write_theta(t);
-    if (status != INTDIM_OK)
-        return status;
+        return fail_step(t, status);
     double value = NAN;
     int rc = t->grad_fn(t->user, t->step, t->theta, t->grad, &value);
     if (rc != 0) {
@@ -266,9 +265,11 @@ INTDIM_API int intdim_trainer_evaluate(intdim_trainer *t, intdim_eval_fn eval_fn
     return INTDIM_OK;
 }
 
-INTDIM_API int intdim_trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval_fn,
-                                  void *eval_user, intdim_progress_fn progress,
-                                  void *progress_user, double *final_metric)
+/* intdim_trainer_run; sync_at_end = 0 leaves the host buffer as the last step or
+ * evaluation left it (for callers that evaluate right after, which writes it anyway). */
+int intdim__trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval_fn,
+                        void *eval_user, intdim_progress_fn progress, void *progress_user,
+                        double *final_metric, int sync_at_end)
 {
     if (final_metric)
         *final_metric = NAN;
@@ -276,7 +277,7 @@ INTDIM_API int intdim_trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_ev
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_run: trainer is NULL");
     int status = intdim__optim_check(&t->settings);
     if (status != INTDIM_OK)
-        return status;
+        return sync_at_end ? fail_step(t, status) : status;
     uint64_t every = t->settings.eval_every;
     double last_metric = NAN;
     /* Does the host buffer hold theta0 + P(theta_d) for the current theta_d? A step leaves
@@ -313,9 +314,17 @@ INTDIM_API int intdim_trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_ev
         *final_metric = last_metric;
     /* Leave the host's model trained when run returns; the run's own status and message win
      * over a failure of this write. */
-    if (!in_sync && n_steps > 0)
+    if (!in_sync && sync_at_end)
         status = status == INTDIM_OK ? intdim__trainer_write_theta(t) : fail_step(t, status);
     return status;
+}
+
+INTDIM_API int intdim_trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval_fn,
+                                  void *eval_user, intdim_progress_fn progress,
+                                  void *progress_user, double *final_metric)
+{
+    return intdim__trainer_run(t, n_steps, eval_fn, eval_user, progress, progress_user,
+                               final_metric, 1);
 }
 
 /* ---- state access ------------------------------------------------------------------ */

@@ -595,6 +595,22 @@ START_TEST(run_leaves_host_buffer_in_sync)
     ck_assert_int_eq(intdim_trainer_run(r.t, 3, count_eval, &every, NULL, NULL, NULL),
                      INTDIM_OK);
     assert_buffer_in_sync(&r, "run evaluated at its end");
+
+    /* a setting that makes the next step fail (a decaying schedule with no length), after
+     * a step that left the buffer behind: run fails and still leaves it in sync */
+    ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_SCHEDULE, INTDIM_SCHED_COSINE),
+                     INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(r.t, 4, NULL, NULL, NULL, NULL, NULL), INTDIM_ESTATE);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "TOTAL_STEPS"));
+    assert_buffer_in_sync(&r, "run refused by its settings");
+    ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_SCHEDULE, INTDIM_SCHED_CONSTANT),
+                     INTDIM_OK);
+
+    /* zero steps and no evaluation: a sync */
+    ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(r.t, 0, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    assert_buffer_in_sync(&r, "run of zero steps");
     rig_close(&r);
 }
 END_TEST
