@@ -708,12 +708,17 @@ static int header_mismatch(const char *path, int i, const char *file, size_t fil
         size_t fn = next_word(&fp, file + file_n, &fw), on = next_word(&op, ours + ours_n, &ow);
         if (fn == 0 && on == 0)
             break;
-        if (fn != on || memcmp(fw, ow, fn) != 0)
+        if (fn != on || memcmp(fw, ow, fn) != 0) {
+            static const char nothing[] = "(nothing)";
+            if (fn == 0)
+                fw = nothing, fn = sizeof nothing - 1;
+            if (on == 0)
+                ow = nothing, on = sizeof nothing - 1;
             return intdim__fail(INTDIM_EMISMATCH, "journal %s was written by another search: "
                                                   "header line %d has '%.*s' where this search "
                                                   "has '%.*s'", path, i + 1,
-                                (int)(fn > 100 ? 100 : fn), fn ? fw : "(nothing)",
-                                (int)(on > 100 ? 100 : on), on ? ow : "(nothing)");
+                                (int)(fn > 100 ? 100 : fn), fw, (int)(on > 100 ? 100 : on), ow);
+        }
     }
     return intdim__fail(INTDIM_EMISMATCH, "journal %s was written by another search: header "
                                           "line %d differs in spacing", path, i + 1);

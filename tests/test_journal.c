@@ -487,6 +487,10 @@ START_TEST(fastfood_block_is_in_the_header)
     intdim_search_destroy(s);
     s = configured(1);
     ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_EMISMATCH);
+    /* a word only one side has is shown against "(nothing)" */
+    ck_assert_msg(strstr(intdim_last_error(), "has 'block=16' where this search has "
+                                              "'(nothing)'") != NULL,
+                  "%s", intdim_last_error());
     intdim_search_destroy(s);
     /* the default writes no block key at all */
     s = configured(1);
