@@ -3,7 +3,8 @@
 # header declares are exported (nothing else); that the version script names each of them
 # (no wildcard) in a release node; and that each exported symbol carries the node the
 # script puts it in.
-# usage: abi_check.sh LIBRARY HEADER VERSION_SCRIPT
+# usage: abi_check.sh LIBRARY HEADER VERSION_SCRIPT   (needs readelf, nm and perl: perl-base is
+# essential on Debian)
 set -eu
 lib=$1
 header=$2
@@ -12,12 +13,15 @@ fail=0
 soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 [ "$soname" = "libintdim.so.0" ] || { echo "FAIL soname is '$soname'"; fail=1; }
 
-# "symbol node" for every name the version script lists under a node's global: part.
-listed=$(sed 's,/\*.*\*/,,' "$map" | awk '
-  /^[A-Z0-9_.]+ *\{/ { node = $1; part = ""; next }
-  /global:/ { part = "global"; next }
-  /local:/ { part = "local"; next }
-  part == "global" && NF { gsub(/;/, ""); print $1, node }')
+# "symbol node" for every name the version script lists under a node's global: part. Comments
+# may span lines; nodes may sit on one line or many (`INTDIM_0.2 { global: a; b; } INTDIM_0.1;`).
+listed=$(perl -0777 -ne '
+  s{/\*.*?\*/}{ }gs;
+  while (/([A-Za-z0-9_.]+)\s*\{(.*?)\}\s*[A-Za-z0-9_.]*\s*;/gs) {
+    my ($node, $body) = ($1, $2);
+    next unless $body =~ /global\s*:(.*?)(?:local\s*:|\z)/s;
+    print "$_ $node\n" for grep { length } split /[\s;]+/, $1;
+  }' "$map")
 if echo "$listed" | grep -q '[*?[]'; then
   echo "FAIL the version script has a wildcard in a global: list"; fail=1
 fi
