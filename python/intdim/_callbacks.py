@@ -55,27 +55,42 @@ _REAL_KINDS = "fiu"  # numpy dtype kinds of a real number: floating, signed, uns
 
 
 def _as_float(value, what):
-    """A callback's loss or metric as a float. Accepted: a real number (numbers.Real: int,
-    float, numpy floating/integer scalars), a 0-d numpy array of a floating or integer
-    dtype, a 0-d torch tensor of such a dtype. Anything else (None, str, bytes, complex,
-    arrays with a dimension, even of one element...) raises TypeError, which the
-    trampoline stores and the calling method re-raises. (float() alone would parse "1.0".)"""
+    """A callback's loss or metric as a float. Accepted: a real number (int, float, numpy
+    floating/integer scalars), a 0-d numpy array of a floating or integer dtype, a 0-d
+    torch tensor of such a dtype, and any other object that converts itself with
+    __float__ (a 0-d JAX, CuPy or TensorFlow array, a Decimal). Refused with TypeError:
+    None, text (str, bytes: float() would parse "1.0"), booleans, complex numbers, and
+    numpy arrays or torch tensors with a dimension, even of one element. The trampoline
+    stores the TypeError and the calling method re-raises it."""
+    if isinstance(value, (bool, np.bool_)):
+        return _refuse(value, what)
     if isinstance(value, numbers.Real):
         return float(value)
-    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in _REAL_KINDS:
-        return float(value)
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0 and value.dtype.kind in _REAL_KINDS:
+            return float(value)
+        return _refuse(value, what)
     torch = sys.modules.get("torch")  # only if the host imported it: a tensor needs it
-    if torch is not None and isinstance(value, torch.Tensor) and value.dim() == 0 \
-            and (value.dtype.is_floating_point or
-                 (not value.dtype.is_complex and value.dtype != torch.bool)):
+    if torch is not None and isinstance(value, torch.Tensor):
+        if value.dim() == 0 and (value.dtype.is_floating_point or
+                                 (not value.dtype.is_complex and value.dtype != torch.bool)):
+            return float(value)
+        return _refuse(value, what)
+    if isinstance(value, (str, bytes, bytearray, complex, numbers.Complex)) or value is None:
+        return _refuse(value, what)
+    if callable(getattr(type(value), "__float__", None)):
         return float(value)
+    return _refuse(value, what)
+
+
+def _refuse(value, what):
     if value is None:
         raise TypeError(f"{what} returned None; it must return a float")
     shown = repr(value)
     if len(shown) > 40:
         shown = shown[:37] + "..."
     raise TypeError(f"{what} returned {type(value).__name__} {shown}; it must return a real "
-                    "number (float, int, a numpy scalar or 0-d array, a 0-d torch tensor)")
+                    "number (float, int, a numpy scalar or 0-d array, a 0-d tensor)")
 
 
 class CallbackGuard:

@@ -1,5 +1,6 @@
 """Trainer with Python callbacks: training works, buffers are shared not copied, callback
 exceptions (and Ctrl-C) stop the C loop and come back with their traceback."""
+import decimal
 import os
 import signal
 import traceback
@@ -351,10 +352,15 @@ def test_callback_results_must_be_real_numbers():
         gr[:] = th - 1.0
         return result["loss"]
 
+    class OwnFloat:  # what a 0-d JAX, CuPy or TensorFlow array looks like to us
+        def __float__(self):
+            return 0.25
+
     refused = ["1.0", b"1.0", 1 + 0j, np.complex64(1), np.array([1.0]), np.array("1.0"),
-               np.array(True), np.bool_(True), [1.0], object()]
+               np.array(True), np.bool_(True), True, [1.0], object()]
     accepted = [1, 1.0, np.float32(0.5), np.float64(0.5), np.int64(2), np.uint8(3),
-                np.array(0.5), np.array(0.5, np.float32), np.array(3, np.int32)]
+                np.array(0.5), np.array(0.5, np.float32), np.array(3, np.int32),
+                decimal.Decimal("0.75"), OwnFloat()]
     with proj, intdim.Trainer(proj, theta, grad_fn, lr=0.1) as t:
         for value in refused:
             result["loss"] = value
