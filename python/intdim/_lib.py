@@ -171,9 +171,17 @@ PROTOTYPES = {
 class _Library:
     """The loaded library; each function is bound (restype/argtypes set) on first access."""
 
+    # A function that arrived with the last incompatible change of the unreleased 0.1 API
+    # (intdim_checkpoint_proj and intdim_search_set_groups swapped their arguments): a
+    # library without it would take this binding's calls with their arguments swapped.
+    _NEWEST = "intdim_clear_error"
+
     def __init__(self, path):
         self.path = path
         self._cdll = ctypes.CDLL(path)  # CDLL releases the GIL during calls
+        if not hasattr(self._cdll, self._NEWEST):
+            raise OSError(f"{path} is older than this binding (it has no {self._NEWEST}): "
+                          "rebuild libintdim from the same checkout")
 
     def __getattr__(self, name):
         proto = PROTOTYPES.get(name)

@@ -92,6 +92,15 @@ def test_intdim_library_variable_is_obeyed():
     assert good.stdout.strip() == _lib.library_path()
 
 
+def test_older_library_is_refused():
+    # A shared object that is not this API's libintdim (here numpy's own extension module:
+    # none of our functions) is refused when loaded, before a call could pass arguments in
+    # an older order.
+    import numpy.core._multiarray_umath as other
+    old = run_python("import intdim; intdim.version()", INTDIM_LIBRARY=other.__file__)
+    assert old.returncode != 0 and "older than this binding" in old.stderr
+
+
 def test_handles_left_open_are_freed_at_exit():
     # Objects never closed (a trainer borrowing a projection) must be destroyed in a safe
     # order at interpreter exit: no crash, exit status 0.
