@@ -94,7 +94,7 @@ typedef struct rates { /* bytes of array per second */
 } rates;
 
 /* Each access is timed two ways: on arrays just used by the same access (as much of them
- * in cache as fits), and with three arrays taken in turn so that each access finds its
+ * in cache as fits), and with four arrays taken in turn so that each access finds its
  * arrays out of the caches. The faster of the two counts: the
  * floor below must not be above what the best implementation could see. (On arrays far
  * larger than the last-level cache the two agree.) */
@@ -104,7 +104,7 @@ static double faster(double x, double y)
 }
 
 /* One access's median seconds. warm: `repeats` calls in a row on the same arrays; cold:
- * each call on the next of three arrays in turn. */
+ * each call on arrays the call before did not touch (four in turn). */
 typedef enum { READ, IN_PLACE, WRITE, COPY } access;
 
 static void run_access(access k, float *dst, const float *src, size_t n, int nt, int r,
@@ -118,13 +118,15 @@ static void run_access(access k, float *dst, const float *src, size_t n, int nt,
     }
 }
 
-static double access_seconds(access k, float *arrays[3], size_t n, int nt, int repeats,
+static double access_seconds(access k, float *arrays[4], size_t n, int nt, int repeats,
                              int cold)
 {
     double *t = malloc(sizeof(double) * (size_t)repeats);
     volatile float sink = 0.0f;
     for (int r = 0; r < repeats; r++) {
-        float *dst = arrays[cold ? r % 3 : 0], *src = arrays[cold ? (r + 1) % 3 : 1];
+        /* cold: arrays 0,1 then 2,3 then 0,1...: each call's arrays were not touched by the
+         * call before it */
+        float *dst = arrays[cold ? (2 * r) % 4 : 0], *src = arrays[cold ? (2 * r + 1) % 4 : 1];
         double t0 = now_seconds();
         run_access(k, dst, src, n, nt, r, &sink);
         t[r] = now_seconds() - t0;
@@ -134,7 +136,7 @@ static double access_seconds(access k, float *arrays[3], size_t n, int nt, int r
     return m;
 }
 
-static double best_rate(access k, float *arrays[3], size_t n, int nt, int repeats)
+static double best_rate(access k, float *arrays[4], size_t n, int nt, int repeats)
 {
     double bytes = (double)n * sizeof(float);
     return faster(bytes / access_seconds(k, arrays, n, nt, repeats, 0),
@@ -143,10 +145,10 @@ static double best_rate(access k, float *arrays[3], size_t n, int nt, int repeat
 
 static rates measure_rates(size_t n, int nt, int repeats)
 {
-    float *arrays[3] = {floats(n), floats(n), floats(n)};
+    float *arrays[4] = {floats(n), floats(n), floats(n), floats(n)};
     rates q = {best_rate(READ, arrays, n, nt, repeats), best_rate(IN_PLACE, arrays, n, nt, repeats),
                best_rate(WRITE, arrays, n, nt, repeats), best_rate(COPY, arrays, n, nt, repeats)};
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         free(arrays[i]);
     return q;
 }

@@ -3,7 +3,8 @@
 
 /* crc_table[i]: i shifted through 8 rounds of the reflected polynomial 0xedb88320 (the
  * standard table, written out so that it is constant: no first-use initialisation for
- * threads to race on; tests/test_core.c recomputes it). */
+ * threads to race on; crc32_is_the_standard_one in tests/test_checkpoint.c checks the CRC
+ * against a bit-by-bit computation). */
 static const uint32_t crc_table[256] = {
     0x00000000u, 0x77073096u, 0xee0e612cu, 0x990951bau, 0x076dc419u, 0x706af48fu,
     0xe963a535u, 0x9e6495a3u, 0x0edb8832u, 0x79dcb8a4u, 0xe0d5e91eu, 0x97d2d988u,

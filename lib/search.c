@@ -122,8 +122,9 @@ INTDIM_API int intdim_search_set(intdim_search *s, int param, double value)
     if (param < 0 || (size_t)param >= N_SEARCH_PARAMS)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_set: unknown parameter %d", param);
     if (param == INTDIM_SEARCH_BOOTSTRAP && s->journal_fd >= 0)
-        return intdim__fail(INTDIM_ESTATE, "intdim_search_set: BOOTSTRAP is in the open "
-                                           "journal's header; set it before opening the journal");
+        return intdim__fail(INTDIM_ESTATE, "intdim_search_set: INTDIM_SEARCH_BOOTSTRAP is in the "
+                                           "open journal's header; set it before opening the "
+                                           "journal");
     const struct param_range *r = &g_ranges[param];
     if (s->frozen && !param_is_runtime(param))
         return intdim__fail(INTDIM_ESTATE, "intdim_search_set: %s cannot change after the first "
@@ -141,8 +142,8 @@ INTDIM_API int intdim_search_set(intdim_search *s, int param, double value)
                             r->name, value);
     if (param == INTDIM_SEARCH_FASTFOOD_BLOCK && value != 0 &&
         (value < 2 || !intdim__is_pow2((uint64_t)value)))
-        return intdim__fail(INTDIM_EINVAL, "intdim_search_set: FASTFOOD_BLOCK = %g is not 0 or "
-                                           "a power of two >= 2", value);
+        return intdim__fail(INTDIM_EINVAL, "intdim_search_set: INTDIM_SEARCH_FASTFOOD_BLOCK = "
+                                           "%g is not 0 or a power of two >= 2", value);
     switch (param) {
     case INTDIM_SEARCH_STRATEGY: s->strategy = (int)value; break;
     case INTDIM_SEARCH_FRACTION: s->fraction = value; break;
