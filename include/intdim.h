@@ -383,7 +383,7 @@ INTDIM_API void intdim_search_destroy(intdim_search *s); /* NULL is fine */
  * parameter named in the message) and, once the plan is frozen (first ask, open_journal),
  * refuses all but PARALLEL and BOOTSTRAP (INTDIM_ESTATE; BOOTSTRAP also while a journal is
  * open, since its header holds it). get reads the value in force: D_MAX's default 0 reads
- * as the D it stands for. param_bounds: the range set accepts (either pointer may be
+ * as min(10000, D). param_bounds: the range set accepts (either pointer may be
  * NULL); KIND's excludes IDENTITY (the search runs the baseline itself), FASTFOOD_BLOCK
  * takes 0 or a power of two. */
 INTDIM_API int intdim_search_set(intdim_search *s, int param, double value);
@@ -466,11 +466,12 @@ INTDIM_API int intdim_search_complete(const intdim_search *s);
  * theta0 given to intdim_search_run / run_trial must have. 0 for NULL. */
 INTDIM_API size_t intdim_search_D(const intdim_search *s);
 /* Table rows: one per d with at least one finished trial, ascending d. For row i (from 0;
- * INTDIM_ENOTFOUND past the last): d, the best learning rate (highest mean eval metric
- * over its finished seeds), that mean, its standard deviation over seeds (spread; 0 with
- * one seed), the seeds it counts, and pass = 1 when every lr of the row is finished, the
- * baseline is known and mean > FRACTION * baseline (the d90 rule). Out pointers may be
- * NULL. */
+ * INTDIM_ENOTFOUND past the last): d; the best learning rate, i.e. the highest mean eval
+ * metric among the lrs whose seeds are all finished (while none is, among the finished
+ * seeds of each); that mean; its standard deviation over seeds (spread; 0 with one seed);
+ * the seeds it counts; and pass = 1 when some lr has all its seeds finished, the baseline
+ * is known and the best such mean > FRACTION * baseline (the d90 rule; an adaptive search
+ * stops running a d's other lrs once one passes). Out pointers may be NULL. */
 INTDIM_API size_t intdim_search_n_points(const intdim_search *s);
 INTDIM_API int intdim_search_point(const intdim_search *s, size_t i, size_t *d, double *best_lr,
                                    double *mean, double *spread, size_t *n_seeds, int *pass);

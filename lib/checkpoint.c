@@ -372,7 +372,7 @@ static void get_rest_of_desc(source *s, ckpt_desc *c)
         c->group_sizes[g] = get_u64(s);
     c->theta0_hash = get_u64(s);
     uint32_t n_settings = get_u32(s);
-    (void)get_u32(s);
+    uint32_t reserved = get_u32(s); /* 0 in every version */
     for (int i = 0; i < N_SETTINGS; i++)
         c->settings[i] = get_f64(s);
     c->step = get_u64(s);
@@ -380,6 +380,8 @@ static void get_rest_of_desc(source *s, ckpt_desc *c)
     c->skipped = get_u64(s);
     if (s->status == INTDIM_OK && n_settings != N_SETTINGS)
         s->status = refuse_format(s->path, "unexpected number of settings");
+    else if (s->status == INTDIM_OK && reserved != 0)
+        s->status = refuse_format(s->path, "a reserved field is not zero");
 }
 
 /* Values a valid writer never produces (checked after the CRC: a file whose CRC matches

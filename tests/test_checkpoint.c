@@ -480,6 +480,32 @@ START_TEST(version_2_files_still_load)
 }
 END_TEST
 
+/* The reserved word after the settings count (offset 92 + 8G) is 0 in every version: a file
+ * with anything else there is refused even with a valid CRC. */
+START_TEST(reserved_word_must_be_zero)
+{
+    char path[128];
+    path_of(path, sizeof path, "reserved.ckpt");
+    rig a;
+    rig_open(&a, 5, 0.0f);
+    ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_OK);
+    size_t n;
+    unsigned char *buf = read_all(path, &n);
+    uint64_t groups = 0;
+    for (int i = 0; i < 8; i++)
+        groups |= (uint64_t)buf[72 + i] << (8 * i);
+    patch_u32(buf, n, (size_t)(92 + 8 * groups), 1);
+    write_all(path, buf, n);
+    ck_assert_int_eq(intdim_trainer_load(a.t, path), INTDIM_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "reserved"));
+    intdim_proj *q = NULL;
+    ck_assert_int_eq(intdim_checkpoint_proj(&q, path), INTDIM_EFORMAT);
+    ck_assert_ptr_null(q);
+    free(buf);
+    rig_close(&a);
+}
+END_TEST
+
 /* Fastfood from explicit tables (here a seeded projection's, exported): a checkpoint holds a
  * hash of the tables for a seed. It resumes bit for bit in a trainer over the same tables,
  * and is refused by one over other tables or over the seeded twin, by intdim_checkpoint_proj
@@ -637,6 +663,7 @@ int main(void)
     tcase_add_test(tc, another_model_or_projection_is_refused);
     tcase_add_test(tc, projection_from_tables_resumes);
     tcase_add_test(tc, version_2_files_still_load);
+    tcase_add_test(tc, reserved_word_must_be_zero);
     tcase_add_test(tc, group_sizes_that_wrap_are_refused);
     tcase_add_test(tc, io_errors_and_atomic_write);
     suite_add_tcase(suite, tc);
