@@ -1,6 +1,7 @@
 /* libFuzzer target: search journals. Each input is written to a file and replayed with
  * intdim_search_from_journal; a search that loads is driven on by ask/tell and read (result,
- * points); then the input is merged with itself (intdim_journal_merge). Asserted, beyond what
+ * points); then the input is merged with itself (intdim_journal_merge) and resumed by searches
+ * configured like the seeds' (intdim_search_open_journal). Asserted, beyond what
  * ASan, UBSan and LeakSanitizer check: a refused journal leaves *out NULL. Allocations over
  * 64 MiB fail (the library's ENOMEM path). Build and run: scripts/fuzz.sh. */
 #include <stdint.h>
@@ -31,20 +32,33 @@ static void drive(intdim_search *s, int limit)
     }
 }
 
-/* A journal of 9 trials (baseline included) of a small grid or adaptive SAID search. */
-static void write_seed(const char *path, int strategy)
+/* The small grid or adaptive SAID search the seed journals come from (NULL if the
+ * allocation cap refused it). */
+static intdim_search *seed_search(int strategy)
 {
     static const size_t ds[] = {3, 4, 8, 16, 32}, groups[] = {20, 44};
     static const double lrs[] = {0.01, 0.1};
     intdim_search *s;
-    if (intdim_search_create(&s, 64) != INTDIM_OK ||
-        intdim_search_set_d_list(s, ds, 5) != INTDIM_OK ||
+    if (intdim_search_create(&s, 64) != INTDIM_OK)
+        return NULL;
+    if (intdim_search_set_d_list(s, ds, 5) != INTDIM_OK ||
         intdim_search_set_lrs(s, lrs, 2) != INTDIM_OK ||
         intdim_search_set(s, INTDIM_SEARCH_SEEDS, 2) != INTDIM_OK ||
         intdim_search_set(s, INTDIM_SEARCH_STRATEGY, strategy) != INTDIM_OK ||
         intdim_search_set(s, INTDIM_SEARCH_SAID, 1) != INTDIM_OK ||
         intdim_search_set_groups(s, groups, 2) != INTDIM_OK ||
-        intdim_search_set_train_param(s, INTDIM_TRAIN_CLIP_NORM, 1.5) != INTDIM_OK)
+        intdim_search_set_train_param(s, INTDIM_TRAIN_CLIP_NORM, 1.5) != INTDIM_OK) {
+        intdim_search_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* A journal of 9 trials (baseline included) of a small grid or adaptive SAID search. */
+static void write_seed(const char *path, int strategy)
+{
+    intdim_search *s = seed_search(strategy);
+    if (s == NULL)
         abort();
     unlink(path);
     if (intdim_search_open_journal(s, path) != INTDIM_OK)
@@ -94,5 +108,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *inputs[2] = {g_path, g_path};
     unlink(g_merged);
     (void)intdim_journal_merge(inputs, 2, g_merged);
+    /* Resuming the input with the seeds' own configuration: its header compared word by
+     * word with the search's (the mismatch message), its rows replayed and driven on. */
+    write_input(g_path, data, size);
+    for (int strategy = INTDIM_STRATEGY_GRID; strategy <= INTDIM_STRATEGY_ADAPTIVE; strategy++) {
+        intdim_search *r = seed_search(strategy);
+        if (r != NULL && intdim_search_open_journal(r, g_path) == INTDIM_OK)
+            drive(r, 4);
+        intdim_search_destroy(r);
+    }
     return 0;
 }
