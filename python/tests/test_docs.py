@@ -1,5 +1,6 @@
 """What docs/python.md and python/examples/ claim: the documented example runs and reaches a
-d90, and fmnist_torch.py's defaults are the C example's --quick protocol."""
+d90, and fmnist_torch.py's defaults are the C example's --quick protocol. Also that docs/api.md
+names every public function of the header."""
 import contextlib
 import importlib.util
 import io
@@ -34,6 +35,23 @@ def test_docs_search_example_reaches_d90(tmp_path, monkeypatch):
     assert match and 0 < int(match.group(1)) < namespace["D"]
     assert re.search(r"baseline=[0-9.]+", printed)  # positive, as the docs require
     assert (tmp_path / "search.journal").exists()
+
+
+def header_functions(text):
+    """The INTDIM_API function names of a header (the regex of test_lib.py)."""
+    return set(re.findall(r"INTDIM_API\s[^;(]*?\b(intdim_\w+)\s*\(", text))
+
+
+def test_api_reference_names_every_header_function():
+    with open(os.path.join(ROOT, "include", "intdim.h")) as f:
+        functions = header_functions(f.read())
+    assert len(functions) > 50  # the parser found the API, not nothing
+    with open(os.path.join(ROOT, "docs", "api.md")) as f:
+        reference = f.read()
+    # as a whole word followed by "(": intdim_proj_d must not pass on intdim_proj_destroy's text
+    missing = sorted(name for name in functions
+                     if not re.search(r"\b" + name + r"\s*\(", reference))
+    assert missing == []
 
 
 def c_preset(text, name):
