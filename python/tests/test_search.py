@@ -39,6 +39,16 @@ class Toy:
         return float(np.mean(np.abs(resid) < 0.05))
 
 
+def grad_failing_at(toy, call):
+    """toy's gradient, raising RuntimeError("grad failed") at its call-th call (from 1)."""
+    def grad(step, theta, grad_out):
+        if toy.grad_calls + 1 == call:
+            toy.grad_calls += 1
+            raise RuntimeError("grad failed")
+        return toy.grad(step, theta, grad_out)
+    return grad
+
+
 def configure(search):
     search.set_d_list(DS)
     search.set_lrs([0.05])
@@ -313,11 +323,7 @@ def test_callback_exception_aborts_the_trial_in_progress_as_documented(tmp_path)
     toy = Toy()
     calls_at_error = STEPS + 10  # in the middle of the second trial
 
-    def grad(step, theta, grad_out):
-        if toy.grad_calls + 1 == calls_at_error:
-            toy.grad_calls += 1
-            raise RuntimeError("grad failed")
-        return toy.grad(step, theta, grad_out)
+    grad = grad_failing_at(toy, calls_at_error)
 
     with intdim.Search(D) as s:
         configure(s)
@@ -392,11 +398,7 @@ def test_complete_says_whether_the_result_is_final(tmp_path):
     toy = Toy()
     calls_at_error = 2 * STEPS + 10  # in the third trial: two trials told
 
-    def grad(step, theta, grad_out):
-        if toy.grad_calls + 1 == calls_at_error:
-            toy.grad_calls += 1
-            raise RuntimeError("grad failed")
-        return toy.grad(step, theta, grad_out)
+    grad = grad_failing_at(toy, calls_at_error)
 
     with intdim.Search(D) as s:
         configure(s)
