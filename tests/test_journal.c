@@ -501,6 +501,45 @@ START_TEST(fastfood_block_is_in_the_header)
 }
 END_TEST
 
+/* A search whose plan is already frozen (here rebuilt from a header-only journal) and whose
+ * open_journal fails in the middle of the replay (valid rows, then a corrupt one) keeps none
+ * of the replayed rows: nothing counts as done, the next journal opens, the first trial is
+ * asked again. */
+START_TEST(failed_open_of_a_frozen_search_keeps_no_rows)
+{
+    make_dir();
+    char a[512], b[512], c[512];
+    path_in_dir("fa.journal", a, sizeof a);
+    path_in_dir("fb.journal", b, sizeof b);
+    path_in_dir("fc.journal", c, sizeof c);
+    intdim_search_destroy(header_only(a, 1));
+    full_run(b, 1);
+    FILE *f = fopen(b, "a");
+    ck_assert_ptr_nonnull(f);
+    fputs("T this row is not a row\n", f);
+    fclose(f);
+    intdim_search *r = NULL, *fresh = configured(1);
+    ck_assert_int_eq(intdim_search_from_journal(&r, a), INTDIM_OK);
+    ck_assert_uint_eq(intdim_search_trials_done(r), 0);
+    ck_assert_int_eq(intdim_search_open_journal(r, b), INTDIM_EFORMAT);
+    ck_assert_uint_eq(intdim_search_trials_done(r), 0);
+    ck_assert_int_eq(intdim_search_open_journal(r, c), INTDIM_OK);
+    int what, kind, said, fresh_kind;
+    uint64_t id, seed, fresh_id;
+    size_t d, fresh_d;
+    double lr;
+    ck_assert_int_eq(intdim_search_ask(r, &what, &id, &d, &kind, &said, &lr, &seed), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_ask(fresh, &what, &fresh_id, &fresh_d, &fresh_kind, &said,
+                                       &lr, &seed),
+                     INTDIM_OK);
+    ck_assert_uint_eq(id, fresh_id); /* the plan's first trial, as for a search never opened */
+    ck_assert_uint_eq(d, fresh_d);
+    intdim_search_destroy(fresh);
+    intdim_search_destroy(r);
+    remove_dir();
+}
+END_TEST
+
 START_TEST(open_journal_misuse)
 {
     make_dir();
@@ -773,6 +812,7 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, rule_on_hand_written_rows_strict_ties_not_reached);
     tcase_add_test(tc, mismatched_rows_and_headers_are_refused);
     tcase_add_test(tc, fastfood_block_is_in_the_header);
+    tcase_add_test(tc, failed_open_of_a_frozen_search_keeps_no_rows);
     tcase_add_test(tc, open_journal_misuse);
     tcase_add_test(tc, merge_of_separate_journals);
     tcase_add_test(tc, allocation_failures_in_journal_functions);
