@@ -1,6 +1,7 @@
 #include "fail_alloc.h"
 
 #include <errno.h>
+#include <stdio.h> /* rename */
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -39,7 +40,7 @@ void fail_alloc_remove(void)
     intdim_set_allocator(NULL, NULL, NULL);
 }
 
-int g_fail_next_fsync;
+int g_fail_next_fsync, g_fail_next_write, g_fail_next_rename;
 
 int fsync(int fd)
 {
@@ -49,4 +50,24 @@ int fsync(int fd)
         return -1;
     }
     return (int)syscall(SYS_fsync, fd);
+}
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+    if (g_fail_next_write) {
+        g_fail_next_write = 0;
+        errno = ENOSPC;
+        return -1;
+    }
+    return (ssize_t)syscall(SYS_write, fd, buf, n);
+}
+
+int rename(const char *from, const char *to)
+{
+    if (g_fail_next_rename) {
+        g_fail_next_rename = 0;
+        errno = EACCES;
+        return -1;
+    }
+    return (int)syscall(SYS_rename, from, to);
 }

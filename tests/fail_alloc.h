@@ -19,8 +19,9 @@ void fail_alloc_install(long fail_at);
 /* Back to malloc/free (the counts stay readable). */
 void fail_alloc_remove(void);
 
-/* Non-zero: the next fsync fails with EIO (as a disk that lost the write would report) and
- * the flag goes back to 0, so a test can check the failure really happened. */
-extern int g_fail_next_fsync;
+/* Non-zero: the next fsync fails with EIO (as a disk that lost the write would report), the
+ * next write with ENOSPC (a full disk), the next rename with EACCES, and the flag goes back
+ * to 0, so a test can check the failure really happened. */
+extern int g_fail_next_fsync, g_fail_next_write, g_fail_next_rename;
 
 #endif

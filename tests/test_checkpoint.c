@@ -606,27 +606,38 @@ START_TEST(io_errors_and_atomic_write)
     ck_assert_int_eq(intdim_trainer_load(a.t, path), INTDIM_OK);
     ck_assert_uint_eq(intdim_trainer_steps_done(a.t), 2);
 
-    /* a save that fails on the way (here its fsync) leaves the previous checkpoint as it
-     * was, byte for byte, and still loadable; no temporary file is left either */
-    size_t n_before, n_after;
-    unsigned char *before = read_all(path, &n_before);
+    /* a save that fails on the way (its write: a full disk; its fsync; its rename) leaves the
+     * previous checkpoint as it was, byte for byte, and still loadable; no temporary file is
+     * left either */
+    struct {
+        int *flag;
+        const char *needle;
+    } failures[] = {{&g_fail_next_write, "No space left"},
+                    {&g_fail_next_fsync, "fsync"},
+                    {&g_fail_next_rename, "renaming"}};
     ck_assert_int_eq(intdim_trainer_run(a.t, 3, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
-    g_fail_next_fsync = 1;
-    ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_EIO);
-    ck_assert_int_eq(g_fail_next_fsync, 0); /* the failure really happened */
-    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "fsync"));
-    unsigned char *after = read_all(path, &n_after);
-    ck_assert_uint_eq(n_after, n_before);
-    ck_assert(memcmp(before, after, n_before) == 0);
-    dir = opendir(g_dir);
-    ck_assert_ptr_nonnull(dir);
-    while ((e = readdir(dir)) != NULL)
-        ck_assert_msg(strstr(e->d_name, ".tmp.") == NULL, "left over: %s", e->d_name);
-    closedir(dir);
+    for (size_t f = 0; f < sizeof failures / sizeof failures[0]; f++) {
+        size_t n_before, n_after;
+        unsigned char *before = read_all(path, &n_before);
+        *failures[f].flag = 1;
+        ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_EIO);
+        ck_assert_int_eq(*failures[f].flag, 0); /* the failure really happened */
+        ck_assert_msg(strstr(intdim_last_error(), failures[f].needle) != NULL, "%s",
+                      intdim_last_error());
+        unsigned char *after = read_all(path, &n_after);
+        ck_assert_uint_eq(n_after, n_before);
+        ck_assert(memcmp(before, after, n_before) == 0);
+        dir = opendir(g_dir);
+        ck_assert_ptr_nonnull(dir);
+        while ((e = readdir(dir)) != NULL)
+            ck_assert_msg(strstr(e->d_name, ".tmp.") == NULL, "left over: %s", e->d_name);
+        closedir(dir);
+        free(after);
+        free(before);
+    }
+    ck_assert_uint_eq(intdim_trainer_steps_done(a.t), 5);
     ck_assert_int_eq(intdim_trainer_load(a.t, path), INTDIM_OK);
     ck_assert_uint_eq(intdim_trainer_steps_done(a.t), 2);
-    free(after);
-    free(before);
     rig_close(&a);
 }
 END_TEST
