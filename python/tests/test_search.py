@@ -349,18 +349,26 @@ def _tell_all(s, metric_of_d):
         s.tell(asked.trial.id, m, m)
 
 
+def _two_point_search(baseline):
+    """A search over d in {2, 4} with a known baseline, every trial told: d = 4 passes the
+    d90 rule (with a warning when the baseline is negative), d = 2 does not."""
+    s = intdim.Search(100, baseline=baseline)
+    s.set_d_list([2, 4])
+    if baseline < 0:
+        _tell_all(s, lambda d: -0.5 if d == 4 else -2.0)
+    else:
+        _tell_all(s, lambda d: 0.95 if d == 4 else 0.5)
+    return s
+
+
 def test_negative_baseline_is_reported_as_a_warning():
     # a loss-like metric (negative baseline): d90 is computed, with a warning saying why it
     # misleads; a positive baseline gives none
-    with intdim.Search(100, baseline=-1.0) as s:
-        s.set_d_list([2, 4])
-        _tell_all(s, lambda d: -0.5 if d == 4 else -2.0)
+    with _two_point_search(-1.0) as s:
         with pytest.warns(intdim.IntdimWarning, match="negative"):
             r = s.result()
         assert r.reached and r.d90 == 4
-    with intdim.Search(100, baseline=1.0) as s:
-        s.set_d_list([2, 4])
-        _tell_all(s, lambda d: 0.95 if d == 4 else 0.5)
+    with _two_point_search(1.0) as s:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert s.result().d90 == 4
@@ -375,16 +383,12 @@ def test_warning_calls_clear_the_message_and_leave_none_of_their_own():
     with pytest.raises(intdim.IntdimError):
         intdim.Projection("fastfood", 100, 200)  # d > D: leaves a failure message
     assert lib.intdim_last_error() != b""
-    with intdim.Search(100, baseline=1.0) as s:
-        s.set_d_list([2, 4])
-        _tell_all(s, lambda d: 0.95 if d == 4 else 0.5)
+    with _two_point_search(1.0) as s:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert s.result().d90 == 4
         assert lib.intdim_last_error() == b""
-    with intdim.Search(100, baseline=-1.0) as s:
-        s.set_d_list([2, 4])
-        _tell_all(s, lambda d: -0.5 if d == 4 else -2.0)
+    with _two_point_search(-1.0) as s:
         for _ in range(2):  # the same warning again is still this call's warning
             with pytest.warns(intdim.IntdimWarning, match="negative") as record:
                 s.result()
