@@ -56,6 +56,7 @@ typedef struct options {
     int kind;
     const char *blocks; /* NULL: one Fastfood block */
     int said;           /* SAID: one scale per weight matrix and bias (d counts them) */
+    int kernel;         /* INTDIM_PROJ_KERNEL: 0 auto, 1 portable, 2 AVX2, 3 AVX-512 */
 } options;
 
 static int parse(int argc, char **argv, options *o)
@@ -82,6 +83,8 @@ static int parse(int argc, char **argv, options *o)
             o->blocks = v, i++;
         else if (strcmp(a, "--said") == 0)
             o->said = 1;
+        else if (strcmp(a, "--kernel") == 0 && v)
+            o->kernel = atoi(v), i++;
         else
             return -1;
     }
@@ -113,7 +116,7 @@ int main(int argc, char **argv)
     if (parse(argc, argv, &o) != 0) {
         fprintf(stderr, "usage: %s [--d N] [--steps N] [--threads T] "
                         "[--kind fastfood|sparse|dense|identity] [--blocks layers|N] "
-                        "[--said]\n",
+                        "[--said] [--kernel 0-3]\n",
                 argv[0]);
         return 2;
     }
@@ -146,6 +149,8 @@ int main(int argc, char **argv)
     int status = create_projection(&p, &o, &h.net, D);
     if (status == INTDIM_OK)
         status = intdim_proj_set(p, INTDIM_PROJ_THREADS, o.threads);
+    if (status == INTDIM_OK)
+        status = intdim_proj_set(p, INTDIM_PROJ_KERNEL, o.kernel);
     if (status == INTDIM_OK)
         status = intdim_trainer_create(&t, p, theta, theta0, grad, 0, host_grad, &h);
     if (status != INTDIM_OK) {

@@ -40,16 +40,26 @@ void fail_alloc_remove(void)
     intdim_set_allocator(NULL, NULL, NULL);
 }
 
-int g_fail_next_fsync, g_fail_next_write, g_fail_next_rename;
+int g_fail_next_fsync, g_fail_next_write, g_fail_next_rename, g_fail_next_close;
 
 int fsync(int fd)
 {
-    if (g_fail_next_fsync) {
-        g_fail_next_fsync = 0;
+    if (g_fail_next_fsync > 0 && --g_fail_next_fsync == 0) {
         errno = EIO;
         return -1;
     }
     return (int)syscall(SYS_fsync, fd);
+}
+
+int close(int fd)
+{
+    int rc = (int)syscall(SYS_close, fd); /* the descriptor is gone either way, as in Linux */
+    if (g_fail_next_close) {
+        g_fail_next_close = 0;
+        errno = EIO;
+        return -1;
+    }
+    return rc;
 }
 
 ssize_t write(int fd, const void *buf, size_t n)

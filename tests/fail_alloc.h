@@ -20,8 +20,10 @@ void fail_alloc_install(long fail_at);
 void fail_alloc_remove(void);
 
 /* Non-zero: the next fsync fails with EIO (as a disk that lost the write would report), the
- * next write with ENOSPC (a full disk), the next rename with EACCES, and the flag goes back
- * to 0, so a test can check the failure really happened. */
-extern int g_fail_next_fsync, g_fail_next_write, g_fail_next_rename;
+ * next write with ENOSPC (a full disk), the next rename with EACCES, the next close with
+ * EIO (after really closing: NFS reports a lost write there), and the flag goes back to 0,
+ * so a test can check the failure really happened. g_fail_next_fsync = n > 1 lets n - 1
+ * fsyncs pass first (2: a save's file fsync passes, its directory fsync fails). */
+extern int g_fail_next_fsync, g_fail_next_write, g_fail_next_rename, g_fail_next_close;
 
 #endif
