@@ -137,7 +137,8 @@ typedef enum {
 
 /* Plain projection P: R^d -> R^D. d <= D; IDENTITY needs d == D.
  * Returns INTDIM_EINVAL (NULL out, D == 0, d == 0, d > D, unknown kind), INTDIM_ETOOBIG
- * (state over the memory budget, or D over 2^40), INTDIM_ENOMEM. *out is NULL on failure.
+ * (state over the memory budget, D over 2^40, or Fastfood with nextpow2(D) over 2^32),
+ * INTDIM_ENOMEM. *out is NULL on failure.
  * The projection is a pure function of (kind, D, d, seed, groups, parameters). */
 INTDIM_API int intdim_proj_create(intdim_proj **out, intdim_proj_kind kind, size_t D, size_t d,
                                   uint64_t seed);
@@ -186,7 +187,8 @@ INTDIM_API int intdim_proj_param_bounds(int param, double *lo, double *hi);
 INTDIM_API int intdim_proj_init_theta(const intdim_proj *p, float *theta_d);
 
 /* delta_D = P(theta_d). Thread-safe on a const handle; deterministic bit for bit from the
- * seed whatever the thread count or kernel. */
+ * seed whatever the thread count or kernel (DENSE: for a given BLAS build and CPU, since
+ * its sgemv kernel is chosen per CPU; docs/math.md). */
 INTDIM_API int intdim_proj_apply(const intdim_proj *p, const float *theta_d, float *delta_D);
 
 /* g_d = (d delta / d theta_d)^T g_D: the exact adjoint P^T g_D for linear kinds (theta_d

@@ -5,6 +5,7 @@
 # Usage: bash scripts/coverage.sh [build dir, default build-coverage]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh # gcov comes with gcc (build-essential)
 dir=${1:-build-coverage}
 # -O2 (debugoptimized): at -O0 the transform's tests run past their timeout. Line counts are
 # then a little coarser (inlined functions count in their callers).
