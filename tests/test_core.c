@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "intdim.h"
+#include "test_threads.h"
 
 static const int g_statuses[] = {
     INTDIM_OK,        INTDIM_EINVAL,    INTDIM_ENOMEM,      INTDIM_ETOOBIG,
@@ -122,6 +123,58 @@ START_TEST(test_constants)
 }
 END_TEST
 
+/* The values released in INTDIM_0.1, written out as literals: an FFI binding hard-codes
+ * them (or reads them through intdim_constant), so a renumbered enum would break it
+ * silently. docs/abi.md: values are never changed or reused. Both the header's value and
+ * the library's table must still give the literal. */
+START_TEST(test_released_values_are_pinned)
+{
+    struct {
+        const char *name;
+        int64_t header, released;
+    } pinned[] = {
+#define P(x, v) { #x, (int64_t)(x), (int64_t)(v) }
+        P(INTDIM_OK, 0), P(INTDIM_EINVAL, -1), P(INTDIM_ENOMEM, -2), P(INTDIM_ETOOBIG, -3),
+        P(INTDIM_ECALLBACK, -4), P(INTDIM_ENONFINITE, -5), P(INTDIM_EIO, -6),
+        P(INTDIM_EFORMAT, -7), P(INTDIM_EMISMATCH, -8), P(INTDIM_ESTATE, -9),
+        P(INTDIM_EUNSUPPORTED, -10), P(INTDIM_EINTERRUPTED, -11), P(INTDIM_ENOTFOUND, -12),
+        P(INTDIM_PROJ_IDENTITY, 0), P(INTDIM_PROJ_DENSE, 1), P(INTDIM_PROJ_SPARSE, 2),
+        P(INTDIM_PROJ_FASTFOOD, 3), P(INTDIM_PROJ_SPARSE_DENSITY, 0),
+        P(INTDIM_PROJ_MEMORY_BUDGET, 1), P(INTDIM_PROJ_FASTFOOD_PER_GROUP, 2),
+        P(INTDIM_PROJ_SAID, 3), P(INTDIM_PROJ_THREADS, 4), P(INTDIM_PROJ_KERNEL, 5),
+        P(INTDIM_PROJ_FASTFOOD_BLOCK, 6), P(INTDIM_PROJ_FASTFOOD_TABLES, 7),
+        P(INTDIM_TRAIN_OPTIMIZER, 0), P(INTDIM_TRAIN_LR, 1), P(INTDIM_TRAIN_MOMENTUM, 2),
+        P(INTDIM_TRAIN_NESTEROV, 3), P(INTDIM_TRAIN_BETA1, 4), P(INTDIM_TRAIN_BETA2, 5),
+        P(INTDIM_TRAIN_EPS, 6), P(INTDIM_TRAIN_WEIGHT_DECAY, 7), P(INTDIM_TRAIN_SCHEDULE, 8),
+        P(INTDIM_TRAIN_WARMUP_STEPS, 9), P(INTDIM_TRAIN_TOTAL_STEPS, 10),
+        P(INTDIM_TRAIN_CLIP_NORM, 11), P(INTDIM_TRAIN_LAMBDA_LR, 12),
+        P(INTDIM_TRAIN_NONFINITE, 13), P(INTDIM_TRAIN_EVAL_EVERY, 14),
+        P(INTDIM_TRAIN_MIN_LR_RATIO, 15), P(INTDIM_SEARCH_STRATEGY, 0),
+        P(INTDIM_SEARCH_FRACTION, 1), P(INTDIM_SEARCH_BASELINE, 2), P(INTDIM_SEARCH_SEEDS, 3),
+        P(INTDIM_SEARCH_D_MIN, 4), P(INTDIM_SEARCH_D_MAX, 5), P(INTDIM_SEARCH_N_D, 6),
+        P(INTDIM_SEARCH_KIND, 7), P(INTDIM_SEARCH_SAID, 8), P(INTDIM_SEARCH_BASE_SEED, 9),
+        P(INTDIM_SEARCH_BOOTSTRAP, 10), P(INTDIM_SEARCH_STEPS, 11),
+        P(INTDIM_SEARCH_PARALLEL, 12), P(INTDIM_SEARCH_FASTFOOD_BLOCK, 13),
+        P(INTDIM_OPT_SGD, 0), P(INTDIM_OPT_ADAM, 1), P(INTDIM_OPT_ADAMW, 2),
+        P(INTDIM_SCHED_CONSTANT, 0), P(INTDIM_SCHED_LINEAR, 1), P(INTDIM_SCHED_COSINE, 2),
+        P(INTDIM_NONFINITE_STOP, 0), P(INTDIM_NONFINITE_SKIP, 1), P(INTDIM_KERNEL_AUTO, 0),
+        P(INTDIM_KERNEL_PORTABLE, 1), P(INTDIM_KERNEL_AVX2, 2), P(INTDIM_KERNEL_AVX512, 3),
+        P(INTDIM_STRATEGY_GRID, 0), P(INTDIM_STRATEGY_ADAPTIVE, 1), P(INTDIM_ASK_TRIAL, 0),
+        P(INTDIM_ASK_WAIT, 1), P(INTDIM_ASK_DONE, 2), P(INTDIM_TRAINER_BORROW_THETA0, 1),
+#undef P
+    };
+    for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++) {
+        ck_assert_msg(pinned[i].header == pinned[i].released, "%s = %lld in the header, %lld released",
+                      pinned[i].name, (long long)pinned[i].header, (long long)pinned[i].released);
+        int64_t v = -999;
+        ck_assert_msg(intdim_constant(pinned[i].name, &v) == INTDIM_OK, "%s not found",
+                      pinned[i].name);
+        ck_assert_msg(v == pinned[i].released, "intdim_constant(%s) = %lld, released %lld",
+                      pinned[i].name, (long long)v, (long long)pinned[i].released);
+    }
+}
+END_TEST
+
 START_TEST(test_version)
 {
     ck_assert_uint_eq(intdim_version(), INTDIM_VERSION_NUMBER);
@@ -143,6 +196,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_last_error_after_failure);
     tcase_add_test(tc, test_last_error_is_per_thread);
     tcase_add_test(tc, test_constants);
+    tcase_add_test(tc, test_released_values_are_pinned);
     tcase_add_test(tc, test_version);
     suite_add_tcase(s, tc);
     return s;
@@ -150,9 +204,10 @@ static Suite *core_suite(void)
 
 int main(void)
 {
+    allow_two_threads();
     SRunner *runner = srunner_create(core_suite());
     srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
+    int status = runner_exit_status(runner);
     srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return status;
 }
