@@ -274,12 +274,24 @@ const fwht_kernel *intdim__fwht_kernel_ops(int kernel)
     return intdim__fwht_kernel_variant(kernel, intdim__cpu_hw_gather());
 }
 
+/* Kernels the tests pretend this CPU lacks (bit k: kernel k), so that the paths for a CPU
+ * without AVX2 or AVX-512 run on one that has them. Never set outside the tests. */
+static _Atomic unsigned g_hidden_kernels;
+
+void intdim__fwht_hide_kernels(unsigned mask)
+{
+    g_hidden_kernels = mask;
+}
+
 int intdim__fwht_kernel_available(int kernel)
 {
     switch (kernel) {
     case INTDIM_KERNEL_PORTABLE: return 1;
     case INTDIM_KERNEL_AVX2:
-    case INTDIM_KERNEL_AVX512: return kernel_ops(kernel, 0) != NULL && cpu_has(kernel);
+    case INTDIM_KERNEL_AVX512:
+        if (g_hidden_kernels & (1u << kernel))
+            return 0;
+        return kernel_ops(kernel, 0) != NULL && cpu_has(kernel);
     default: return 0;
     }
 }

@@ -9,6 +9,8 @@
 
 /* Is kernel (INTDIM_KERNEL_PORTABLE/AVX2/AVX512) compiled in and supported by this CPU? */
 int intdim__fwht_kernel_available(int kernel);
+/* Tests only: pretend the CPU lacks the kernels in mask (bit k: kernel k; 0: none hidden). */
+void intdim__fwht_hide_kernels(unsigned mask);
 /* The fastest available kernel (what INTDIM_KERNEL_AUTO resolves to). */
 int intdim__fwht_best_kernel(void);
 /* x has 2^log2n floats, 64-byte aligned. kernel must be available. threads >= 1. */

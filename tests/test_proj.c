@@ -934,14 +934,40 @@ START_TEST(test_bad_create_arguments)
     expect_create_fails(INTDIM_EINVAL, "n_params = 1", DN, 100, 10, 0, NULL, 1, NULL, &on);
     expect_create_fails(INTDIM_EINVAL, "n_params = 1", DN, 100, 10, 0, NULL, 1, &said_id, NULL);
 
-    /* a kernel the CPU lacks */
-    for (int k = INTDIM_KERNEL_PORTABLE; k <= INTDIM_KERNEL_AVX512; k++) {
-        if (intdim__fwht_kernel_available(k))
-            continue;
-        int kid = INTDIM_PROJ_KERNEL;
-        double kv = k;
-        expect_create_fails(INTDIM_EUNSUPPORTED, "kernel", FF, 100, 10, 0, NULL, 1, &kid, &kv);
+    /* a kernel the CPU lacks (on a CPU that has them all, pretend it lacks the SIMD ones):
+     * refused at creation and by intdim_proj_set, which leaves the handle's kernel alone;
+     * AUTO falls back to what there is */
+    for (int hide = 0; hide < 2; hide++) {
+        intdim__fwht_hide_kernels(hide ? (1u << INTDIM_KERNEL_AVX2) | (1u << INTDIM_KERNEL_AVX512)
+                                       : 0u);
+        for (int k = INTDIM_KERNEL_PORTABLE; k <= INTDIM_KERNEL_AVX512; k++) {
+            if (intdim__fwht_kernel_available(k))
+                continue;
+            int kid = INTDIM_PROJ_KERNEL;
+            double kv = k;
+            expect_create_fails(INTDIM_EUNSUPPORTED, "not available", FF, 100, 10, 0, NULL, 1,
+                                &kid, &kv);
+            intdim_proj *p = NULL;
+            ck_assert_int_eq(intdim_proj_create(&p, FF, 100, 10, 0), INTDIM_OK);
+            double before, after;
+            ck_assert_int_eq(intdim_proj_get(p, INTDIM_PROJ_KERNEL, &before), INTDIM_OK);
+            ck_assert_int_eq(intdim_proj_set(p, INTDIM_PROJ_KERNEL, kv), INTDIM_EUNSUPPORTED);
+            ck_assert_ptr_nonnull(strstr(intdim_last_error(), "not available"));
+            ck_assert_int_eq(intdim_proj_get(p, INTDIM_PROJ_KERNEL, &after), INTDIM_OK);
+            ck_assert(after == before);
+            intdim_proj_destroy(p);
+        }
+        if (hide) {
+            ck_assert_int_eq(intdim__fwht_best_kernel(), INTDIM_KERNEL_PORTABLE);
+            intdim_proj *p = NULL;
+            ck_assert_int_eq(intdim_proj_create(&p, FF, 100, 10, 0), INTDIM_OK);
+            double v;
+            ck_assert_int_eq(intdim_proj_get(p, INTDIM_PROJ_KERNEL, &v), INTDIM_OK);
+            ck_assert(v == INTDIM_KERNEL_AUTO || v == INTDIM_KERNEL_PORTABLE);
+            intdim_proj_destroy(p);
+        }
     }
+    intdim__fwht_hide_kernels(0);
 }
 END_TEST
 

@@ -64,8 +64,9 @@ def test_out_parameter_is_written_in_place():
         out = np.full(100, np.nan, np.float32)
         assert p.apply(x, out=out) is out
         assert np.array_equal(out, p.apply(x))
-        g_out = np.empty(10, np.float32)
+        g_out = np.full(10, np.nan, np.float32)
         assert p.vjp(out, out=g_out) is g_out
+        assert np.array_equal(g_out, p.vjp(out))
 
 
 def test_description():
