@@ -408,6 +408,144 @@ static void patch_u64(unsigned char *buf, size_t n, size_t offset, uint64_t valu
     patch_u32(buf, n, offset + 4, (uint32_t)(value >> 32));
 }
 
+static void patch_f64(unsigned char *buf, size_t n, size_t offset, double value)
+{
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    patch_u64(buf, n, offset, bits);
+}
+
+static void patch_f32(unsigned char *buf, size_t n, size_t offset, float value)
+{
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    patch_u32(buf, n, offset, bits);
+}
+
+/* Flipped bytes never get past the CRC, so they never reach the checks on the values of a
+ * file that is intact but was not written by this library (docs/checkpoint.md, "Loading
+ * and what is refused"). Here each file has a valid CRC and size and one value a writer
+ * never produces: each is INTDIM_EFORMAT naming the problem, and the trainer is left as it
+ * was. Offsets for the rig's file (G = 2 groups, d = 5) from the layout table. */
+enum {
+    OFF_KIND = 16, OFF_SAID = 20, OFF_PER_GROUP = 24, OFF_LOG2_BLOCK = 28, OFF_D = 32,
+    OFF_GROUPS = 80,
+    OFF_SETTINGS = 96 + 8 * N_GROUPS,
+    OFF_STEP = 224 + 8 * N_GROUPS, OFF_UPDATES = OFF_STEP + 8, OFF_SKIPPED = OFF_STEP + 16,
+    OFF_THETA_D = 248 + 8 * N_GROUPS, OFF_M = OFF_THETA_D + 4 * 5, OFF_V = OFF_M + 4 * 5
+};
+
+typedef enum { P_U32, P_U64, P_F64, P_F32 } patch_type;
+
+START_TEST(valid_crc_but_invalid_values_are_refused)
+{
+    static const struct {
+        const char *what;
+        patch_type type;
+        size_t offset;
+        double value;
+        const char *message; /* what the refusal must say */
+    } cases[] = {
+        /* a setting outside its bounds, or not whole where it counts something */
+        {"LR = -1", P_F64, OFF_SETTINGS + 8 * INTDIM_TRAIN_LR, -1.0, "a setting is out of range"},
+        {"OPTIMIZER = 3", P_F64, OFF_SETTINGS + 8 * INTDIM_TRAIN_OPTIMIZER, 3.0,
+         "a setting is out of range"},
+        {"WARMUP_STEPS = 2.5", P_F64, OFF_SETTINGS + 8 * INTDIM_TRAIN_WARMUP_STEPS, 2.5,
+         "a setting is out of range"},
+        {"BETA2 = NaN", P_F64, OFF_SETTINGS + 8 * INTDIM_TRAIN_BETA2, NAN,
+         "a setting is out of range"},
+        /* a description no projection has, or counters that cannot be */
+        {"kind 4", P_U32, OFF_KIND, 4, "inconsistent projection description or counters"},
+        {"SAID 2", P_U32, OFF_SAID, 2, "inconsistent projection description or counters"},
+        {"per-group 2", P_U32, OFF_PER_GROUP, 2,
+         "inconsistent projection description or counters"},
+        {"block 2^33", P_U32, OFF_LOG2_BLOCK, 33,
+         "inconsistent projection description or counters"},
+        {"blocks on a dense projection", P_U32, OFF_LOG2_BLOCK, 2,
+         "inconsistent projection description or counters"},
+        {"D = 0", P_U64, OFF_D, 0, "inconsistent projection description or counters"},
+        {"d = 5 > D + groups = 2 + 2", P_U64, OFF_D, 2,
+         "inconsistent projection description or counters"},
+        {"updates > steps", P_U64, OFF_UPDATES, 5,
+         "inconsistent projection description or counters"},
+        {"skipped > steps", P_U64, OFF_SKIPPED, 5,
+         "inconsistent projection description or counters"},
+        /* group sizes */
+        {"a group of size 0", P_U64, OFF_GROUPS, 0, "bad group size"},
+        {"groups {6, 9} for D = 16", P_U64, OFF_GROUPS + 8, 9, "group sizes do not sum to D"},
+        {"groups {6, 10} for D = 17", P_U64, OFF_D, 17, "group sizes do not sum to D"},
+        /* non-finite vectors */
+        {"theta_d[2] = NaN", P_F32, OFF_THETA_D + 4 * 2, NAN, "non-finite optimizer state"},
+        {"m[0] = Inf", P_F32, OFF_M, INFINITY, "non-finite optimizer state"},
+        {"v[4] = -Inf", P_F32, OFF_V + 4 * 4, -INFINITY, "non-finite optimizer state"},
+    };
+    char good[128], bad[128];
+    path_of(good, sizeof good, "values-good.ckpt");
+    path_of(bad, sizeof bad, "values-bad.ckpt");
+    rig a, b;
+    rig_open(&a, 3, 0.0f);
+    rig_open(&b, 3, 0.0f);
+    configure(a.t);
+    ck_assert_int_eq(intdim_trainer_run(a.t, 4, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_save(a.t, good), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(b.t, 2, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    size_t n;
+    unsigned char *pristine = read_all(good, &n);
+    ck_assert_uint_eq(n, 252 + 8 * N_GROUPS + 12 * 5); /* the offsets above are this file's */
+    unsigned char *buf = malloc(n);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        memcpy(buf, pristine, n);
+        switch (cases[c].type) {
+        case P_U32: patch_u32(buf, n, cases[c].offset, (uint32_t)cases[c].value); break;
+        case P_U64: patch_u64(buf, n, cases[c].offset, (uint64_t)cases[c].value); break;
+        case P_F64: patch_f64(buf, n, cases[c].offset, cases[c].value); break;
+        case P_F32: patch_f32(buf, n, cases[c].offset, (float)cases[c].value); break;
+        }
+        ck_assert_msg(memcmp(buf, pristine, n) != 0, "%s: the patch changed nothing",
+                      cases[c].what);
+        write_all(bad, buf, n);
+        state before;
+        capture(b.t, &before);
+        float theta_d_before[5], theta_d_after[5];
+        ck_assert_int_eq(intdim_trainer_get_theta_d(b.t, theta_d_before, 5), INTDIM_OK);
+        int status = intdim_trainer_load(b.t, bad);
+        ck_assert_msg(status == INTDIM_EFORMAT, "%s: load gave %s (%s)", cases[c].what,
+                      intdim_strerror(status), intdim_last_error());
+        ck_assert_msg(strstr(intdim_last_error(), cases[c].message) != NULL,
+                      "%s: message \"%s\" does not say \"%s\"", cases[c].what,
+                      intdim_last_error(), cases[c].message);
+        ck_assert_uint_eq(intdim_trainer_steps_done(b.t), 2);
+        ck_assert_int_eq(intdim_trainer_get_theta_d(b.t, theta_d_after, 5), INTDIM_OK);
+        ck_assert_msg(memcmp(theta_d_before, theta_d_after, sizeof theta_d_after) == 0,
+                      "%s changed theta_d", cases[c].what);
+        ck_assert_msg(same_state(b.t, &before), "%s changed the trainer", cases[c].what);
+        /* intdim_checkpoint_proj makes the same checks but the vectors' (it does not read
+         * them: docs/checkpoint.md) */
+        intdim_proj *q = (intdim_proj *)1;
+        status = intdim_checkpoint_proj(&q, bad);
+        if (cases[c].type == P_F32) {
+            ck_assert_msg(status == INTDIM_OK, "%s: checkpoint_proj gave %s (%s)",
+                          cases[c].what, intdim_strerror(status), intdim_last_error());
+            intdim_proj_destroy(q);
+        } else {
+            ck_assert_msg(status == INTDIM_EFORMAT, "%s: checkpoint_proj gave %s (%s)",
+                          cases[c].what, intdim_strerror(status), intdim_last_error());
+            ck_assert_ptr_null(q);
+            ck_assert_msg(strstr(intdim_last_error(), cases[c].message) != NULL,
+                          "%s: checkpoint_proj said \"%s\"", cases[c].what,
+                          intdim_last_error());
+        }
+    }
+    /* the unpatched file is accepted by the same trainer: the refusals were the values' */
+    ck_assert_int_eq(intdim_trainer_load(b.t, good), INTDIM_OK);
+    ck_assert_uint_eq(intdim_trainer_steps_done(b.t), 4);
+    free(buf);
+    free(pristine);
+    rig_close(&a);
+    rig_close(&b);
+}
+END_TEST
+
 /* Group sizes that each fit D but whose sum only equals D after wrapping around 2^64
  * (D = 2^64 - 4, sizes {D, D, 4}), sealed with a valid CRC: a format error, as any sum that
  * is not D. */
@@ -686,6 +824,7 @@ int main(void)
     tcase_add_test(tc, version_2_files_still_load);
     tcase_add_test(tc, reserved_word_must_be_zero);
     tcase_add_test(tc, group_sizes_that_wrap_are_refused);
+    tcase_add_test(tc, valid_crc_but_invalid_values_are_refused);
     tcase_add_test(tc, io_errors_and_atomic_write);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);

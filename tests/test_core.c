@@ -37,6 +37,36 @@ START_TEST(test_strerror_every_status)
 }
 END_TEST
 
+static int g_half_allocator_calls;
+
+static void *only_alloc(void *user, size_t size)
+{
+    (void)user;
+    g_half_allocator_calls++;
+    return malloc(size);
+}
+
+static void only_free(void *user, void *ptr)
+{
+    (void)user;
+    g_half_allocator_calls++;
+    free(ptr);
+}
+
+/* An allocator with only one half is refused, and the default stays in place (the projection
+ * below is made and freed by malloc/free, not by the half given). */
+START_TEST(test_half_an_allocator_is_refused)
+{
+    intdim_proj *p = NULL;
+    ck_assert_int_eq(intdim_set_allocator(only_alloc, NULL, NULL), INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "both"));
+    ck_assert_int_eq(intdim_set_allocator(NULL, only_free, NULL), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_proj_create(&p, INTDIM_PROJ_DENSE, 100, 5, 1), INTDIM_OK);
+    intdim_proj_destroy(p);
+    ck_assert_int_eq(g_half_allocator_calls, 0);
+}
+END_TEST
+
 START_TEST(test_last_error_after_failure)
 {
     intdim_proj *p = NULL;
@@ -194,6 +224,7 @@ static Suite *core_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_strerror_every_status);
     tcase_add_test(tc, test_last_error_after_failure);
+    tcase_add_test(tc, test_half_an_allocator_is_refused);
     tcase_add_test(tc, test_last_error_is_per_thread);
     tcase_add_test(tc, test_constants);
     tcase_add_test(tc, test_released_values_are_pinned);

@@ -54,10 +54,28 @@ START_TEST(adam_l2_and_adamw_decoupled)
     optim_settings s;
     intdim__optim_defaults(&s);
     s.weight_decay = 0.1;
-    /* Adam + L2, g = 0: the gradient becomes 0.1 * theta = 0.1, a full step of lr: 0.9 */
+    /* Adam + L2, g = 0: the gradient becomes g + wd * theta = 0.1 * 1 = 0.1. Adam's first
+     * step is a full step of lr whatever the gradient's size (m^ / sqrt(v^) = sign), so
+     * theta = 0.9 alone says nothing about wd: the moments carry it.
+     *   m = (1 - beta1) * 0.1 = 0.1 * 0.1 = 0.01
+     *   v = (1 - beta2) * 0.1^2 = 0.001 * 0.01 = 1e-5
+     *   theta = 1 - 0.1 * (0.01 / 0.1) / (sqrt(1e-5 / 0.001) + 1e-8) = 0.90000001 */
     float theta = 1.0f, m = 0.0f, v = 0.0f;
     step1(&s, 1, 0.1, &theta, &m, &v, 0.0f);
     ck_assert_double_eq_tol(theta, 0.9, TOL);
+    ck_assert_double_eq_tol(m, 0.01, 1e-9);
+    ck_assert_double_eq_tol(v, 1e-5, 1e-12);
+    /* Step 2 with g = 1: the decay term is now mixed with a real gradient, so its size
+     * moves theta (a decay of 0.2 would give 0.81544, 0.05 would give 0.82247).
+     *   grad = 1 + 0.1 * 0.9 = 1.09 (theta = 0.90000001: 1.09000000 to 1e-9)
+     *   m = 0.9 * 0.01 + 0.1 * 1.09 = 0.118
+     *   v = 0.999 * 1e-5 + 0.001 * 1.09^2 = 0.00000999 + 0.0011881 = 0.00119809
+     *   m^ = 0.118 / (1 - 0.81) = 0.62105263, v^ = 0.00119809 / (1 - 0.998001) = 0.59934467
+     *   theta = 0.90000001 - 0.1 * 0.62105263 / (sqrt(0.59934467) + 1e-8) = 0.81977864 */
+    step1(&s, 2, 0.1, &theta, &m, &v, 1.0f);
+    ck_assert_double_eq_tol(m, 0.118, TOL);
+    ck_assert_double_eq_tol(v, 0.00119809, 1e-10);
+    ck_assert_double_eq_tol(theta, 0.81977864, TOL);
     /* AdamW, g = 0: theta shrinks by lr * wd = 1%, the moments stay 0 */
     s.optimizer = INTDIM_OPT_ADAMW;
     theta = 1.0f, m = 0.0f, v = 0.0f;

@@ -1335,6 +1335,24 @@ START_TEST(test_fastfood_tables_bad_arguments)
     size_t D = 100, d = 10, L = 128;
     ff_tables_out t = random_tables(L, 3);
     intdim_proj *p = (intdim_proj *)&t;
+    /* D that pads past 2^32 (a model of more than 4 billion parameters): refused before a
+     * table is read (these 128-entry tables would be read far past their end), and the
+     * seeded form refuses it as well, even with the memory budget out of the way */
+    size_t huge = ((size_t)1 << 32) + 1;
+    ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, huge, d, (size_t)1 << 33, t.B, t.Pi,
+                                                        t.G),
+                     INTDIM_ETOOBIG);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "past 2^32"));
+    ck_assert_ptr_null(p);
+    int budget_id = INTDIM_PROJ_MEMORY_BUDGET;
+    double no_budget = 9007199254740992.0; /* 2^53 bytes, the largest accepted */
+    p = (intdim_proj *)&t;
+    ck_assert_int_eq(intdim_proj_create_ex(&p, INTDIM_PROJ_FASTFOOD, huge, d, 1, 0, NULL, 1,
+                                           &budget_id, &no_budget),
+                     INTDIM_ETOOBIG);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "past 2^32"));
+    ck_assert_ptr_null(p);
+    p = (intdim_proj *)&t;
     ck_assert_int_eq(intdim_proj_create_fastfood_tables(NULL, D, d, L, t.B, t.Pi, t.G),
                      INTDIM_EINVAL);
     ck_assert_int_eq(intdim_proj_create_fastfood_tables(&p, D, d, L, NULL, t.Pi, t.G),
