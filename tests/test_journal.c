@@ -3,15 +3,42 @@
  * allocation failures. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fail_alloc.h"
 #include "search_impl.h"
+#include "test_threads.h"
+
+/* Non-zero: the next open for appending fails with EACCES, as it does for a read-only file
+ * (a test running as root, whom permissions do not stop, arms it). The library is linked in
+ * statically and calls open64 (_FILE_OFFSET_BITS=64), which this definition interposes. */
+static int g_fail_next_append_open;
+
+int interposed_open64(const char *path, int flags, ...) __asm__("open64");
+int interposed_open64(const char *path, int flags, ...)
+{
+    unsigned mode = 0;
+    if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, unsigned);
+        va_end(ap);
+    }
+    if (g_fail_next_append_open && (flags & O_APPEND) != 0) {
+        g_fail_next_append_open = 0;
+        errno = EACCES;
+        return -1;
+    }
+    return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
 
 
 static char g_dir[256];
@@ -38,14 +65,33 @@ static const char *path_in_dir(const char *name, char *buf, size_t n)
 static const size_t DS[] = {2, 4, 8, 16, 32};
 static const double LRS[] = {0.01, 0.1};
 
+/* The reference configuration without assertions (for allocation failures): its status,
+ * *out NULL on failure. */
+static int try_configured(size_t seeds, intdim_search **out)
+{
+    intdim_search *s = NULL;
+    int rc = intdim_search_create(&s, 64);
+    if (rc == INTDIM_OK)
+        rc = intdim_search_set_d_list(s, DS, 5);
+    if (rc == INTDIM_OK)
+        rc = intdim_search_set_lrs(s, LRS, 2);
+    if (rc == INTDIM_OK)
+        rc = intdim_search_set(s, INTDIM_SEARCH_SEEDS, (double)seeds);
+    if (rc == INTDIM_OK)
+        rc = intdim_search_set_train_param(s, INTDIM_TRAIN_CLIP_NORM, 1.5);
+    if (rc != INTDIM_OK) {
+        intdim_search_destroy(s);
+        s = NULL;
+    }
+    *out = s;
+    return rc;
+}
+
 static intdim_search *configured(size_t seeds)
 {
     intdim_search *s;
-    ck_assert_int_eq(intdim_search_create(&s, 64), INTDIM_OK);
-    ck_assert_int_eq(intdim_search_set_d_list(s, DS, 5), INTDIM_OK);
-    ck_assert_int_eq(intdim_search_set_lrs(s, LRS, 2), INTDIM_OK);
-    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SEEDS, (double)seeds), INTDIM_OK);
-    ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_CLIP_NORM, 1.5), INTDIM_OK);
+    int rc = try_configured(seeds, &s);
+    ck_assert_msg(rc == INTDIM_OK, "configured: %s", intdim_last_error());
     return s; /* baseline measured: IDENTITY trials come first */
 }
 
@@ -675,9 +721,9 @@ END_TEST
 
 /* Two "processes" run disjoint halves of the grid into their own journals; the merge is
  * the same search as one process running everything. */
-static void run_half(const char *path, size_t half)
+static void run_half(const char *path, size_t half, size_t seeds)
 {
-    intdim_search *s = configured(2);
+    intdim_search *s = configured(seeds);
     ck_assert_int_eq(intdim_search_open_journal(s, path), INTDIM_OK);
     ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_PARALLEL, 1000), INTDIM_OK);
     for (;;) {
@@ -689,7 +735,7 @@ static void run_half(const char *path, size_t half)
         if (what != INTDIM_ASK_TRIAL)
             break;
         if (id % 2 == half)
-            ck_assert_int_eq(intdim_search_tell(s, id, -0.5, metric(d, kind, lr, id, 2), 7,
+            ck_assert_int_eq(intdim_search_tell(s, id, -0.5, metric(d, kind, lr, id, seeds), 7,
                                                 0.25, INTDIM_OK), INTDIM_OK);
     }
     intdim_search_destroy(s);
@@ -705,8 +751,8 @@ START_TEST(merge_of_separate_journals)
     path_in_dir("full.journal", full, sizeof full);
     path_in_dir("other.journal", other, sizeof other);
     outcome reference = full_run(full, 2);
-    run_half(a, 0);
-    run_half(b, 1);
+    run_half(a, 0, 2);
+    run_half(b, 1, 2);
     intdim_search *r;
     ck_assert_int_eq(intdim_search_from_journal(&r, a), INTDIM_OK);
     ck_assert_uint_eq(intdim_search_trials_done(r), reference.trials / 2);
@@ -744,7 +790,8 @@ START_TEST(merge_of_separate_journals)
     ck_assert_int_eq(intdim_journal_merge(conflict, 3, m), INTDIM_OK);
     ck_assert_ptr_nonnull(strstr(intdim_last_error(), "warning"));
     ck_assert_int_eq(intdim_search_from_journal(&r, m), INTDIM_OK);
-    ck_assert_double_ne(r->trials[1].eval_metric, 0.123);
+    /* trial 1 (odd) is in b, the first input that holds it: b's value, not other's 0.123 */
+    ck_assert_double_eq(r->trials[1].eval_metric, metric(t->d, t->kind, t->lr, 1, 2));
     intdim_search_destroy(r);
     intdim_search_destroy(plan);
     /* A journal of another search cannot be merged. */
@@ -762,20 +809,32 @@ START_TEST(merge_of_separate_journals)
 }
 END_TEST
 
+/* Fail the k-th allocation of merge, rebuild, result and both kinds of open_journal (an
+ * existing journal replayed, a new one written) for every k until they all succeed: each
+ * failure is ENOMEM and leaks nothing. Every handle is made and destroyed under the failing
+ * allocator (intdim_set_allocator: no handle may exist when it changes), and the journals
+ * exceed the 4 KiB that reading a journal starts with, so its buffer grows. */
 START_TEST(allocation_failures_in_journal_functions)
 {
     make_dir();
-    char a[512], b[512], m[512];
+    char a[512], b[512], m[512], fresh[512];
     path_in_dir("a.journal", a, sizeof a);
     path_in_dir("b.journal", b, sizeof b);
     path_in_dir("m.journal", m, sizeof m);
-    run_half(a, 0);
-    run_half(b, 1);
+    path_in_dir("fresh.journal", fresh, sizeof fresh);
+    run_half(a, 0, 8); /* 8 seeds: 96 trials, about 4 KiB of rows per half */
+    run_half(b, 1, 8);
+    size_t len_a, len_b;
+    slurp(a, &len_a);
+    slurp(b, &len_b);
+    ck_assert_uint_gt(len_a, 4096);
+    ck_assert_uint_gt(len_b, 4096);
     int succeeded = 0;
     long failures = 0;
-    for (long k = 1; k <= 500 && !succeeded; k++) {
-        intdim_search *r = NULL, *s = configured(2);
+    for (long k = 1; k <= 2000 && !succeeded; k++) {
+        unlink(fresh);
         fail_alloc_install(k);
+        intdim_search *r = NULL, *s = NULL, *n = NULL;
         const char *inputs[] = {a, b};
         int rc = intdim_journal_merge(inputs, 2, m);
         if (rc == INTDIM_OK)
@@ -783,19 +842,382 @@ START_TEST(allocation_failures_in_journal_functions)
         if (rc == INTDIM_OK)
             rc = intdim_search_result(r, NULL, NULL, NULL, NULL, NULL);
         if (rc == INTDIM_OK)
+            rc = try_configured(8, &s);
+        if (rc == INTDIM_OK)
             rc = intdim_search_open_journal(s, m);
+        if (rc == INTDIM_OK)
+            rc = try_configured(8, &n);
+        if (rc == INTDIM_OK)
+            rc = intdim_search_open_journal(n, fresh);
+        if (rc == INTDIM_OK) {
+            ck_assert_uint_eq(intdim_search_trials_done(r), 96);
+            ck_assert_uint_eq(intdim_search_trials_done(s), 96);
+        }
+        intdim_search_destroy(n);
         intdim_search_destroy(s);
         intdim_search_destroy(r);
         fail_alloc_remove();
+        ck_assert_msg(g_fail.allocs == g_fail.frees, "failing allocation %ld leaked %ld blocks "
+                      "(status %d: %s)", k, g_fail.allocs - g_fail.frees, rc,
+                      intdim_last_error());
         if (rc == INTDIM_OK) {
             succeeded = 1;
         } else {
-            ck_assert_int_eq(rc, INTDIM_ENOMEM);
+            ck_assert_msg(rc == INTDIM_ENOMEM, "failing allocation %ld: status %d: %s", k, rc,
+                          intdim_last_error());
             failures++;
         }
     }
     ck_assert(succeeded);
     ck_assert(failures >= 5); /* failures were really injected */
+    size_t len_m;
+    slurp(m, &len_m);
+    ck_assert_uint_gt(len_m, 4096);
+    remove_dir();
+}
+END_TEST
+
+/* ---- SAID groups in the journal ---------------------------------------------------------- */
+
+/* A SAID search: D = 64 in the given groups, d from 4 (above the 2 groups), 2 lrs, 2 seeds. */
+static intdim_search *said_search(const size_t *groups, size_t n_groups)
+{
+    static const size_t ds[] = {4, 8, 16, 32};
+    intdim_search *s;
+    ck_assert_int_eq(intdim_search_create(&s, 64), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set_d_list(s, ds, 4), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set_lrs(s, LRS, 2), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SEEDS, 2), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_SAID, 1), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set_groups(s, groups, n_groups), INTDIM_OK);
+    return s;
+}
+
+/* One "process" of a SAID search: ask every trial, tell those with id % 2 == half. */
+static void said_half(const char *path, const size_t *groups, size_t n_groups, size_t half)
+{
+    intdim_search *s = said_search(groups, n_groups);
+    ck_assert_int_eq(intdim_search_open_journal(s, path), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_set(s, INTDIM_SEARCH_PARALLEL, 1000), INTDIM_OK);
+    for (;;) {
+        int what, kind, said;
+        uint64_t id, seed;
+        size_t d;
+        double lr;
+        ck_assert_int_eq(intdim_search_ask(s, &what, &id, &d, &kind, &said, &lr, &seed), 0);
+        if (what != INTDIM_ASK_TRIAL)
+            break;
+        ck_assert_int_eq(said, kind != INTDIM_PROJ_IDENTITY);
+        if (id % 2 == half)
+            ck_assert_int_eq(intdim_search_tell(s, id, -0.5, metric(d, kind, lr, id, 2), 7,
+                                                0.25, INTDIM_OK), INTDIM_OK);
+    }
+    intdim_search_destroy(s);
+}
+
+/* The same plan: SAID, the same groups, and trial for trial the same (d, kind, said, lr,
+ * seed). */
+static void assert_same_plan(const intdim_search *got, const intdim_search *want)
+{
+    ck_assert_int_eq(got->said, want->said);
+    ck_assert_uint_eq(got->n_groups, want->n_groups);
+    for (size_t i = 0; i < want->n_groups; i++)
+        ck_assert_uint_eq(got->groups[i], want->groups[i]);
+    ck_assert_uint_eq(got->n_trials, want->n_trials);
+    for (size_t i = 0; i < want->n_trials; i++) {
+        const search_trial *g = &got->trials[i], *w = &want->trials[i];
+        ck_assert_uint_eq(g->d, w->d);
+        ck_assert_int_eq(g->kind, w->kind);
+        ck_assert_int_eq(g->said, w->said);
+        ck_assert(g->lr == w->lr);
+        ck_assert_uint_eq(g->seed, w->seed);
+    }
+}
+
+/* A SAID search's groups are in its journal's header: a search rebuilt from it, a resumed
+ * one and a merge have the same groups and plan; a journal of other groups is refused by
+ * resume and merge with a message. */
+START_TEST(said_groups_survive_the_journal)
+{
+    make_dir();
+    char g0[512], g1[512], m[512], x[512];
+    path_in_dir("g0.journal", g0, sizeof g0);
+    path_in_dir("g1.journal", g1, sizeof g1);
+    path_in_dir("m.journal", m, sizeof m);
+    path_in_dir("x.journal", x, sizeof x);
+    static const size_t groups[] = {24, 40}, swapped[] = {40, 24};
+    intdim_search *plan = said_search(groups, 2);
+    ck_assert_int_eq(intdim__search_freeze(plan), INTDIM_OK);
+    ck_assert_uint_eq(plan->n_trials, 5 * 2 * 2);
+    said_half(g0, groups, 2, 0);
+    said_half(g1, groups, 2, 1);
+    ck_assert_ptr_nonnull(strstr(slurp(g0, NULL), "\ngroups 24 40\n"));
+
+    intdim_search *r;
+    ck_assert_int_eq(intdim_search_from_journal(&r, g0), INTDIM_OK);
+    assert_same_plan(r, plan);
+    ck_assert_uint_eq(intdim_search_trials_done(r), 10);
+    intdim_search_destroy(r);
+
+    intdim_search *s = said_search(groups, 2); /* resume */
+    ck_assert_int_eq(intdim_search_open_journal(s, g0), INTDIM_OK);
+    ck_assert_uint_eq(intdim_search_trials_done(s), 10);
+    assert_same_plan(s, plan);
+    intdim_search_destroy(s);
+
+    const char *inputs[] = {g0, g1};
+    ck_assert_int_eq(intdim_journal_merge(inputs, 2, m), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_from_journal(&r, m), INTDIM_OK);
+    assert_same_plan(r, plan);
+    ck_assert_uint_eq(intdim_search_trials_done(r), 20);
+    ck_assert_int_eq(intdim_search_complete(r), 1);
+    intdim_search_destroy(r);
+
+    /* Other groups (the same sizes in another order): another search. */
+    s = said_search(swapped, 2);
+    ck_assert_int_eq(intdim_search_open_journal(s, g0), INTDIM_EMISMATCH);
+    ck_assert_msg(strstr(intdim_last_error(), "header line 6 has '24' where this search has "
+                                              "'40'") != NULL, "%s", intdim_last_error());
+    ck_assert_uint_eq(intdim_search_trials_done(s), 0);
+    intdim_search_destroy(s);
+    said_half(x, swapped, 2, 1);
+    const char *mixed[] = {g0, x};
+    ck_assert_int_eq(intdim_journal_merge(mixed, 2, m), INTDIM_EMISMATCH);
+    ck_assert_msg(strstr(intdim_last_error(), "x.journal belongs to another search than the "
+                                              "first input") != NULL, "%s", intdim_last_error());
+    intdim_search_destroy(plan);
+    remove_dir();
+}
+END_TEST
+
+/* ---- refused journals ----------------------------------------------------------------- */
+
+/* A trial twice: the same row again is harmless; with another result the journal is
+ * refused by a rebuild and by a resume, which then keeps nothing. */
+START_TEST(a_trial_twice_with_different_results_is_refused)
+{
+    make_dir();
+    char p[512];
+    path_in_dir("d.journal", p, sizeof p);
+    full_run(p, 1);
+    size_t n;
+    char saved[1 << 16];
+    char *text0 = slurp(p, &n);
+    memcpy(saved, text0, n);
+    saved[n] = '\0';
+    /* the first row, byte for byte, once more */
+    char *first = strstr(saved, "\nT ") + 1, row[512];
+    size_t row_len = (size_t)(strchr(first, '\n') + 1 - first);
+    memcpy(row, first, row_len);
+    row[row_len] = '\0';
+    append_text(p, row);
+    intdim_search *r = NULL;
+    ck_assert_int_eq(intdim_search_from_journal(&r, p), INTDIM_OK);
+    ck_assert_uint_eq(intdim_search_trials_done(r), 12);
+    intdim_search_destroy(r);
+    /* trial 0 again with another eval metric (0.5; the first row has 0.9) */
+    spit(p, saved, n);
+    intdim_search *plan = configured(1);
+    ck_assert_int_eq(intdim__search_freeze(plan), INTDIM_OK);
+    const search_trial *t = &plan->trials[0];
+    hand_row(p, 0, t->d, t->kind, "0.01", t->seed, "0.5", INTDIM_OK);
+    r = NULL;
+    ck_assert_int_eq(intdim_search_from_journal(&r, p), INTDIM_EFORMAT);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(strstr(intdim_last_error(), "row 13: trial 0 appears twice with different "
+                                              "results") != NULL, "%s", intdim_last_error());
+    intdim_search *s = configured(1);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "appears twice with different results"));
+    ck_assert_uint_eq(intdim_search_trials_done(s), 0);
+    intdim_search_destroy(s);
+    intdim_search_destroy(plan);
+    remove_dir();
+}
+END_TEST
+
+/* A journal that can be read but not appended to (a read-only file) is refused by
+ * open_journal, which changes nothing; it still rebuilds for a report. */
+START_TEST(read_only_journal_is_not_resumed)
+{
+    make_dir();
+    char p[512];
+    path_in_dir("ro.journal", p, sizeof p);
+    intdim_search *s = configured(1);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
+    ck_assert_uint_eq(run_some(s, 1, 3), 3);
+    intdim_search_destroy(s);
+    size_t before, after;
+    char saved[1 << 16];
+    char *text = slurp(p, &before);
+    memcpy(saved, text, before);
+    ck_assert_int_eq(chmod(p, 0444), 0);
+    if (geteuid() == 0) /* root may write any file: fail the open as the mode would */
+        g_fail_next_append_open = 1;
+    s = configured(1);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_EIO);
+    char want[600];
+    snprintf(want, sizeof want, "journal: cannot open %s for appending: %s", p, strerror(EACCES));
+    ck_assert_msg(strstr(intdim_last_error(), want) != NULL, "%s", intdim_last_error());
+    ck_assert_int_eq(g_fail_next_append_open, 0);
+    ck_assert_int_eq(s->frozen, 0);
+    ck_assert_uint_eq(intdim_search_trials_done(s), 0);
+    text = slurp(p, &after);
+    ck_assert_uint_eq(after, before);
+    ck_assert(memcmp(text, saved, before) == 0);
+    intdim_search *r;
+    ck_assert_int_eq(intdim_search_from_journal(&r, p), INTDIM_OK);
+    ck_assert_uint_eq(intdim_search_trials_done(r), 3);
+    intdim_search_destroy(r);
+    ck_assert_int_eq(chmod(p, 0644), 0);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK); /* the same handle */
+    ck_assert_uint_eq(intdim_search_trials_done(s), 3);
+    intdim_search_destroy(s);
+    remove_dir();
+}
+END_TEST
+
+/* The text of a header-only journal of configured(1) up to (not including) its header_crc
+ * line, in buf. */
+static void header_text(const char *path, char *buf, size_t cap)
+{
+    intdim_search_destroy(header_only(path, 1));
+    const char *text = slurp(path, NULL), *crc = strstr(text, "header_crc ");
+    ck_assert_ptr_nonnull(crc);
+    ck_assert_uint_lt((size_t)(crc - text), cap);
+    memcpy(buf, text, (size_t)(crc - text));
+    buf[crc - text] = '\0';
+}
+
+/* A journal of the header lines `lines` with from replaced by to, a correct header
+ * checksum and the columns line. */
+static void forged_header(const char *path, const char *lines, const char *from, const char *to)
+{
+    char text[4096];
+    const char *at = strstr(lines, from);
+    ck_assert_ptr_nonnull(at);
+    int n = snprintf(text, sizeof text, "%.*s%s%s", (int)(at - lines), lines, to,
+                     at + strlen(from));
+    n += snprintf(text + n, sizeof text - (size_t)n, "header_crc %08x\n# id d kind said lr "
+                  "seed train_metric eval_metric steps seconds status crc32\n",
+                  (unsigned)intdim__crc32(0, text, (size_t)n));
+    spit(path, text, (size_t)n);
+}
+
+/* A header cut short is "truncated" with the line it stops at; a header line that does
+ * not parse, or whose values a search refuses, is "malformed" with its number, although
+ * the header checksum matches. */
+START_TEST(truncated_and_malformed_headers_are_refused)
+{
+    make_dir();
+    char p[512], lines[2048];
+    path_in_dir("h.journal", p, sizeof p);
+    header_text(p, lines, sizeof lines);
+    intdim_search *r = NULL;
+    /* the first four lines only (killed while writing the header) */
+    const char *cut = lines;
+    for (int i = 0; i < 4; i++)
+        cut = strchr(cut, '\n') + 1;
+    spit(p, lines, (size_t)(cut - lines));
+    ck_assert_int_eq(intdim_search_from_journal(&r, p), INTDIM_EFORMAT);
+    ck_assert_msg(strstr(intdim_last_error(), "header is truncated (line 5)") != NULL, "%s",
+                  intdim_last_error());
+    spit(p, "intdim-journal 1\n", 17);
+    ck_assert_int_eq(intdim_search_from_journal(&r, p), INTDIM_EFORMAT);
+    ck_assert_msg(strstr(intdim_last_error(), "header is truncated (line 2)") != NULL, "%s",
+                  intdim_last_error());
+    intdim_search *s = configured(1);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "header is truncated"));
+    intdim_search_destroy(s);
+
+    static const struct {
+        const char *from, *to, *message;
+    } cases[] = {
+        {" seeds=1 ", " seeds=x ", "header line 2 is malformed"}, /* does not parse */
+        {" seeds=1 ", " seeds=0 ", "header line 2 is malformed"}, /* refused by the search */
+        {"\ngroups\n", "\ngroups 30 x\n", "header line 6 is malformed"},
+        {"\ngroups\n", "\ngroups 30 30\n", "header line 6 is malformed"}, /* sum 60, not 64 */
+        {"\ntrain 11=1.5\n", "\ntrain 11=x\n", "header line 7 is malformed"},
+        {" seeds=1 ", " seeds=01 ", "header is not in canonical form"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        forged_header(p, lines, cases[i].from, cases[i].to);
+        r = NULL;
+        ck_assert_msg(intdim_search_from_journal(&r, p) == INTDIM_EFORMAT, "case %zu: %s", i,
+                      intdim_last_error());
+        ck_assert_ptr_null(r);
+        ck_assert_msg(strstr(intdim_last_error(), cases[i].message) != NULL, "case %zu: %s", i,
+                      intdim_last_error());
+    }
+    /* the unchanged forgery is accepted: only the changes above are at fault */
+    forged_header(p, lines, " seeds=1 ", " seeds=1 ");
+    ck_assert_int_eq(intdim_search_from_journal(&r, p), INTDIM_OK);
+    intdim_search_destroy(r);
+    remove_dir();
+}
+END_TEST
+
+/* Append `body` as a row with its correct checksum. */
+static void forged_row(const char *path, const char *body)
+{
+    char row[512];
+    snprintf(row, sizeof row, "%s %08x\n", body, (unsigned)intdim__crc32(0, body, strlen(body)));
+    append_text(path, row);
+}
+
+/* Rows whose checksum matches but whose fields are wrong are refused, each with its
+ * reason: the checksum only says the row is as written, not that it makes sense. */
+START_TEST(malformed_rows_with_valid_checksums_are_refused)
+{
+    make_dir();
+    char p[512];
+    path_in_dir("w.journal", p, sizeof p);
+    intdim_search *plan = header_only(p, 1);
+    const search_trial *t = &plan->trials[2]; /* d = 2, lr 0.01 */
+    size_t n;
+    char saved[1 << 16];
+    char *text0 = slurp(p, &n);
+    memcpy(saved, text0, n);
+    static const struct {
+        const char *fields, *why;
+    } cases[] = {
+        /* id d kind said lr seed | train eval steps seconds status */
+        {"T 2 2 3 0", "expected 13 fields"},
+        {"nan 0.5 10 0.5 0 extra", "expected 13 fields"},
+        {"abc 0.5 10 0.5 0", "a field does not parse"},
+        {"nan 0.5 10 0.5 zero", "a field does not parse"},
+        {"nan nan 10 0.5 0", "eval metric inconsistent with status"},  /* OK without a metric */
+        {"nan 0.5 10 0.5 -5", "eval metric inconsistent with status"}, /* failed with one */
+        {"nan 0.5 10 -1 0", "seconds"},
+        {"nan 0.5 10 inf 0", "seconds"},
+        {"nan 0.5 10 0.5 0", NULL}, /* well formed: accepted */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        spit(p, saved, n);
+        char body[400];
+        if (strncmp(cases[i].fields, "T ", 2) == 0)
+            snprintf(body, sizeof body, "%s", cases[i].fields);
+        else
+            snprintf(body, sizeof body, "T 2 %zu %d 0 0.01 %llu %s", t->d, t->kind,
+                     (unsigned long long)t->seed, cases[i].fields);
+        forged_row(p, body);
+        intdim_search *r = NULL;
+        int rc = intdim_search_from_journal(&r, p);
+        if (cases[i].why == NULL) {
+            ck_assert_msg(rc == INTDIM_OK, "case %zu: %s", i, intdim_last_error());
+            ck_assert_uint_eq(intdim_search_trials_done(r), 1);
+            intdim_search_destroy(r);
+            continue;
+        }
+        ck_assert_msg(rc == INTDIM_EFORMAT, "case %zu (%s): status %d", i, body, rc);
+        ck_assert_ptr_null(r);
+        char want[128];
+        snprintf(want, sizeof want, "row 1 is malformed (%s)", cases[i].why);
+        ck_assert_msg(strstr(intdim_last_error(), want) != NULL, "case %zu: %s", i,
+                      intdim_last_error());
+    }
+    intdim_search_destroy(plan);
     remove_dir();
 }
 END_TEST
@@ -818,6 +1240,11 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, allocation_failures_in_journal_functions);
     tcase_add_test(tc, failed_fsync_takes_the_row_back);
     tcase_add_test(tc, failed_open_journal_leaves_the_plan_open);
+    tcase_add_test(tc, said_groups_survive_the_journal);
+    tcase_add_test(tc, a_trial_twice_with_different_results_is_refused);
+    tcase_add_test(tc, read_only_journal_is_not_resumed);
+    tcase_add_test(tc, truncated_and_malformed_headers_are_refused);
+    tcase_add_test(tc, malformed_rows_with_valid_checksums_are_refused);
     suite_add_tcase(suite, tc);
     return suite;
 }
@@ -826,7 +1253,7 @@ int main(void)
 {
     SRunner *runner = srunner_create(journal_suite());
     srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
+    int failed = runner_exit_status(runner) != EXIT_SUCCESS; /* also: no test ran */
     srunner_free(runner);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -43,9 +43,17 @@ sed '12s/ 0 \([0-9a-f]\{8\}\)$/ 0 00000000/' "$dir/full.journal" > "$dir/bad.jou
 if "$intdim" report "$dir/bad.journal" > /dev/null 2> "$dir/bad.err"; then fail "corrupt journal accepted"; fi
 grep -q 'corrupt' "$dir/bad.err" || fail "no clear message for a corrupt row: $(cat "$dir/bad.err")"
 # Journals of different searches do not merge; a different configuration does not resume.
-"$intdim" run-toy --seeds 1 --n-d 3 --steps 10 --quiet --journal "$dir/other.journal" > /dev/null
-if "$intdim" merge "$dir/x.journal" "$dir/full.journal" "$dir/other.journal" 2> /dev/null; then fail "mismatched merge accepted"; fi
-if "$intdim" run-toy $args --seeds 3 --journal "$dir/full.journal" > /dev/null 2>&1; then fail "mismatched resume accepted"; fi
+# (each refusal must be the mismatch itself, not any other failure)
+"$intdim" run-toy --seeds 1 --n-d 3 --steps 10 --quiet --journal "$dir/other.journal" > /dev/null 2> "$dir/other.err" \
+  || fail "run-toy for other.journal: $(cat "$dir/other.err")"
+[ -s "$dir/other.journal" ] || fail "other.journal was not written"
+if "$intdim" merge "$dir/x.journal" "$dir/full.journal" "$dir/other.journal" 2> "$dir/mixed.err"; then fail "mismatched merge accepted"; fi
+grep -q 'other.journal belongs to another search than the first input' "$dir/mixed.err" \
+  || fail "mismatched merge: no mismatch message: $(cat "$dir/mixed.err")"
+[ ! -e "$dir/x.journal" ] || fail "a refused merge wrote its output"
+if "$intdim" run-toy $args --seeds 3 --journal "$dir/full.journal" > /dev/null 2> "$dir/mismatch.err"; then fail "mismatched resume accepted"; fi
+grep -q "full.journal was written by another search: header line 2 has 'seeds=2' where this search has 'seeds=3'" "$dir/mismatch.err" \
+  || fail "mismatched resume: no mismatch message: $(cat "$dir/mismatch.err")"
 if "$intdim" report "$dir/missing.journal" > /dev/null 2>&1; then fail "missing journal accepted"; fi
 if "$intdim" run-toy --kind nonsense > /dev/null 2>&1; then fail "bad option accepted"; fi
 # An unknown last option is called unknown, a known one without its value says so.
