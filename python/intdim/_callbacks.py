@@ -5,8 +5,12 @@ trampoline catches BaseException, stores it in a CallbackGuard and returns non-z
 library then stops its loop (INTDIM_ECALLBACK, or INTDIM_EINTERRUPTED for progress
 callbacks) and the Python method that started the loop re-raises the stored exception with
 its original traceback. KeyboardInterrupt takes the same road: while C runs, Python's
-signal handler only sets a flag, and the interpreter raises KeyboardInterrupt at the next
-bytecode it executes, which is inside the next callback.
+signal handler only sets a flag, and the interpreter would raise KeyboardInterrupt at the next
+bytecode it executes: the first of the next trampoline, before its `try`, where ctypes could
+only print it and return garbage to C. So while a library call runs on the main thread with
+Python's default SIGINT handler, CallbackGuard.active() replaces that handler with one that
+records a KeyboardInterrupt as the pending exception: the next trampoline returns non-zero
+and the method re-raises it when C returns (at once for a call that makes no callbacks).
 
 Once an exception is pending, later callbacks return non-zero at once without running
 Python code, so nothing runs after the user's error or Ctrl-C.
@@ -15,10 +19,13 @@ Arrays handed to callbacks are numpy views of the library's buffers (no copies):
 only valid during the callback.
 """
 
+import contextlib
 import ctypes
 import math
 import numbers
+import signal
 import sys
+import threading
 
 import numpy as np
 
@@ -99,6 +106,27 @@ class CallbackGuard:
     def __init__(self):
         self.pending = None
 
+    @contextlib.contextmanager
+    def active(self):
+        """Around the library call that runs this guard's callbacks: Ctrl-C becomes the
+        pending KeyboardInterrupt (see the module docstring). Left alone off the main
+        thread (Python delivers signals to the main thread only) and when the program has
+        its own SIGINT handler."""
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield
+            return
+
+        def record(signum, frame):
+            if self.pending is None:
+                self.pending = KeyboardInterrupt()
+
+        previous = signal.signal(signal.SIGINT, record)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
     # ---- trampolines --------------------------------------------------------------
     def grad_fn(self, fn, length):
         """GRAD_FN calling fn(step, theta, grad) -> loss. theta is a read-only view of the
@@ -112,7 +140,7 @@ class CallbackGuard:
             try:
                 loss = fn(int(step), thetas.get(theta_p), grads.get(grad_p))
                 loss_p[0] = _as_float(loss, "grad_fn")
-                return 0
+                return 0 if self.pending is None else 1  # Ctrl-C during fn: abort the step
             except BaseException as exc:  # noqa: B902 - KeyboardInterrupt too, see above
                 self.pending = exc
                 return 1
@@ -130,7 +158,7 @@ class CallbackGuard:
                 return 1
             try:
                 metric_p[0] = _as_float(fn(thetas.get(theta_p)), "eval_fn")
-                return 0
+                return 0 if self.pending is None else 1
             except BaseException as exc:  # noqa: B902
                 self.pending = exc
                 return 1
@@ -148,7 +176,7 @@ class CallbackGuard:
                 return 1
             try:
                 stop = fn(int(step), loss, None if math.isnan(metric) else metric)
-                return 1 if stop else 0
+                return 1 if stop or self.pending is not None else 0
             except BaseException as exc:  # noqa: B902
                 self.pending = exc
                 return 1
@@ -166,7 +194,8 @@ class CallbackGuard:
             if fn is None:
                 return 0
             try:
-                return 1 if fn(int(done), int(total), int(d), lr, metric, seconds_left) else 0
+                stop = fn(int(done), int(total), int(d), lr, metric, seconds_left)
+                return 1 if stop or self.pending is not None else 0
             except BaseException as exc:  # noqa: B902
                 self.pending = exc
                 return 1

@@ -2,6 +2,8 @@
 collection through weakref.finalize (which also runs at interpreter exit, newest first, so a
 trainer is destroyed before the projection it borrows)."""
 
+import contextlib
+import threading
 import weakref
 
 from . import _lib
@@ -18,11 +20,15 @@ def _destroy(destroy_name, handle, keepalive, on_close):
         on_close()
 
 
+_calls_lock = threading.Lock()
+
+
 class OwnedHandle:
     """Base class: owns one C handle, destroyed exactly once."""
 
     _destroy_name = None  # e.g. "intdim_proj_destroy"
     _finalizer = None
+    _calls = 0  # library calls on this handle in progress (any thread, callbacks included)
 
     def _own(self, handle, keepalive=(), on_close=None):
         """Take ownership of `handle`; on_close runs after the handle is destroyed.
@@ -42,8 +48,26 @@ class OwnedHandle:
     def closed(self):
         return self._finalizer is None or not self._finalizer.alive
 
+    @contextlib.contextmanager
+    def _in_call(self):
+        """Around a library call that may take long or call back into Python: the handle
+        is its C argument, and close() must not free it before the call returns (from a
+        callback of that call, or from another thread while ctypes has released the GIL)."""
+        handle = self._h
+        with _calls_lock:  # `+=` on an attribute is not atomic between threads
+            self._calls += 1
+        try:
+            yield handle
+        finally:
+            with _calls_lock:
+                self._calls -= 1
+
     def close(self):
-        """Free the C handle now (idempotent). Later calls raise ValueError."""
+        """Free the C handle now (idempotent). Later calls raise ValueError. Refused with
+        RuntimeError while a call on it is in progress (e.g. from one of its callbacks)."""
+        if self._calls:
+            raise RuntimeError(f"this {type(self).__name__} is in use by a call in progress "
+                               "(close it after that call returns)")
         if self._finalizer is not None:
             self._finalizer()
 

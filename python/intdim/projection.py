@@ -129,6 +129,8 @@ class Projection(OwnedHandle):
         self._n_scales = int(lib.intdim_proj_n_scales(self._h))
 
     def close(self):
+        """Free the projection (idempotent). RuntimeError while a Trainer still uses it or
+        a call on it is in progress."""
         if self._users > 0 and not self.closed:
             raise RuntimeError(f"Projection is still used by {self._users} open Trainer(s); "
                                "close them first")
@@ -137,15 +139,18 @@ class Projection(OwnedHandle):
     # ---- description --------------------------------------------------------------
     @property
     def D(self):
+        self._h  # noqa: B018 - ValueError once closed, like every other member
         return self._D
 
     @property
     def d(self):
         """Trainable length, SAID scales included."""
+        self._h  # noqa: B018
         return self._d
 
     @property
     def n_scales(self):
+        self._h  # noqa: B018
         return self._n_scales
 
     @property
@@ -182,6 +187,9 @@ class Projection(OwnedHandle):
         """Runtime parameter: 'threads' (0 = all) or 'kernel' ('auto', 'portable', 'avx2',
         'avx512' or its number)."""
         pid = _params.param_id("PROJ_", name)
+        if self._calls:  # the C rule: no set while another call uses the handle
+            raise RuntimeError("Projection.set while a call on this projection (apply, vjp, "
+                               "or a Trainer's run or step) is in progress")
         _lib.check(_lib.lib().intdim_proj_set(self._h, pid,
                                               _params.param_value("PROJ_", name, value)))
 
@@ -206,7 +214,9 @@ class Projection(OwnedHandle):
         theta_d = _lib.as_f32(theta_d, "theta_d", self.d)
         out = np.empty(self.D, np.float32) if out is None else _lib.as_f32(out, "out", self.D,
                                                                            writable=True)
-        _lib.check(_lib.lib().intdim_proj_apply(self._h, theta_d.ctypes.data, out.ctypes.data))
+        with self._in_call() as h:
+            status = _lib.lib().intdim_proj_apply(h, theta_d.ctypes.data, out.ctypes.data)
+        _lib.check(status, "intdim_proj_apply")
         return out
 
     def vjp(self, g_D, theta_d=None, out=None):
@@ -221,6 +231,7 @@ class Projection(OwnedHandle):
             theta_ptr = _lib.as_f32(theta_d, "theta_d", self.d).ctypes.data
         out = np.empty(self.d, np.float32) if out is None else _lib.as_f32(out, "out", self.d,
                                                                            writable=True)
-        _lib.check(_lib.lib().intdim_proj_vjp(self._h, theta_ptr, g_D.ctypes.data,
-                                              out.ctypes.data))
+        with self._in_call() as h:
+            status = _lib.lib().intdim_proj_vjp(h, theta_ptr, g_D.ctypes.data, out.ctypes.data)
+        _lib.check(status, "intdim_proj_vjp")
         return out

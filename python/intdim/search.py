@@ -32,6 +32,17 @@ def _sizes(values, what):
     return (ctypes.c_size_t * len(values))(*values), len(values)
 
 
+def _check_callables(**callbacks):
+    """TypeError before any work: required callbacks callable, optional ones None or
+    callable (a mistake would otherwise surface only when the library first calls it)."""
+    required = ("grad_fn", "eval_fn")
+    for name, fn in callbacks.items():
+        if fn is None and name not in required:
+            continue
+        if not callable(fn):
+            raise TypeError(f"{name} must be callable, not {type(fn).__name__}")
+
+
 class Search(OwnedHandle):
     """A d90 search for a model with D parameters (intdim_search).
 
@@ -47,7 +58,6 @@ class Search(OwnedHandle):
         out = ctypes.c_void_p()
         _lib.check(_lib.lib().intdim_search_create(ctypes.byref(out), D),
                    "intdim_search_create")
-        self._guard = CallbackGuard()
         self._own(out.value)
         self._D = int(_lib.lib().intdim_search_D(self._h))
         for name, value in params.items():
@@ -61,7 +71,6 @@ class Search(OwnedHandle):
         _lib.call_warning(_lib.lib().intdim_search_from_journal, ctypes.byref(out),
                           _lib.path_arg(path), what="intdim_search_from_journal")
         self = cls.__new__(cls)
-        self._guard = CallbackGuard()
         self._own(out.value)
         self._D = int(_lib.lib().intdim_search_D(self._h))  # the journal's D
         return self
@@ -70,6 +79,7 @@ class Search(OwnedHandle):
     def D(self):
         """The model size the search was created with (or read from its journal): the
         length of every theta and theta0 given to run() and run_trial()."""
+        self._h  # noqa: B018 - ValueError once closed, like every other member
         return self._D
 
     # ---- configuration ------------------------------------------------------------
@@ -151,15 +161,16 @@ class Search(OwnedHandle):
         theta0_ptr = None
         if theta0 is not None:
             theta0_ptr = _lib.as_f32(theta0, "theta0", D).ctypes.data
-        if not callable(grad_fn) or not callable(eval_fn):
-            raise TypeError("grad_fn and eval_fn must be callable")
-        guard = self._guard
+        _check_callables(grad_fn=grad_fn, eval_fn=eval_fn, train_fn=train_fn,
+                         progress=progress)
+        guard = CallbackGuard()  # per call: this call's exceptions only
         grad_cb = guard.grad_fn(grad_fn, D)
         train_cb = guard.eval_fn(train_fn, D)
         eval_cb = guard.eval_fn(eval_fn, D)
         progress_cb = guard.search_progress_fn(progress)
-        status = _lib.lib().intdim_search_run(self._h, theta.ctypes.data, theta0_ptr, grad_cb,
-                                              train_cb, eval_cb, None, progress_cb, None)
+        with self._in_call() as h, guard.active():
+            status = _lib.lib().intdim_search_run(h, theta.ctypes.data, theta0_ptr, grad_cb,
+                                                  train_cb, eval_cb, None, progress_cb, None)
         guard.finish(status, "intdim_search_run")
 
     def run_trial(self, trial, theta, theta0, grad_fn, eval_fn, train_fn=None):
@@ -170,23 +181,31 @@ class Search(OwnedHandle):
         D = self.D
         theta = _lib.as_f32(theta, "theta", D, writable=True)
         theta0 = _lib.as_f32(theta0, "theta0", D)
-        if not callable(grad_fn) or not callable(eval_fn):
-            raise TypeError("grad_fn and eval_fn must be callable")
-        guard = self._guard
+        _check_callables(grad_fn=grad_fn, eval_fn=eval_fn, train_fn=train_fn)
+        # per call: run_trial is thread-safe, and one thread's exception must not reach
+        # (or stop) another thread's trial
+        guard = CallbackGuard()
         grad_cb = guard.grad_fn(grad_fn, D)
         train_cb = guard.eval_fn(train_fn, D)
         eval_cb = guard.eval_fn(eval_fn, D)
         train_m, eval_m = ctypes.c_double(math.nan), ctypes.c_double(math.nan)
         steps, seconds, status = ctypes.c_uint64(), ctypes.c_double(), ctypes.c_int()
-        rc = _lib.lib().intdim_search_run_trial(
-            self._h, theta.ctypes.data, theta0.ctypes.data, grad_cb, train_cb, eval_cb, None,
+        with self._in_call() as h, guard.active():
+            rc = self._run_trial_call(h, theta, theta0, grad_cb, train_cb, eval_cb, trial,
+                                      train_m, eval_m, steps, seconds, status)
+        guard.finish(rc, "intdim_search_run_trial")
+        return TrialResult(train_m.value, eval_m.value, int(steps.value), seconds.value,
+                           int(status.value))
+
+    @staticmethod
+    def _run_trial_call(h, theta, theta0, grad_cb, train_cb, eval_cb, trial, train_m, eval_m,
+                        steps, seconds, status):
+        return _lib.lib().intdim_search_run_trial(
+            h, theta.ctypes.data, theta0.ctypes.data, grad_cb, train_cb, eval_cb, None,
             _lib.as_size(trial.d, "trial.d", positive=True), _params.kind_id(trial.kind),
             int(bool(trial.said)), float(trial.lr), _lib.as_u64(trial.seed, "trial.seed"),
             ctypes.byref(train_m), ctypes.byref(eval_m), ctypes.byref(steps),
             ctypes.byref(seconds), ctypes.byref(status))
-        guard.finish(rc, "intdim_search_run_trial")
-        return TrialResult(train_m.value, eval_m.value, int(steps.value), seconds.value,
-                           int(status.value))
 
     # ---- results --------------------------------------------------------------------
     def result(self):

@@ -47,13 +47,21 @@ class TorchHost:
              (inputs, targets) that is cycled.
     eval_fn: eval_fn(module) -> metric, higher is better (e.g. test accuracy).
     train_eval_fn: optional, the same on training data (for generalization gaps).
+    train_mode: True (default): the gradient callback puts the module in train() mode at
+             every step (dropout on, BatchNorm updating its running statistics); False:
+             it leaves the mode as the caller set it (e.g. eval() to freeze BatchNorm).
+    Module buffers (BatchNorm running statistics and counters) are not trained parameters:
+    they are saved at construction and put back by restore_theta0() and at the first step
+    (step 0) of every run or trial, so trials start from the same model and do not see
+    statistics gathered by earlier ones.
     groups:  'layer' (one SAID group per weight/bias pair: parameters sharing a module
              prefix) or 'tensor' (one per parameter tensor).
     """
 
     def __init__(self, module, loss_fn, data, eval_fn=None, train_eval_fn=None,
-                 groups="layer"):
+                 groups="layer", train_mode=True):
         self.module = module
+        self.train_mode = train_mode
         self.loss_fn = loss_fn
         self.eval_metric = eval_fn
         self.train_metric = train_eval_fn
@@ -85,6 +93,7 @@ class TorchHost:
                 self._grad_views.append(view)
                 offset += n
         self.theta0 = self.theta.copy()
+        self._buffers0 = [(b, b.detach().clone()) for _, b in module.named_buffers()]
         self.set_groups(groups)
         self.grad_copies = 0  # steps where autograd replaced a .grad (diagnostic)
 
@@ -131,9 +140,12 @@ class TorchHost:
 
     def grad_fn(self, step, theta, grad):
         """intdim grad callback: forward + backward of minibatch `step`."""
+        if step == 0:  # a new run or trial: the buffers it starts from are theta0's
+            self._restore_buffers()
         inputs, targets = self.batch(step)
         self.grad.fill(0.0)
-        self.module.train()
+        if self.train_mode:
+            self.module.train()
         with torch.enable_grad():
             loss = self.loss_fn(self.module(inputs), targets)
             loss.backward()
@@ -147,14 +159,24 @@ class TorchHost:
         def callback(theta):
             if theta.ctypes.data != self.theta.ctypes.data:
                 raise RuntimeError("the library evaluated another buffer than host.theta")
+            was_training = self.module.training
             self.module.eval()
-            with torch.no_grad():
-                return float(fn(self.module))
+            try:
+                with torch.no_grad():
+                    return float(fn(self.module))
+            finally:
+                self.module.train(was_training)  # the caller's mode (see train_mode)
         return callback
 
+    def _restore_buffers(self):
+        with torch.no_grad():
+            for buf, saved in self._buffers0:
+                buf.copy_(saved)
+
     def restore_theta0(self):
-        """Put the initial parameters back into the module."""
+        """Put the initial parameters and buffers back into the module."""
         np.copyto(self.theta, self.theta0)
+        self._restore_buffers()
 
     # ---- library objects ------------------------------------------------------------
     def projection(self, d, kind="fastfood", seed=0, said=False, **kw):

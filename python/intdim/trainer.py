@@ -1,5 +1,6 @@
 """Trainer: optimizes theta_d in a projection's subspace with a Python gradient callback."""
 
+import contextlib
 import ctypes
 import math
 
@@ -72,8 +73,12 @@ class Trainer(OwnedHandle):
         # for ever (see _handle._destroy).
         self._own(out.value, keepalive=(proj, theta, theta0 if borrow_theta0 else None,
                                         grad), on_close=release)
-        for name, value in params.items():
-            self.set(name, value)
+        try:
+            for name, value in params.items():
+                self.set(name, value)
+        except BaseException:
+            self.close()  # a refused parameter: release the handle and the projection now
+            raise
 
     # ---- parameters ---------------------------------------------------------------
     def set(self, name, value):
@@ -91,11 +96,20 @@ class Trainer(OwnedHandle):
                               _params.param_id(_TRAIN, name))
 
     # ---- training -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _calling(self):
+        """A call that runs callbacks: neither this trainer nor its projection may be
+        closed (or the projection's parameters set) until it returns, and Ctrl-C becomes
+        the pending KeyboardInterrupt (CallbackGuard.active)."""
+        with self._in_call() as h, self.proj._in_call(), self._guard.active():
+            yield h
+
     def step(self):
         """One optimizer step; returns the loss the callback reported. The host buffer is
         then one update behind (it holds what the callback saw): sync() brings it up."""
         loss = ctypes.c_double(math.nan)
-        status = _lib.lib().intdim_trainer_step(self._h, ctypes.byref(loss))
+        with self._calling() as h:
+            status = _lib.lib().intdim_trainer_step(h, ctypes.byref(loss))
         self._guard.finish(status, "intdim_trainer_step")
         return loss.value
 
@@ -105,11 +119,15 @@ class Trainer(OwnedHandle):
         INTDIM_EINTERRUPTED). Returns the last metric (NaN if none). When it returns (or
         raises), the host buffer holds theta0 + P(theta_d) for the current theta_d."""
         n_steps = _lib.as_u64(n_steps, "n_steps")
+        for what, fn in (("eval_fn", eval_fn), ("progress", progress)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{what} must be callable or None, not {type(fn).__name__}")
         eval_cb = self._guard.eval_fn(eval_fn, self._D)
         progress_cb = self._guard.progress_fn(progress)
         metric = ctypes.c_double(math.nan)
-        status = _lib.lib().intdim_trainer_run(self._h, n_steps, eval_cb, None,
-                                               progress_cb, None, ctypes.byref(metric))
+        with self._calling() as h:
+            status = _lib.lib().intdim_trainer_run(h, n_steps, eval_cb, None, progress_cb,
+                                                   None, ctypes.byref(metric))
         self._guard.finish(status, "intdim_trainer_run")
         return metric.value
 
@@ -119,8 +137,8 @@ class Trainer(OwnedHandle):
             raise TypeError("eval_fn must be callable: eval_fn(theta) -> metric")
         eval_cb = self._guard.eval_fn(eval_fn, self._D)
         metric = ctypes.c_double(math.nan)
-        status = _lib.lib().intdim_trainer_evaluate(self._h, eval_cb, None,
-                                                    ctypes.byref(metric))
+        with self._calling() as h:
+            status = _lib.lib().intdim_trainer_evaluate(h, eval_cb, None, ctypes.byref(metric))
         self._guard.finish(status, "intdim_trainer_evaluate")
         return metric.value
 

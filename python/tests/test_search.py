@@ -440,3 +440,60 @@ def test_search_callback_returning_a_string_is_a_type_error():
         with pytest.raises(TypeError, match="eval_fn returned str '1.0'"):
             s.run(np.zeros(D, np.float32), toy.grad, lambda theta: "1.0")
         assert s.trials_done == 0
+
+
+def test_concurrent_run_trials_keep_their_exceptions_apart():
+    """run_trial is thread-safe: one thread's failing trial must neither stop nor fail
+    another thread's trial running at the same time. (With one exception slot shared by
+    the calls, B failed here whenever its next callback started before A's call returned:
+    in about half of the runs, as that is a race.)"""
+    import threading
+    with intdim.Search(D) as s:
+        configure(s)
+        s.set("baseline", 1.0)
+        trial = s.ask().trial
+        a_failed = threading.Event()
+        results = {}
+
+        def failing_grad(step, theta, grad):
+            if step == 5:
+                a_failed.set()
+                raise ValueError("trial A failed")
+            grad[:] = 0.0
+            return 1.0
+
+        toy = Toy()
+
+        def healthy_grad(step, theta, grad):
+            if step == 2:
+                assert a_failed.wait(30)  # A fails while B is mid-trial
+            return toy.grad(step, theta, grad)
+
+        def run(name, grad_fn):
+            try:
+                results[name] = s.run_trial(trial, np.zeros(D, np.float32),
+                                            np.zeros(D, np.float32), grad_fn, toy.metric)
+            except BaseException as exc:  # noqa: B902 - recorded for the asserts below
+                results[name] = exc
+
+        threads = [threading.Thread(target=run, args=("A", failing_grad)),
+                   threading.Thread(target=run, args=("B", healthy_grad))]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        assert isinstance(results["A"], ValueError) and "trial A failed" in str(results["A"])
+        assert isinstance(results["B"], intdim.search.TrialResult), results["B"]
+        assert results["B"].status == 0 and results["B"].steps == STEPS
+
+
+def test_search_callbacks_must_be_callable_before_any_trial():
+    toy = Toy()
+    with intdim.Search(D) as s:
+        configure(s)
+        for kwargs in ({"train_fn": "train"}, {"progress": 1}):
+            with pytest.raises(TypeError, match="must be callable"):
+                s.run(np.zeros(D, np.float32), toy.grad, toy.metric, **kwargs)
+        assert toy.grad_calls == 0 and s.trials_done == 0
+    with pytest.raises(ValueError, match="closed"):
+        s.D

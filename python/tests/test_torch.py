@@ -180,3 +180,61 @@ def test_losses_may_be_0d_tensors_but_not_strings():
             with pytest.raises(TypeError, match="grad_fn returned .*must return a real"):
                 t.step()
         assert t.steps_done == 4
+
+
+def batchnorm_problem(train_mode=True):
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(128, 4, generator=gen) * 3 + 2
+    y = (x[:, 0] > 2).long()
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8),
+                                torch.nn.Tanh(), torch.nn.Linear(8, 2))
+
+    def batches(step):
+        start = (step * 32) % 128
+        return x[start:start + 32], y[start:start + 32]
+
+    host = TorchHost(model, torch.nn.functional.cross_entropy, batches,
+                     eval_fn=lambda m: accuracy(m, x, y), train_mode=train_mode)
+    return host, model
+
+
+def test_module_buffers_are_restored_for_every_trial_and_after_a_search():
+    host, model = batchnorm_problem()
+    bn = model[1]
+    mean0, count0 = bn.running_mean.clone(), int(bn.num_batches_tracked)
+    before = host.evaluate()
+    seen = []  # the running mean each trial starts from
+
+    def grad_fn(step, theta, grad):
+        if step == 1:  # step 0 has run: its statistics came from theta0's buffers
+            seen.append(int(bn.num_batches_tracked))
+        return host.grad_fn(step, theta, grad)
+
+    with intdim.Search(host.D, steps=20, seeds=1, baseline=1.0) as s:
+        s.set_d_list([4, 8])
+        s.set_lrs([1e-2])
+        s.run(host.theta, grad_fn, host.metric_callback(host.eval_metric),
+              theta0=host.theta0)
+    assert len(seen) == 2 and seen == [count0 + 1] * 2  # each trial from theta0's buffers
+    assert int(bn.num_batches_tracked) == count0 + 20   # the last trial's 20 steps
+    host.restore_theta0()
+    assert torch.equal(bn.running_mean, mean0) and int(bn.num_batches_tracked) == count0
+    assert host.evaluate() == before
+    s2 = host.search(ds=[4], lrs=[1e-2], steps=10, baseline=1.0)  # restores by itself
+    s2.close()
+    assert torch.equal(bn.running_mean, mean0) and host.evaluate() == before
+
+
+def test_train_mode_false_leaves_the_module_mode_alone():
+    host, model = batchnorm_problem(train_mode=False)
+    model.eval()  # frozen BatchNorm: its statistics must not move
+    mean0 = model[1].running_mean.clone()
+    grad = np.zeros(host.D, np.float32)
+    host.grad_fn(3, host.theta, grad)
+    assert not model.training and torch.equal(model[1].running_mean, mean0)
+    assert np.any(grad != 0)
+    host_t, model_t = batchnorm_problem()
+    model_t.eval()
+    host_t.grad_fn(3, host_t.theta, np.zeros(host_t.D, np.float32))
+    assert model_t.training  # the default puts it back in train mode

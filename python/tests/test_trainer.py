@@ -401,3 +401,78 @@ def test_run_leaves_the_host_buffer_in_sync():
                 t.run(10, eval_fn=lambda th: 1 / 0)
             assert t.steps_done == 24
             assert np.array_equal(theta, theta0 + proj.apply(t.theta_d)), kind
+
+
+def test_ctrl_c_while_the_library_runs_raises_keyboard_interrupt(sigint_raises):
+    """A real Ctrl-C arrives from outside at any moment, most often while C (not Python)
+    runs: it must surface as KeyboardInterrupt, never as a garbage callback status, and
+    leave the trainer usable."""
+    import threading
+    D_big = 1 << 16
+    proj = intdim.Projection("fastfood", D_big, 500, seed=3)
+    theta = np.zeros(D_big, np.float32)
+
+    def grad_fn(step, th, gr):
+        gr[:] = th - 0.5
+        return 1.0
+
+    with proj, intdim.Trainer(proj, theta, grad_fn, lr=1e-3) as t:
+        timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                t.run(10**7)  # minutes of work: only the interrupt ends it
+        finally:
+            timer.cancel()
+        done = t.steps_done
+        assert 0 < done < 10**7
+        t.run(3)
+        assert t.steps_done == done + 3
+
+
+def test_close_during_a_call_is_refused():
+    """Closing the trainer or its projection, or setting the projection's parameters,
+    from inside one of the trainer's own callbacks would free or change what C is using."""
+    proj, theta, problem, t = make()
+    attempts = []
+
+    def progress(step, loss, metric):
+        if step == 3:
+            for action in (t.close, proj.close, lambda: proj.set("threads", 1)):
+                with pytest.raises(RuntimeError):
+                    action()
+                attempts.append(action)
+        return False
+
+    with proj, t:
+        t.run(5, progress=progress)
+        assert len(attempts) == 3 and not t.closed and not proj.closed
+        assert t.steps_done == 5
+    assert t.closed and proj.closed  # once the call returned, close works
+
+
+def test_a_refused_parameter_releases_the_projection():
+    proj = intdim.Projection("identity", D, D)
+    theta = np.zeros(D, np.float32)
+    with pytest.raises(intdim.IntdimError) as err:
+        intdim.Trainer(proj, theta, Quadratic().grad, lr=-1.0)
+    assert err.value is not None  # the exception (and its traceback) still held
+    proj.close()  # not "still used by 1 open Trainer"
+    assert proj.closed
+
+
+def test_callbacks_that_are_not_callable_are_refused_before_any_step():
+    proj, theta, problem, t = make()
+    with proj, t:
+        for kwargs in ({"eval_fn": "acc"}, {"progress": True}):
+            with pytest.raises(TypeError, match="must be callable"):
+                t.run(100, **kwargs)
+        assert t.steps_done == 0 and problem.calls == 0
+
+
+def test_sizes_of_a_closed_projection_raise():
+    proj = intdim.Projection("sparse", 100, 10, seed=1)
+    proj.close()
+    for name in ("D", "d", "n_scales", "n_groups", "kind"):
+        with pytest.raises(ValueError, match="closed"):
+            getattr(proj, name)
