@@ -285,7 +285,11 @@ typedef enum {
 INTDIM_API int intdim_trainer_create(intdim_trainer **out, const intdim_proj *p, float *theta,
                                      const float *theta0, float *grad, unsigned flags,
                                      intdim_grad_fn grad_fn, void *user);
-INTDIM_API void intdim_trainer_destroy(intdim_trainer *t); /* NULL is fine */
+/* NULL is fine. Called from a callback of the trainer's own step, run or evaluate, it only
+ * marks the trainer: that call stops (run: INTDIM_EINTERRUPTED) and frees it on return.
+ * From such a callback, calls that change the trainer (step, run, evaluate, sync, set,
+ * set_theta_d, reset, load) fail with INTDIM_ESTATE; reads and save are allowed. */
+INTDIM_API void intdim_trainer_destroy(intdim_trainer *t);
 
 /* Settings (intdim_train_param). set checks the range and, for counts and choices, that
  * the value is whole (INTDIM_EINVAL with the parameter's name in the message); a setting
@@ -379,7 +383,10 @@ typedef enum {
 
 /* A search for a model with D parameters. */
 INTDIM_API int intdim_search_create(intdim_search **out, size_t D);
-INTDIM_API void intdim_search_destroy(intdim_search *s); /* NULL is fine */
+/* NULL is fine. Called from a callback of the search's own intdim_search_run, it only marks
+ * the search: the run stops (INTDIM_EINTERRUPTED) and frees it on return. From such a
+ * callback, set, ask, tell, open_journal and run fail with INTDIM_ESTATE. */
+INTDIM_API void intdim_search_destroy(intdim_search *s);
 
 /* Settings (intdim_search_param). set checks range and whole numbers (INTDIM_EINVAL, the
  * parameter named in the message) and, once the plan is frozen (first ask, open_journal),
@@ -430,7 +437,9 @@ typedef int (*intdim_search_progress_fn)(void *user, size_t done, size_t total, 
 /* Run the search locally: for every asked trial, build the projection, a trainer over the
  * host buffer theta (theta0 as in intdim_trainer_create), train INTDIM_SEARCH_STEPS steps
  * with grad_fn, then measure train_fn (may be NULL) and eval_fn, and tell. Resumable with
- * a journal. Stops with INTDIM_EINTERRUPTED if progress returns non-zero. */
+ * a journal. Stops with INTDIM_EINTERRUPTED if progress returns non-zero. Whatever the
+ * status, theta holds theta0 again on return (so a second call, e.g. to resume, starts
+ * from the same point). */
 INTDIM_API int intdim_search_run(intdim_search *s, float *theta, const float *theta0,
                                  intdim_grad_fn grad_fn, intdim_eval_fn train_fn,
                                  intdim_eval_fn eval_fn, void *user,

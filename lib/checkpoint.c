@@ -492,8 +492,11 @@ INTDIM_API int intdim_trainer_load(intdim_trainer *t, const char *path)
     if (t == NULL || path == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_load: %s is NULL",
                             t == NULL ? "trainer" : "path");
+    int status = intdim__trainer_refuse_if_busy(t, "intdim_trainer_load");
+    if (status != INTDIM_OK)
+        return status;
     ckpt_desc mine;
-    int status = describe_proj(t->proj, &mine);
+    status = describe_proj(t->proj, &mine);
     if (status != INTDIM_OK)
         return status;
     ckpt_desc file;

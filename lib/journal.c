@@ -754,6 +754,8 @@ INTDIM_API int intdim_search_open_journal(intdim_search *s, const char *path)
 {
     if (s == NULL || path == NULL || path[0] == '\0')
         return intdim__fail(INTDIM_EINVAL, "intdim_search_open_journal: search or path is NULL");
+    if (s->busy)
+        return intdim__search_refuse_if_busy(s, "intdim_search_open_journal");
     if (s->journal_fd >= 0)
         return intdim__fail(INTDIM_ESTATE, "intdim_search_open_journal: a journal is already "
                                            "open");

@@ -94,7 +94,17 @@ struct intdim_trainer {
     uint64_t step;    /* steps done, skipped ones included: the host's minibatch counter */
     uint64_t updates; /* optimizer updates applied (Adam's t) */
     uint64_t skipped; /* steps skipped for non-finite values (INTDIM_NONFINITE_SKIP) */
+
+    /* Inside step, run or evaluate, i.e. while a host callback of this trainer may run:
+     * calls that change the trainer are refused (INTDIM_ESTATE), and intdim_trainer_destroy
+     * only marks it, the outer call freeing it on its way out. */
+    int busy;
+    int destroy_requested;
 };
+
+/* INTDIM_ESTATE (naming fn) when t is inside one of its own calls that run callbacks: a
+ * callback must not change the state that call is in the middle of updating. */
+int intdim__trainer_refuse_if_busy(const intdim_trainer *t, const char *fn);
 
 /* Swap the current and next state arrays (commit a step or a load). */
 void intdim__trainer_commit_next(intdim_trainer *t);

@@ -57,10 +57,8 @@ INTDIM_API int intdim_search_create(intdim_search **out, size_t D)
     return INTDIM_OK;
 }
 
-INTDIM_API void intdim_search_destroy(intdim_search *s)
+static void free_search(intdim_search *s)
 {
-    if (s == NULL)
-        return;
     intdim__journal_close(s);
     intdim__free(s->d_list);
     intdim__free(s->lrs);
@@ -68,6 +66,27 @@ INTDIM_API void intdim_search_destroy(intdim_search *s)
     intdim__free(s->grid);
     intdim__free(s->trials);
     intdim__free(s);
+}
+
+/* From a callback of intdim_search_run the search is still in use: it is freed when the run
+ * returns (the run stops right after that callback). */
+INTDIM_API void intdim_search_destroy(intdim_search *s)
+{
+    if (s == NULL)
+        return;
+    if (s->busy) {
+        s->destroy_requested = 1;
+        return;
+    }
+    free_search(s);
+}
+
+int intdim__search_refuse_if_busy(const intdim_search *s, const char *fn)
+{
+    if (s->busy)
+        return intdim__fail(INTDIM_ESTATE, "%s: called from a callback of this search's own "
+                                           "intdim_search_run (which is not finished)", fn);
+    return INTDIM_OK;
 }
 
 struct param_range {
@@ -119,6 +138,8 @@ INTDIM_API int intdim_search_set(intdim_search *s, int param, double value)
 {
     if (s == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_set: search is NULL");
+    if (s->busy)
+        return intdim__search_refuse_if_busy(s, "intdim_search_set");
     if (param < 0 || (size_t)param >= N_SEARCH_PARAMS)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_set: unknown parameter %d", param);
     if (param == INTDIM_SEARCH_BOOTSTRAP && s->journal_fd >= 0)
@@ -743,7 +764,9 @@ INTDIM_API int intdim_search_ask(intdim_search *s, int *what, uint64_t *trial_id
     if (s == NULL || what == NULL || trial_id_out == NULL || d == NULL || kind == NULL ||
         said == NULL || lr == NULL || seed == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_ask: a pointer argument is NULL");
-    int rc = intdim__search_freeze(s);
+    int rc = intdim__search_refuse_if_busy(s, "intdim_search_ask");
+    if (rc == INTDIM_OK)
+        rc = intdim__search_freeze(s);
     if (rc != INTDIM_OK)
         return rc;
     size_t id = 0;
@@ -792,6 +815,8 @@ INTDIM_API int intdim_search_tell(intdim_search *s, uint64_t id, double train_me
 {
     if (s == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_tell: search is NULL");
+    if (s->busy)
+        return intdim__search_refuse_if_busy(s, "intdim_search_tell");
     if (!s->frozen)
         return intdim__fail(INTDIM_ENOTFOUND, "intdim_search_tell: unknown trial id %llu: no "
                                               "trial was asked yet (the plan is made at the "
@@ -1103,6 +1128,13 @@ static void unask(intdim_search *s, uint64_t id)
     }
 }
 
+/* A callback destroyed the search during run: stop (it is freed on the way out). */
+static int destroyed_during_run(const intdim_search *s)
+{
+    return intdim__fail(INTDIM_EINTERRUPTED, "intdim_search_run: the search was destroyed by one "
+                                             "of its callbacks after %zu trials", s->n_done);
+}
+
 INTDIM_API int intdim_search_run(intdim_search *s, float *theta, const float *theta0,
                                  intdim_grad_fn grad_fn, intdim_eval_fn train_fn,
                                  intdim_eval_fn eval_fn, void *user,
@@ -1111,7 +1143,9 @@ INTDIM_API int intdim_search_run(intdim_search *s, float *theta, const float *th
     if (s == NULL || theta == NULL || grad_fn == NULL || eval_fn == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_run: search, theta, grad_fn or eval_fn "
                                            "is NULL");
-    int rc = intdim__search_freeze(s);
+    int rc = intdim__search_refuse_if_busy(s, "intdim_search_run");
+    if (rc == INTDIM_OK)
+        rc = intdim__search_freeze(s);
     if (rc != INTDIM_OK)
         return rc;
     if (s->n_out > 0)
@@ -1146,8 +1180,14 @@ INTDIM_API int intdim_search_run(intdim_search *s, float *theta, const float *th
         double train, eval, seconds;
         uint64_t steps;
         int status;
+        s->busy = 1; /* the trial's callbacks run now */
         rc = intdim_search_run_trial(s, theta, theta0, grad_fn, train_fn, eval_fn, user, d, kind,
                                      said, lr, seed, &train, &eval, &steps, &seconds, &status);
+        s->busy = 0;
+        if (s->destroy_requested) {
+            rc = destroyed_during_run(s);
+            break;
+        }
         if (rc == INTDIM_OK)
             rc = intdim_search_tell(s, id, train, eval, steps, seconds, status);
         if (rc != INTDIM_OK) {
@@ -1161,7 +1201,14 @@ INTDIM_API int intdim_search_run(intdim_search *s, float *theta, const float *th
                 total = s->n_done;
             double per_trial = (now_seconds() - start) / (double)done_here;
             double left = per_trial * (double)(total - s->n_done);
-            if (progress(progress_user, s->n_done, total, d, lr, eval, left) != 0) {
+            s->busy = 1;
+            int stop = progress(progress_user, s->n_done, total, d, lr, eval, left) != 0;
+            s->busy = 0;
+            if (s->destroy_requested) {
+                rc = destroyed_during_run(s);
+                break;
+            }
+            if (stop) {
                 rc = intdim__fail(INTDIM_EINTERRUPTED, "intdim_search_run: stopped by the "
                                                        "progress callback after %zu trials",
                                   s->n_done);
@@ -1169,6 +1216,12 @@ INTDIM_API int intdim_search_run(intdim_search *s, float *theta, const float *th
             }
         }
     }
+    /* theta back to the starting point, whatever the status: calling run again (to resume
+     * after an interruption or a failure) then starts its trials from theta0, not from the
+     * last trial's trained weights */
+    memcpy(theta, theta0, s->D * sizeof(float));
     intdim__free(theta0_copy);
+    if (s->destroy_requested)
+        free_search(s);
     return rc;
 }

@@ -70,7 +70,16 @@ struct intdim_search {
 
     /* journal */
     int journal_fd; /* -1 when none */
+
+    /* intdim_search_run is inside a trial or its progress callback: calls that change the
+     * search are refused (INTDIM_ESTATE) and intdim_search_destroy only marks it, the run
+     * freeing it on its way out */
+    int busy;
+    int destroy_requested;
 };
+
+/* INTDIM_ESTATE (naming fn) from inside one of intdim_search_run's callbacks. */
+int intdim__search_refuse_if_busy(const intdim_search *s, const char *fn);
 
 /* ---- search.c ---------------------------------------------------------------------- */
 /* Build the grid and the trial table from the configuration; idempotent. */

@@ -94,10 +94,8 @@ INTDIM_API int intdim_trainer_create(intdim_trainer **out, const intdim_proj *p,
     return INTDIM_OK;
 }
 
-INTDIM_API void intdim_trainer_destroy(intdim_trainer *t)
+static void free_trainer(intdim_trainer *t)
 {
-    if (t == NULL)
-        return;
     intdim__free(t->theta0_owned);
     intdim__free(t->grad_owned);
     intdim__free(t->theta_d);
@@ -111,13 +109,47 @@ INTDIM_API void intdim_trainer_destroy(intdim_trainer *t)
     intdim__free(t);
 }
 
+/* From a callback of the trainer's own step, run or evaluate the trainer is still in use:
+ * it is freed when that call returns (the call stops at its next check). */
+INTDIM_API void intdim_trainer_destroy(intdim_trainer *t)
+{
+    if (t == NULL)
+        return;
+    if (t->busy) {
+        t->destroy_requested = 1;
+        return;
+    }
+    free_trainer(t);
+}
+
+int intdim__trainer_refuse_if_busy(const intdim_trainer *t, const char *fn)
+{
+    if (t->busy)
+        return intdim__fail(INTDIM_ESTATE, "%s: called from a callback of this trainer's own "
+                                           "step, run or evaluate (which is not finished)", fn);
+    return INTDIM_OK;
+}
+
+/* The end of a public call that ran callbacks: not busy any more, and freed if a callback
+ * destroyed it meanwhile. */
+static int leave_call(intdim_trainer *t, int status)
+{
+    t->busy = 0;
+    if (t->destroy_requested)
+        free_trainer(t);
+    return status;
+}
+
 /* ---- settings ---------------------------------------------------------------------- */
 
 INTDIM_API int intdim_trainer_set(intdim_trainer *t, int param, double value)
 {
     if (t == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_set: trainer is NULL");
-    int status = intdim__optim_set(&t->settings, param, value);
+    int status = intdim__trainer_refuse_if_busy(t, "intdim_trainer_set");
+    if (status != INTDIM_OK)
+        return status;
+    status = intdim__optim_set(&t->settings, param, value);
     return status == INTDIM_OK ? status : intdim__fail_in("intdim_trainer_set", status);
 }
 
@@ -199,12 +231,8 @@ static int apply_update(intdim_trainer *t)
     return INTDIM_OK;
 }
 
-INTDIM_API int intdim_trainer_step(intdim_trainer *t, double *loss)
+static int step_once(intdim_trainer *t, double *loss)
 {
-    if (loss)
-        *loss = NAN;
-    if (t == NULL)
-        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_step: trainer is NULL");
     int status = intdim__optim_check(&t->settings);
     if (status == INTDIM_OK)
         status = intdim__trainer_write_theta(t);
@@ -232,23 +260,32 @@ INTDIM_API int intdim_trainer_step(intdim_trainer *t, double *loss)
     return apply_update(t);
 }
 
+INTDIM_API int intdim_trainer_step(intdim_trainer *t, double *loss)
+{
+    if (loss)
+        *loss = NAN;
+    if (t == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_step: trainer is NULL");
+    int status = intdim__trainer_refuse_if_busy(t, "intdim_trainer_step");
+    if (status != INTDIM_OK)
+        return status;
+    t->busy = 1;
+    return leave_call(t, step_once(t, loss));
+}
+
 /* ---- evaluation and the loop ------------------------------------------------------- */
 
 INTDIM_API int intdim_trainer_sync(intdim_trainer *t)
 {
     if (t == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_sync: trainer is NULL");
-    return intdim__trainer_write_theta(t);
+    int status = intdim__trainer_refuse_if_busy(t, "intdim_trainer_sync");
+    return status == INTDIM_OK ? intdim__trainer_write_theta(t) : status;
 }
 
-INTDIM_API int intdim_trainer_evaluate(intdim_trainer *t, intdim_eval_fn eval_fn, void *user,
-                                       double *metric)
+static int evaluate_once(intdim_trainer *t, intdim_eval_fn eval_fn, void *user,
+                         double *metric)
 {
-    if (metric)
-        *metric = NAN;
-    if (t == NULL || eval_fn == NULL)
-        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_evaluate: %s is NULL",
-                            t == NULL ? "trainer" : "eval_fn");
     int status = intdim__trainer_write_theta(t);
     if (status != INTDIM_OK)
         return status;
@@ -265,6 +302,33 @@ INTDIM_API int intdim_trainer_evaluate(intdim_trainer *t, intdim_eval_fn eval_fn
     return INTDIM_OK;
 }
 
+INTDIM_API int intdim_trainer_evaluate(intdim_trainer *t, intdim_eval_fn eval_fn, void *user,
+                                       double *metric)
+{
+    if (metric)
+        *metric = NAN;
+    if (t == NULL || eval_fn == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_evaluate: %s is NULL",
+                            t == NULL ? "trainer" : "eval_fn");
+    int status = intdim__trainer_refuse_if_busy(t, "intdim_trainer_evaluate");
+    if (status != INTDIM_OK)
+        return status;
+    t->busy = 1;
+    return leave_call(t, evaluate_once(t, eval_fn, user, metric));
+}
+
+/* A callback destroyed the trainer during run: stop at once. */
+static int destroyed_during_run(const intdim_trainer *t)
+{
+    return intdim__fail(INTDIM_EINTERRUPTED, "intdim_trainer_run: the trainer was destroyed by "
+                                             "one of its callbacks at step %llu",
+                        (unsigned long long)t->step);
+}
+
+static int run_steps(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval_fn,
+                     void *eval_user, intdim_progress_fn progress, void *progress_user,
+                     double *final_metric, int sync_at_end);
+
 /* intdim_trainer_run; sync_at_end = 0 leaves the host buffer as the last step or
  * evaluation left it (for callers that evaluate right after, which writes it anyway). */
 int intdim__trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval_fn,
@@ -275,6 +339,18 @@ int intdim__trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval
         *final_metric = NAN;
     if (t == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_run: trainer is NULL");
+    int status = intdim__trainer_refuse_if_busy(t, "intdim_trainer_run");
+    if (status != INTDIM_OK)
+        return status;
+    t->busy = 1;
+    return leave_call(t, run_steps(t, n_steps, eval_fn, eval_user, progress, progress_user,
+                                   final_metric, sync_at_end));
+}
+
+static int run_steps(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval_fn,
+                     void *eval_user, intdim_progress_fn progress, void *progress_user,
+                     double *final_metric, int sync_at_end)
+{
     int status = intdim__optim_check(&t->settings);
     if (status != INTDIM_OK)
         return sync_at_end ? fail_step(t, status) : status;
@@ -285,7 +361,9 @@ int intdim__trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval
     int in_sync = 0;
     for (uint64_t i = 0; i < n_steps; i++) {
         double loss;
-        status = intdim_trainer_step(t, &loss);
+        status = step_once(t, &loss);
+        if (t->destroy_requested)
+            return destroyed_during_run(t);
         if (status != INTDIM_OK) {
             in_sync = 1; /* a failed step restores the buffer (intdim_trainer_step's contract) */
             break;
@@ -294,20 +372,27 @@ int intdim__trainer_run(intdim_trainer *t, uint64_t n_steps, intdim_eval_fn eval
         double metric = NAN;
         int due = (every > 0 && t->step % every == 0) || i + 1 == n_steps;
         if (eval_fn != NULL && due) {
-            status = intdim_trainer_evaluate(t, eval_fn, eval_user, &metric);
+            status = evaluate_once(t, eval_fn, eval_user, &metric);
+            if (t->destroy_requested)
+                return destroyed_during_run(t);
             if (status != INTDIM_OK)
                 break;
             in_sync = 1;
             last_metric = metric;
         }
-        if (progress != NULL && progress(progress_user, t->step, loss, metric) != 0) {
+        int stop = progress != NULL && progress(progress_user, t->step, loss, metric) != 0;
+        if (t->destroy_requested)
+            return destroyed_during_run(t);
+        if (stop) {
             status = intdim__fail(INTDIM_EINTERRUPTED, "the progress callback stopped the run "
                                                        "at step %llu", (unsigned long long)t->step);
             break;
         }
     }
     if (status == INTDIM_OK && n_steps == 0 && eval_fn != NULL) {
-        status = intdim_trainer_evaluate(t, eval_fn, eval_user, &last_metric);
+        status = evaluate_once(t, eval_fn, eval_user, &last_metric);
+        if (t->destroy_requested)
+            return destroyed_during_run(t);
         in_sync = 1;
     }
     if (final_metric)
@@ -333,7 +418,10 @@ INTDIM_API int intdim_trainer_reset(intdim_trainer *t)
 {
     if (t == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_reset: trainer is NULL");
-    int status = intdim_proj_init_theta(t->proj, t->theta_d);
+    int status = intdim__trainer_refuse_if_busy(t, "intdim_trainer_reset");
+    if (status != INTDIM_OK)
+        return status;
+    status = intdim_proj_init_theta(t->proj, t->theta_d);
     if (status != INTDIM_OK)
         return status;
     memset(t->m, 0, t->d * sizeof(float));
@@ -376,6 +464,9 @@ INTDIM_API int intdim_trainer_set_theta_d(intdim_trainer *t, const float *in, si
                             t->d);
     if (!intdim__all_finite(in, n))
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_set_theta_d: non-finite entry");
+    int status = intdim__trainer_refuse_if_busy(t, "intdim_trainer_set_theta_d");
+    if (status != INTDIM_OK)
+        return status;
     memcpy(t->theta_d, in, n * sizeof(float));
     return INTDIM_OK;
 }

@@ -930,6 +930,112 @@ START_TEST(progress_callback_stops_the_run)
 }
 END_TEST
 
+/* The progress callback of a run calling back into its search: calls that change the search
+ * are refused (INTDIM_ESTATE), and destroying it stops the run, which frees it on its way
+ * out (no use after free under ASan, no leak by the counts). */
+typedef struct reentry {
+    intdim_search *s;
+    toy_rig *rig;
+    int statuses[5];
+    int destroy;
+    size_t calls;
+} reentry;
+
+static int reentering_progress(void *user, size_t done, size_t total, size_t d, double lr,
+                               double eval_metric, double seconds_left)
+{
+    (void)done, (void)total, (void)d, (void)lr, (void)eval_metric, (void)seconds_left;
+    reentry *r = user;
+    if (r->calls++ == 0) {
+        int what, kind, said;
+        uint64_t id, seed;
+        size_t dd;
+        double l;
+        r->statuses[0] = intdim_search_set(r->s, INTDIM_SEARCH_PARALLEL, 2);
+        r->statuses[1] = intdim_search_ask(r->s, &what, &id, &dd, &kind, &said, &l, &seed);
+        r->statuses[2] = intdim_search_tell(r->s, 0, 1.0, 1.0, 1, 0.0, INTDIM_OK);
+        r->statuses[3] = intdim_search_run(r->s, r->rig->theta, r->rig->theta0, toy_grad, NULL,
+                                           toy_eval, &r->rig->tp, NULL, NULL);
+        r->statuses[4] = intdim_search_open_journal(r->s, "/tmp/intdim-never-written.journal");
+        if (r->destroy)
+            intdim_search_destroy(r->s);
+    }
+    return 0;
+}
+
+START_TEST(progress_callback_reentering_its_search)
+{
+    static const size_t ds[] = {6, 12};
+    static const double lrs[] = {0.3};
+    for (int destroy = 0; destroy < 2; destroy++) {
+        toy_rig rig;
+        toy_rig_init(&rig);
+        if (destroy)
+            fail_alloc_install(0);
+        intdim_search *s = toy_list_search(ds, 2, lrs, 1, 50);
+        reentry r = {.s = s, .rig = &rig, .destroy = destroy};
+        int rc = intdim_search_run(s, rig.theta, rig.theta0, toy_grad, NULL, toy_eval, &rig.tp,
+                                   reentering_progress, &r);
+        for (int i = 0; i < 5; i++)
+            ck_assert_msg(r.statuses[i] == INTDIM_ESTATE, "call %d from the callback: %d", i,
+                          r.statuses[i]);
+        ck_assert_int_eq(access("/tmp/intdim-never-written.journal", F_OK), -1);
+        if (destroy) {
+            ck_assert_int_eq(rc, INTDIM_EINTERRUPTED);
+            ck_assert_ptr_nonnull(strstr(intdim_last_error(), "destroyed"));
+            ck_assert_uint_eq(r.calls, 1);
+            fail_alloc_remove();
+            ck_assert_int_eq(g_fail.allocs, g_fail.frees);
+        } else {
+            ck_assert_msg(rc == INTDIM_OK, "%s", intdim_last_error());
+            ck_assert_uint_eq(intdim_search_trials_done(s), 3); /* the nested calls did nothing */
+            ck_assert_uint_eq(r.calls, 3);
+            intdim_search_destroy(s);
+        }
+    }
+}
+END_TEST
+
+/* A run stopped part way (here by its progress callback) leaves theta at the starting point,
+ * whether theta0 was given, NULL (theta's contents are the start) or theta itself: calling
+ * run again to resume then trains the remaining trials from the same start, and gets what
+ * one uninterrupted run gets, bit for bit. */
+START_TEST(interrupted_run_resumes_from_the_starting_point)
+{
+    static const size_t ds[] = {6, 12};
+    static const double lrs[] = {0.3};
+    for (int base_case = 0; base_case < 3; base_case++) {
+        double whole[8], resumed[8];
+        for (int interrupt = 0; interrupt < 2; interrupt++) {
+            toy_rig rig;
+            toy_rig_init(&rig);
+            const float *base = base_case == 0 ? rig.theta0 : base_case == 1 ? NULL : rig.theta;
+            intdim_search *s = toy_list_search(ds, 2, lrs, 1, 100);
+            progress_log log = {0, 0, 0};
+            int rc = intdim_search_run(s, rig.theta, base, toy_grad, NULL, toy_eval, &rig.tp,
+                                       interrupt ? stop_at_once : NULL, &log);
+            ck_assert_int_eq(rc, interrupt ? INTDIM_EINTERRUPTED : INTDIM_OK);
+            ck_assert_msg(memcmp(rig.theta, rig.theta0, sizeof rig.theta) == 0,
+                          "case %d: theta is not back at the start after the run", base_case);
+            if (interrupt) {
+                ck_assert_uint_eq(intdim_search_trials_done(s), 1);
+                rc = intdim_search_run(s, rig.theta, base, toy_grad, NULL, toy_eval, &rig.tp,
+                                       NULL, NULL);
+                ck_assert_msg(rc == INTDIM_OK, "resume: %s", intdim_last_error());
+            }
+            ck_assert_uint_eq(s->n_trials, 3);
+            for (size_t i = 0; i < s->n_trials; i++)
+                (interrupt ? resumed : whole)[i] = s->trials[i].eval_metric;
+            intdim_search_destroy(s);
+        }
+        for (size_t i = 0; i < 3; i++)
+            ck_assert_msg(memcmp(&whole[i], &resumed[i], sizeof whole[i]) == 0,
+                          "case %d, trial %zu: %.17g uninterrupted, %.17g resumed", base_case, i,
+                          whole[i], resumed[i]);
+    }
+}
+END_TEST
+
 /* theta0 == theta is allowed as in intdim_trainer_create (theta0 is then copied once):
  * the same trials as with a separate theta0 or NULL. run_trial borrows theta0, so there it
  * is INTDIM_EINVAL. */
@@ -1099,6 +1205,8 @@ static Suite *search_suite(void)
     tcase_add_test(tc, every_baseline_trial_failed);
     tcase_add_test(tc, run_refuses_trials_asked_outside_it);
     tcase_add_test(tc, progress_callback_stops_the_run);
+    tcase_add_test(tc, interrupted_run_resumes_from_the_starting_point);
+    tcase_add_test(tc, progress_callback_reentering_its_search);
     tcase_add_test(tc, stacked_blocks_in_trials);
     tcase_add_test(tc, allocation_failures_leak_nothing);
     suite_add_tcase(suite, tc);

@@ -101,6 +101,16 @@ typedef struct proj_config {
 } proj_config;
 
 enum { TEST_D = 50 };
+
+/* An evaluation callback for the re-entry test: minus the quadratic's loss. */
+static int quad_eval_for_reentry(void *user, const float *theta, double *metric)
+{
+    float g[TEST_D];
+    double loss;
+    int rc = quad_grad(user, 0, theta, g, &loss);
+    *metric = -loss;
+    return rc;
+}
 static const size_t g_groups[2] = {20, 30};
 
 static const proj_config g_configs[] = {
@@ -693,6 +703,104 @@ START_TEST(settings_and_arguments)
 }
 END_TEST
 
+/* A host callback that calls back into its own trainer: calls that would change the state
+ * the step is in the middle of updating are refused with INTDIM_ESTATE (the step then goes
+ * on as if they had not been made); reads and saves are allowed. */
+typedef struct reentry {
+    quad *q;
+    intdim_trainer *t;
+    const char *ckpt;
+    int statuses[9];
+    int destroy_at_progress; /* progress callback destroys the trainer at this step (0: no) */
+    uint64_t progress_calls;
+} reentry;
+
+static int reentering_grad(void *user, uint64_t step, const float *theta, float *grad,
+                           double *loss)
+{
+    reentry *r = user;
+    if (step == 1) {
+        float x[TEST_D];
+        double v, m;
+        r->statuses[0] = intdim_trainer_step(r->t, &v);
+        r->statuses[1] = intdim_trainer_run(r->t, 1, NULL, NULL, NULL, NULL, NULL);
+        r->statuses[2] = intdim_trainer_set(r->t, INTDIM_TRAIN_LR, 0.5);
+        r->statuses[3] = intdim_trainer_set_theta_d(r->t, x, 0) == INTDIM_EINVAL
+                             ? intdim_trainer_get_theta_d(r->t, x, TEST_D)
+                             : -100;
+        r->statuses[4] = intdim_trainer_set_theta_d(r->t, x, intdim_trainer_d(r->t));
+        r->statuses[5] = intdim_trainer_reset(r->t);
+        r->statuses[6] = intdim_trainer_sync(r->t);
+        r->statuses[7] = intdim_trainer_load(r->t, r->ckpt);
+        r->statuses[8] = intdim_trainer_save(r->t, r->ckpt) == INTDIM_OK &&
+                                 intdim_trainer_get(r->t, INTDIM_TRAIN_LR, &m) == INTDIM_OK
+                             ? intdim_trainer_evaluate(r->t, quad_eval_for_reentry, r->q, &v)
+                             : -100;
+    }
+    return quad_grad(r->q, step, theta, grad, loss);
+}
+
+static int destroying_progress(void *user, uint64_t step, double loss, double metric)
+{
+    (void)loss;
+    (void)metric;
+    reentry *r = user;
+    r->progress_calls++;
+    if (step == (uint64_t)r->destroy_at_progress)
+        intdim_trainer_destroy(r->t);
+    return 0;
+}
+
+START_TEST(callbacks_that_reenter_their_trainer)
+{
+    rig a;
+    rig_open(&a, &g_configs[1], 5);
+    reentry r = {.q = &a.q};
+    char ckpt[] = "/tmp/intdim_reentry_XXXXXX";
+    int fd = mkstemp(ckpt);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    r.ckpt = ckpt;
+    intdim_trainer *t;
+    ck_assert_int_eq(intdim_trainer_create(&t, a.p, a.theta, a.theta0, NULL, 0, reentering_grad,
+                                           &r), INTDIM_OK);
+    r.t = t;
+    ck_assert_int_eq(intdim_trainer_set(t, INTDIM_TRAIN_LR, 0.05), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(t, 3, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    static const char *names[9] = {"step", "run", "set", "get_theta_d", "set_theta_d", "reset",
+                                   "sync", "load", "evaluate"};
+    for (int i = 0; i < 9; i++) {
+        int want = i == 3 ? INTDIM_OK : INTDIM_ESTATE; /* reads are allowed */
+        ck_assert_msg(r.statuses[i] == want, "%s from inside the step: %d, want %d", names[i],
+                      r.statuses[i], want);
+    }
+    ck_assert_uint_eq(intdim_trainer_steps_done(t), 3); /* nothing nested ran */
+    double lr;
+    ck_assert_int_eq(intdim_trainer_get(t, INTDIM_TRAIN_LR, &lr), INTDIM_OK);
+    ck_assert(lr == 0.05);
+    /* the checkpoint saved from inside step 1 holds step 1's starting state */
+    ck_assert_int_eq(intdim_trainer_load(t, ckpt), INTDIM_OK);
+    ck_assert_uint_eq(intdim_trainer_steps_done(t), 1);
+    intdim_trainer_destroy(t);
+    unlink(ckpt);
+
+    /* a progress callback that destroys its trainer: run stops at once, and the trainer is
+     * freed when run returns (ASan in CI: no use after free; the counts: no leak) */
+    fail_alloc_install(0);
+    reentry d = {.q = &a.q, .destroy_at_progress = 2};
+    ck_assert_int_eq(intdim_trainer_create(&t, a.p, a.theta, a.theta0, NULL, 0, quad_grad,
+                                           &a.q), INTDIM_OK);
+    d.t = t;
+    ck_assert_int_eq(intdim_trainer_run(t, 10, NULL, NULL, destroying_progress, &d, NULL),
+                     INTDIM_EINTERRUPTED);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "destroyed"));
+    ck_assert_uint_eq(d.progress_calls, 2);
+    fail_alloc_remove();
+    ck_assert_int_eq(g_fail.allocs, g_fail.frees);
+    rig_close(&a);
+}
+END_TEST
+
 /* Which base point the trainer writes from, once the caller's arrays change after create:
  * a copied theta0 (theta0 given, no flag) keeps the values at create; a borrowed one
  * (INTDIM_TRAINER_BORROW_THETA0) follows the caller's array; theta0 NULL takes the host
@@ -959,6 +1067,7 @@ int main(void)
     tcase_add_loop_test(tc, run_leaves_host_buffer_in_sync, 0, N_CONFIGS);
     tcase_add_test(tc, settings_and_arguments);
     tcase_add_test(tc, theta0_copied_borrowed_or_taken_from_the_buffer);
+    tcase_add_test(tc, callbacks_that_reenter_their_trainer);
     tcase_add_test(tc, said_lambda_has_its_own_learning_rate);
     tcase_add_test(tc, training_is_reproducible_across_thread_counts);
     tcase_add_test(tc, toy_problem_has_intrinsic_dimension_10);
