@@ -384,6 +384,31 @@ static void get_rest_of_desc(source *s, ckpt_desc *c)
         s->status = refuse_format(s->path, "a reserved field is not zero");
 }
 
+/* Is value within the range intdim_proj_create_ex accepts for param? */
+static int proj_param_ok(int param, double value)
+{
+    double lo, hi;
+    return intdim_proj_param_bounds(param, &lo, &hi) == INTDIM_OK && value >= lo && value <= hi;
+}
+
+/* The creation parameters and shape a projection of this description could have had: what
+ * intdim_proj_create_ex would refuse is a format error here, not an INTDIM_EINVAL from
+ * recreating it later. */
+static int projection_is_possible(const ckpt_desc *c)
+{
+    uint64_t d_lin = c->said ? c->d - c->n_groups : c->d; /* c->d > n_groups checked first */
+    if (c->said && c->d <= c->n_groups)
+        return 0;
+    if (!proj_param_ok(INTDIM_PROJ_MEMORY_BUDGET, c->memory_budget))
+        return 0;
+    if (c->kind == INTDIM_PROJ_SPARSE ? !proj_param_ok(INTDIM_PROJ_SPARSE_DENSITY, c->density)
+                                      : c->density != 0.0)
+        return 0;
+    if (c->kind == INTDIM_PROJ_IDENTITY && d_lin != c->D)
+        return 0;
+    return d_lin >= 1 && d_lin <= c->D;
+}
+
 /* Values a valid writer never produces (checked after the CRC: a file whose CRC matches
  * but whose content is nonsense was made by something else). */
 static int check_values(const ckpt_desc *c, optim_settings *settings, const char *path)
@@ -396,7 +421,7 @@ static int check_values(const ckpt_desc *c, optim_settings *settings, const char
         c->log2_block > 32 ||
         (c->log2_block != 0 && (c->kind != INTDIM_PROJ_FASTFOOD || c->per_group)) || c->D == 0 ||
         c->d == 0 || (c->d > c->D && c->d - c->D > c->n_groups) || c->updates > c->step ||
-        c->skipped > c->step)
+        c->skipped > c->step || !projection_is_possible(c))
         return refuse_format(path, "inconsistent projection description or counters");
     uint64_t sum = 0;
     for (uint64_t g = 0; g < c->n_groups; g++) {

@@ -28,13 +28,17 @@ int intdim__write_fully(int fd, const void *buf, size_t len)
 
 int intdim__open_temp(const char *path, char **tmp_out, int *fd_out)
 {
-    size_t len = strlen(path) + 64;
+    /* In the target's directory (rename must not cross file systems), under a short name of
+     * its own: path + a suffix would fail with ENAMETOOLONG for a legal name near NAME_MAX. */
+    const char *slash = strrchr(path, '/');
+    int dir_len = slash == NULL ? 0 : (int)(slash - path + 1);
+    size_t len = (size_t)dir_len + 64;
     char *tmp = intdim__alloc(len);
     if (tmp == NULL)
         return intdim__fail_nomem("the temporary file name", len);
     static _Atomic unsigned counter;
     for (int attempt = 0; attempt < 100; attempt++) {
-        snprintf(tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+        snprintf(tmp, len, "%.*s.intdim.tmp.%ld.%u", dir_len, path, (long)getpid(), counter++);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd >= 0) {
             *tmp_out = tmp;

@@ -10,8 +10,9 @@
  * write made no progress). */
 int intdim__write_fully(int fd, const void *buf, size_t len);
 
-/* Create path + ".tmp.<pid>.<n>" with O_EXCL (never a file another writer, or a planted
- * symlink, already holds). On success *tmp_out (free with intdim__free) and *fd_out are set;
+/* Create ".intdim.tmp.<pid>.<n>" in path's directory with O_EXCL (never a file another
+ * writer, or a planted symlink, already holds; a short name of its own, so any legal path
+ * works). On success *tmp_out (free with intdim__free) and *fd_out are set;
  * otherwise a status with a message and nothing to clean up. */
 int intdim__open_temp(const char *path, char **tmp_out, int *fd_out);
 

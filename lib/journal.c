@@ -419,7 +419,7 @@ static int parse_dgrid(const char *path, const line *dgrid, const line *dline, i
     if (strcmp(tok, "list") != 0 || p != dgrid->end)
         return bad_header(path, 3);
     size_t n;
-    if (!count_tokens(dline, "d", &n) || n == 0 || n > 10000000)
+    if (!count_tokens(dline, "d", &n) || n == 0 || n > SEARCH_MAX_D_LIST)
         return bad_header(path, 4);
     size_t *ds = intdim__alloc(n * sizeof *ds);
     if (ds == NULL)

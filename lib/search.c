@@ -6,6 +6,7 @@
  * resumed after a crash, or fed by MPI ranks in any order reaches the same d90. */
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -230,6 +231,9 @@ INTDIM_API int intdim_search_set_d_list(intdim_search *s, const size_t *ds, size
                                            "or n is 0");
     if (s->frozen)
         return intdim__fail(INTDIM_ESTATE, "intdim_search_set_d_list: the plan is frozen");
+    if (n > SEARCH_MAX_D_LIST) /* a journal could not be read back */
+        return intdim__fail(INTDIM_EINVAL, "intdim_search_set_d_list: %zu values (max %u)", n,
+                            SEARCH_MAX_D_LIST);
     for (size_t i = 0; i < n; i++)
         if (ds[i] == 0 || ds[i] > s->D)
             return intdim__fail(INTDIM_EINVAL, "intdim_search_set_d_list: d[%zu] = %zu outside "
@@ -1101,7 +1105,16 @@ INTDIM_API int intdim_search_run_trial(const intdim_search *s, float *theta, con
     *train_metric = train;
     *eval_metric = rc == INTDIM_OK ? eval : -INFINITY;
     *trial_status = rc;
-    return rc == INTDIM_OK || is_trial_failure(rc) ? INTDIM_OK : rc;
+    if (is_trial_failure(rc)) {
+        /* a result, so the call succeeds: its message becomes a warning, as every message a
+         * successful call leaves must be */
+        char why[200];
+        snprintf(why, sizeof why, "%s", intdim_last_error());
+        intdim__fail(INTDIM_OK, "warning: trial d = %zu lr = %g diverged, a result (metric "
+                                "-inf): %s", d, lr, why);
+        return INTDIM_OK;
+    }
+    return rc;
 }
 
 /* Trials the adaptive strategy may plan: baseline plus (1 + ceil(log2 n)) points. */

@@ -78,6 +78,10 @@ struct intdim_search {
     int destroy_requested;
 };
 
+/* The most d values an explicit list may hold: what a journal header may carry, so every
+ * search that can be journaled can be read back. */
+#define SEARCH_MAX_D_LIST 10000000u
+
 /* INTDIM_ESTATE (naming fn) from inside one of intdim_search_run's callbacks. */
 int intdim__search_refuse_if_busy(const intdim_search *s, const char *fn);
 

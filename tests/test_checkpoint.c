@@ -430,7 +430,7 @@ static void patch_f32(unsigned char *buf, size_t n, size_t offset, float value)
  * was. Offsets for the rig's file (G = 2 groups, d = 5) from the layout table. */
 enum {
     OFF_KIND = 16, OFF_SAID = 20, OFF_PER_GROUP = 24, OFF_LOG2_BLOCK = 28, OFF_D = 32,
-    OFF_GROUPS = 80,
+    OFF_DENSITY = 56, OFF_BUDGET = 64, OFF_GROUPS = 80,
     OFF_SETTINGS = 96 + 8 * N_GROUPS,
     OFF_STEP = 224 + 8 * N_GROUPS, OFF_UPDATES = OFF_STEP + 8, OFF_SKIPPED = OFF_STEP + 16,
     OFF_THETA_D = 248 + 8 * N_GROUPS, OFF_M = OFF_THETA_D + 4 * 5, OFF_V = OFF_M + 4 * 5
@@ -466,6 +466,16 @@ START_TEST(valid_crc_but_invalid_values_are_refused)
          "inconsistent projection description or counters"},
         {"D = 0", P_U64, OFF_D, 0, "inconsistent projection description or counters"},
         {"d = 5 > D + groups = 2 + 2", P_U64, OFF_D, 2,
+         "inconsistent projection description or counters"},
+        /* creation parameters intdim_proj_create_ex would refuse: a format error, not an
+         * INTDIM_EINVAL when the projection is recreated */
+        {"memory budget NaN", P_F64, OFF_BUDGET, NAN,
+         "inconsistent projection description or counters"},
+        {"memory budget -1", P_F64, OFF_BUDGET, -1.0,
+         "inconsistent projection description or counters"},
+        {"a density on a dense projection", P_F64, OFF_DENSITY, 0.5,
+         "inconsistent projection description or counters"},
+        {"IDENTITY with d < D", P_U32, OFF_KIND, INTDIM_PROJ_IDENTITY,
          "inconsistent projection description or counters"},
         {"updates > steps", P_U64, OFF_UPDATES, 5,
          "inconsistent projection description or counters"},
@@ -731,6 +741,19 @@ START_TEST(io_errors_and_atomic_write)
     ck_assert_int_eq(intdim_trainer_load(a.t, path), INTDIM_EIO);
     ck_assert_int_eq(intdim_trainer_save(a.t, NULL), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_trainer_load(NULL, path), INTDIM_EINVAL);
+    /* a file name as long as the file system allows (255 bytes): the temporary file next to
+     * it must not need a longer one */
+    {
+        char longname[256];
+        memset(longname, 'c', 255);
+        longname[255] = '\0';
+        char longpath[512];
+        path_of(longpath, sizeof longpath, longname);
+        ck_assert_msg(intdim_trainer_save(a.t, longpath) == INTDIM_OK, "%s", intdim_last_error());
+        ck_assert_int_eq(intdim_trainer_load(a.t, longpath), INTDIM_OK);
+        unlink(longpath);
+    }
+
     /* overwrite an existing checkpoint: no temporary file is left behind */
     path_of(path, sizeof path, "atomic.ckpt");
     ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_OK);

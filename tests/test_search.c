@@ -452,6 +452,25 @@ START_TEST(frozen_plan_refuses_list_groups_and_train_params)
 }
 END_TEST
 
+/* An explicit d list longer than a journal header may carry (10^7 values) is refused when
+ * set: a journaled search with it could never be read back. */
+START_TEST(d_list_longer_than_a_journal_can_hold_is_refused)
+{
+    intdim_search *s;
+    ck_assert_int_eq(intdim_search_create(&s, (size_t)1 << 30), INTDIM_OK);
+    size_t n = 10000001;
+    size_t *ds = malloc(n * sizeof *ds);
+    ck_assert_ptr_nonnull(ds);
+    for (size_t i = 0; i < n; i++)
+        ds[i] = i + 1;
+    ck_assert_int_eq(intdim_search_set_d_list(s, ds, n), INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "10000001 values (max 10000000)"));
+    ck_assert_int_eq(intdim_search_set_d_list(s, ds, n - 1), INTDIM_OK);
+    free(ds);
+    intdim_search_destroy(s);
+}
+END_TEST
+
 /* Group sizes: no more groups than D, none empty, summing to D. */
 START_TEST(group_sizes_are_checked)
 {
@@ -766,9 +785,17 @@ START_TEST(diverging_trials_are_results)
         close(fd);
         unlink(path); /* a new journal */
         ck_assert_int_eq(intdim_search_open_journal(s, path), INTDIM_OK);
+        intdim_clear_error();
         int rc = intdim_search_run(s, rig.theta, rig.theta0, diverging_toy_grad, NULL, toy_eval,
                                    &rig.tp, NULL, NULL);
         ck_assert_msg(rc == INTDIM_OK, "run: %s", intdim_last_error());
+        /* a successful call leaves no error message: a diverged trial leaves a warning */
+        if (with_bad_lr)
+            ck_assert_msg(strncmp(intdim_last_error(), "warning: trial d = ", 19) == 0 &&
+                              strstr(intdim_last_error(), "diverged") != NULL,
+                          "%s", intdim_last_error());
+        else
+            ck_assert_str_eq(intdim_last_error(), "");
         ck_assert_int_eq(intdim_search_complete(s), 1);
         size_t d90;
         int reached;
@@ -1207,6 +1234,7 @@ static Suite *search_suite(void)
     tcase_add_test(tc, progress_callback_stops_the_run);
     tcase_add_test(tc, interrupted_run_resumes_from_the_starting_point);
     tcase_add_test(tc, progress_callback_reentering_its_search);
+    tcase_add_test(tc, d_list_longer_than_a_journal_can_hold_is_refused);
     tcase_add_test(tc, stacked_blocks_in_trials);
     tcase_add_test(tc, allocation_failures_leak_nothing);
     suite_add_tcase(suite, tc);
