@@ -155,7 +155,8 @@ class Search(OwnedHandle):
         An exception in any callback (KeyboardInterrupt included) aborts the trial in
         progress, which is un-asked (not told, not journaled: a resumed search runs it
         again), stops the search and is re-raised here; trials told before stay in the
-        journal."""
+        journal. However it ends, theta holds theta0 again (with theta0 None: its contents
+        at the call), so calling run again resumes from the same starting point."""
         D = self.D
         theta = _lib.as_f32(theta, "theta", D, writable=True)
         theta0_ptr = None
