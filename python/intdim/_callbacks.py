@@ -19,7 +19,6 @@ Arrays handed to callbacks are numpy views of the library's buffers (no copies):
 only valid during the callback.
 """
 
-import contextlib
 import ctypes
 import math
 import numbers
@@ -100,32 +99,53 @@ def _refuse(value, what):
                     "number (float, int, a numpy scalar or 0-d array, a 0-d tensor)")
 
 
+# The C module behind `signal`: signal.signal's enum conversions cost about 2 us a call,
+# which a host calling Trainer.step per batch would pay twice per step.
+try:
+    import _signal as _sig
+except ImportError:  # not CPython
+    _sig = signal
+_SIGINT = int(signal.SIGINT)
+
+
+class _RecordInterrupts:
+    """The context manager of CallbackGuard.active."""
+
+    __slots__ = ("guard", "previous")
+
+    def __init__(self, guard):
+        self.guard = guard
+        self.previous = None
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and _sig.getsignal(_SIGINT) is signal.default_int_handler):
+            self.previous = _sig.signal(_SIGINT, self.guard._record_interrupt)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.previous is not None:
+            _sig.signal(_SIGINT, self.previous)
+            self.previous = None
+        return False
+
+
 class CallbackGuard:
     """Holds the first exception raised by a callback during one library call."""
 
     def __init__(self):
         self.pending = None
 
-    @contextlib.contextmanager
     def active(self):
-        """Around the library call that runs this guard's callbacks: Ctrl-C becomes the
-        pending KeyboardInterrupt (see the module docstring). Left alone off the main
-        thread (Python delivers signals to the main thread only) and when the program has
-        its own SIGINT handler."""
-        if (threading.current_thread() is not threading.main_thread()
-                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-            yield
-            return
+        """`with guard.active():` around the library call that runs this guard's callbacks:
+        Ctrl-C becomes the pending KeyboardInterrupt (see the module docstring). Left alone
+        off the main thread (Python delivers signals to the main thread only) and when the
+        program has its own SIGINT handler."""
+        return _RecordInterrupts(self)
 
-        def record(signum, frame):
-            if self.pending is None:
-                self.pending = KeyboardInterrupt()
-
-        previous = signal.signal(signal.SIGINT, record)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+    def _record_interrupt(self, signum, frame):
+        if self.pending is None:
+            self.pending = KeyboardInterrupt()
 
     # ---- trampolines --------------------------------------------------------------
     def grad_fn(self, fn, length):

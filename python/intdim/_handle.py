@@ -2,7 +2,6 @@
 collection through weakref.finalize (which also runs at interpreter exit, newest first, so a
 trainer is destroyed before the projection it borrows)."""
 
-import contextlib
 import threading
 import weakref
 
@@ -21,6 +20,27 @@ def _destroy(destroy_name, handle, keepalive, on_close):
 
 
 _calls_lock = threading.Lock()
+
+
+class _InCall:
+    """The context manager of OwnedHandle._in_call (a class: a generator-based one costs
+    several microseconds per call, which a host calling Trainer.step per batch pays)."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner):
+        self.owner = owner
+
+    def __enter__(self):
+        handle = self.owner._h  # ValueError once closed
+        with _calls_lock:  # `+=` on an attribute is not atomic between threads
+            self.owner._calls += 1
+        return handle
+
+    def __exit__(self, *exc_info):
+        with _calls_lock:
+            self.owner._calls -= 1
+        return False
 
 
 class OwnedHandle:
@@ -48,19 +68,12 @@ class OwnedHandle:
     def closed(self):
         return self._finalizer is None or not self._finalizer.alive
 
-    @contextlib.contextmanager
     def _in_call(self):
-        """Around a library call that may take long or call back into Python: the handle
-        is its C argument, and close() must not free it before the call returns (from a
-        callback of that call, or from another thread while ctypes has released the GIL)."""
-        handle = self._h
-        with _calls_lock:  # `+=` on an attribute is not atomic between threads
-            self._calls += 1
-        try:
-            yield handle
-        finally:
-            with _calls_lock:
-                self._calls -= 1
+        """`with self._in_call() as handle:` around a library call that may take long or
+        call back into Python: close() must not free the handle before the call returns
+        (from a callback of that call, or from another thread while ctypes has released
+        the GIL)."""
+        return _InCall(self)
 
     def close(self):
         """Free the C handle now (idempotent). Later calls raise ValueError. Refused with

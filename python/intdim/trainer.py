@@ -1,6 +1,5 @@
 """Trainer: optimizes theta_d in a projection's subspace with a Python gradient callback."""
 
-import contextlib
 import ctypes
 import math
 
@@ -13,6 +12,37 @@ from ._handle import OwnedHandle
 __all__ = ["Trainer"]
 
 _TRAIN = "TRAIN_"
+
+
+class _Calling:
+    """The context manager of Trainer._calling."""
+
+    __slots__ = ("trainer", "parts")
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.parts = ()
+
+    def __enter__(self):
+        t = self.trainer
+        own = t._in_call()
+        handle = own.__enter__()
+        proj = t.proj._in_call()
+        try:
+            proj.__enter__()
+        except BaseException:
+            own.__exit__(None, None, None)
+            raise
+        interrupts = t._guard.active()
+        interrupts.__enter__()
+        self.parts = (interrupts, proj, own)
+        return handle
+
+    def __exit__(self, *exc_info):
+        for part in self.parts:
+            part.__exit__(None, None, None)
+        self.parts = ()
+        return False
 
 
 class Trainer(OwnedHandle):
@@ -96,13 +126,12 @@ class Trainer(OwnedHandle):
                               _params.param_id(_TRAIN, name))
 
     # ---- training -------------------------------------------------------------------
-    @contextlib.contextmanager
     def _calling(self):
-        """A call that runs callbacks: neither this trainer nor its projection may be
-        closed (or the projection's parameters set) until it returns, and Ctrl-C becomes
-        the pending KeyboardInterrupt (CallbackGuard.active)."""
-        with self._in_call() as h, self.proj._in_call(), self._guard.active():
-            yield h
+        """`with self._calling() as handle:` around a call that runs callbacks: neither
+        this trainer nor its projection may be closed (or the projection's parameters set)
+        until it returns, and Ctrl-C becomes the pending KeyboardInterrupt
+        (CallbackGuard.active)."""
+        return _Calling(self)
 
     def step(self):
         """One optimizer step; returns the loss the callback reported. The host buffer is
