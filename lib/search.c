@@ -267,6 +267,9 @@ INTDIM_API int intdim_search_set_lrs(intdim_search *s, const double *lrs, size_t
         if (!(lrs[i] > 0) || !isfinite(lrs[i]))
             return intdim__fail(INTDIM_EINVAL, "intdim_search_set_lrs: lr[%zu] = %g is not a "
                                                "positive finite number", i, lrs[i]);
+        /* what every trial's trainer would refuse at its first step */
+        if (intdim__optim_check_value(INTDIM_TRAIN_LR, lrs[i]) != INTDIM_OK)
+            return intdim__fail_in("intdim_search_set_lrs", INTDIM_EINVAL);
         for (size_t j = 0; j < i; j++)
             if (lrs[j] == lrs[i])
                 return intdim__fail(INTDIM_EINVAL, "intdim_search_set_lrs: lr[%zu] = %g repeats "

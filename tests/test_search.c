@@ -326,6 +326,12 @@ START_TEST(configuration_is_checked)
     ck_assert_int_eq(intdim_search_set_lrs(s, bad_lrs, 2), INTDIM_EINVAL);
     double dup_lrs[] = {0.1, 0.1};
     ck_assert_int_eq(intdim_search_set_lrs(s, dup_lrs, 2), INTDIM_EINVAL);
+    /* above the trainer's LR range: every trial would fail at its first step */
+    double huge_lrs[] = {0.1, 1e10};
+    ck_assert_int_eq(intdim_search_set_lrs(s, huge_lrs, 2), INTDIM_EINVAL);
+    ck_assert_msg(strstr(intdim_last_error(), "intdim_search_set_lrs") != NULL &&
+                      strstr(intdim_last_error(), "INTDIM_TRAIN_LR") != NULL,
+                  "%s", intdim_last_error());
     size_t groups[] = {1000, 1000};
     ck_assert_int_eq(intdim_search_set_groups(s, groups, 2), INTDIM_EINVAL); /* sums to 2000 */
     ck_assert_int_eq(intdim_search_set_train_param(s, INTDIM_TRAIN_LR, 1), INTDIM_EINVAL);

@@ -92,5 +92,43 @@ fi
 PATH=/nonexistent "$intdim" report "$dir/full.journal" --plot "$dir/q.png" > /dev/null 2> "$dir/noplot.err" || fail "plot without gnuplot should not fail"
 grep -q 'gnuplot not found' "$dir/noplot.err" || fail "no message without gnuplot"
 [ ! -e "$dir/q.png" ] || fail "plot written without gnuplot"
+# merge never overwrites: a forgotten OUT (`merge a b`) must not replace shard a with shard b
+cp "$dir/s0.journal" "$dir/keep.journal"
+if "$intdim" merge "$dir/keep.journal" "$dir/s1.journal" > /dev/null 2> "$dir/merge.err"; then fail "merge overwrote its output"; fi
+grep -q 'already exists' "$dir/merge.err" || fail "merge onto an existing file: $(cat "$dir/merge.err")"
+cmp -s "$dir/s0.journal" "$dir/keep.journal" || fail "a refused merge changed the existing file"
+# --plot never runs a command, never writes the image to stdout, and says why it wrote none
+if "$intdim" report "$dir/full.journal" --plot "|touch $dir/pwned; echo x.png" > /dev/null 2>&1; then fail "--plot '|...' accepted"; fi
+[ ! -e "$dir/pwned" ] || fail "--plot ran a shell command"
+if command -v gnuplot > /dev/null; then
+  "$intdim" report "$dir/full.journal" --plot "$dir/no/such/dir/x.png" > "$dir/plot.out" 2> "$dir/plot.err" && fail "plot into a missing directory succeeded"
+  grep -q 'cannot write' "$dir/plot.err" || fail "plot into a missing directory: $(cat "$dir/plot.err")"
+  if grep -q PNG "$dir/plot.out"; then fail "the image went to stdout"; fi
+fi
+"$intdim" report "$dir/s0.journal" --plot "$dir/shard.png" > /dev/null 2> "$dir/plot.err" && fail "plot of an incomplete search: exit 0"
+grep -q 'incomplete' "$dir/plot.err" || fail "plot of an incomplete search: no message: $(cat "$dir/plot.err")"
+# strict numbers and lists, refused before any work (exit 2, a message naming the option)
+for opts in "--seeds  -1" "--toy-seed  -1" "--steps 0" "--steps 10x" "--d-list 5,,7" \
+            "--d-list 5,7," "--lrs 1,,2" "--lrs 0.1x" "--fraction nan" "--journal="; do
+  set -- $opts
+  if [ "$1" = "--journal=" ]; then set -- --journal ""; fi
+  if [ "$1" = "--seeds" ] || [ "$1" = "--toy-seed" ]; then set -- "$1" " -1"; fi
+  "$intdim" run-toy --quiet "$@" > "$dir/opt.out" 2> "$dir/opt.err"
+  rc=$?
+  [ $rc -eq 2 ] || fail "run-toy $opts: exit $rc, not 2"
+  grep -q -- "$1" "$dir/opt.err" || fail "run-toy $opts: the message does not name the option: $(cat "$dir/opt.err")"
+done
+"$intdim" run-toy --quiet --seeds 1 --n-d 2 --lrs 1e10 > /dev/null 2> "$dir/opt.err" && fail "--lrs 1e10 accepted"
+grep -q 'INTDIM_TRAIN_LR' "$dir/opt.err" || fail "--lrs 1e10: $(cat "$dir/opt.err")"
+# help and version
+for h in --help -h help; do "$intdim" $h > /dev/null || fail "intdim $h: not 0"; done
+"$intdim" run-toy --help | grep -q 'run-toy' || fail "run-toy --help"
+"$intdim" report --help | grep -q 'report' || fail "report --help"
+"$intdim" --version | grep -q '^intdim [0-9]' || fail "intdim --version"
+# a negative baseline reaches the user as the library's warning; a given one is called given
+"$intdim" run-toy --quiet --seeds 1 --n-d 2 --steps 5 --baseline -1 > "$dir/neg.out" 2> "$dir/neg.err" || fail "run-toy --baseline -1"
+grep -q 'warning: the baseline -1 is negative' "$dir/neg.err" || fail "no negative-baseline warning: $(cat "$dir/neg.err")"
+grep -q '^baseline (given) -1' "$dir/neg.out" || fail "given baseline not labelled: $(grep '^baseline' "$dir/neg.out")"
+
 [ $status -eq 0 ] && echo "intdim CLI: all checks passed"
 exit $status

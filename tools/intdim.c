@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "toy_search.h"
@@ -17,8 +18,10 @@ static void usage(FILE *out)
             "  intdim run-toy [options]                  d90 search on Li et al.'s toy problem\n"
             "  intdim report JOURNAL [--plot F.png|F.svg] [--bootstrap N]\n"
             "                                            table, d90 and a plot of a journal\n"
-            "  intdim merge OUT IN...                    merge journals of one search\n"
-            "  intdim version\n\n");
+            "  intdim merge OUT IN...                    merge journals of one search into\n"
+            "                                            OUT, a new file (never overwritten)\n"
+            "  intdim version | --version\n"
+            "  intdim help | --help | -h\n\n");
     toy_options_usage(out);
 }
 
@@ -82,6 +85,11 @@ static int run_shard(intdim_search *s, toy_host *h, const toy_options *o)
 
 static int cmd_run_toy(int argc, char **argv)
 {
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
     toy_options o;
     if (toy_options_parse(&o, argc, argv, 2) != 0)
         return 2;
@@ -153,17 +161,32 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 /* Metric vs d (log x) with error bars, the baseline, the target line and d90 marked. */
-/* A plot file name gnuplot can be given inside '...': .png or .svg, no quote or newline. */
+/* A plot file name gnuplot can be given inside '...': .png or .svg, no quote or newline,
+ * and not starting with '|' (gnuplot would run the rest as a shell command). */
 static int plot_path_ok(const char *path)
 {
     if (!ends_with(path, ".svg") && !ends_with(path, ".png")) {
         fprintf(stderr, "intdim: --plot needs a .png or .svg file name, not '%s'\n", path);
         return 0;
     }
-    if (strpbrk(path, "'\n\r") != NULL) {
-        fprintf(stderr, "intdim: --plot: the file name must not contain a quote or a newline\n");
+    if (strpbrk(path, "'\n\r") != NULL || path[0] == '|') {
+        fprintf(stderr, "intdim: --plot: the file name must not contain a quote or a newline, "
+                        "nor start with '|'\n");
         return 0;
     }
+    return 1;
+}
+
+/* Can the plot file be written? Checked by creating it before gnuplot runs: gnuplot writes
+ * the image to its standard output when its `set output` fails. */
+static int plot_file_writable(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "intdim: --plot: cannot write %s: %s\n", path, strerror(errno));
+        return 0;
+    }
+    fclose(f);
     return 1;
 }
 
@@ -180,7 +203,10 @@ static int plot(const intdim_search *s, const char *out_path)
     intdim_search_get(s, INTDIM_SEARCH_FRACTION, &fraction);
     if (intdim_search_result(s, &d90, &reached, &baseline, NULL, NULL) != INTDIM_OK)
         return toy_fail("plot", INTDIM_ESTATE);
-    FILE *g = popen("gnuplot", "w");
+    if (!plot_file_writable(out_path))
+        return 1;
+    /* gnuplot's own output never mixes into ours (it prints the image there on failure) */
+    FILE *g = popen("gnuplot > /dev/null", "w");
     if (g == NULL) {
         fprintf(stderr, "intdim: cannot start gnuplot\n");
         return 1;
@@ -212,7 +238,10 @@ static int plot(const intdim_search *s, const char *out_path)
             baseline, fraction * baseline, fraction);
     int status = pclose(g);
     if (status != 0) {
-        fprintf(stderr, "intdim: gnuplot failed (status %d)\n", status);
+        if (status > 0 && WIFEXITED(status))
+            fprintf(stderr, "intdim: gnuplot failed (exit status %d)\n", WEXITSTATUS(status));
+        else
+            fprintf(stderr, "intdim: gnuplot failed (wait status %d)\n", status);
         return 1;
     }
     printf("plot written to %s\n", out_path);
@@ -221,9 +250,10 @@ static int plot(const intdim_search *s, const char *out_path)
 
 static int cmd_report(int argc, char **argv)
 {
-    if (argc < 3) {
-        usage(stderr);
-        return 2;
+    if (argc < 3 || argv[2][0] == '-') { /* no journal named: --help, or an option first */
+        int help = argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+        usage(help ? stdout : stderr);
+        return help ? 0 : 2;
     }
     const char *plot_path = NULL;
     long bootstrap = -1;
@@ -268,11 +298,16 @@ static int cmd_report(int argc, char **argv)
     rc = toy_print_report(s, stdout);
     if (rc != INTDIM_OK)
         exit_code = toy_fail("report", rc);
-    else if (!intdim_search_complete(s))
+    else if (!intdim_search_complete(s)) {
         printf("incomplete: %zu trials told and more are needed, so the result above is "
                "provisional (resume the run, or merge the other shards' journals)\n",
                intdim_search_trials_done(s));
-    else if (plot_path != NULL)
+        if (plot_path != NULL) {
+            fprintf(stderr, "intdim: --plot: no plot of an incomplete search (%s not written)\n",
+                    plot_path);
+            exit_code = 1;
+        }
+    } else if (plot_path != NULL)
         exit_code = plot(s, plot_path);
     intdim_search_destroy(s);
     return exit_code;
@@ -282,6 +317,14 @@ static int cmd_merge(int argc, char **argv)
 {
     if (argc < 4) {
         usage(stderr);
+        return 2;
+    }
+    /* OUT is written, never overwritten: `intdim merge a.journal b.journal` (OUT forgotten)
+     * would otherwise replace shard a with shard b */
+    struct stat st;
+    if (stat(argv[2], &st) == 0 || errno != ENOENT) {
+        fprintf(stderr, "intdim: merge: %s already exists (or cannot be checked); merge writes "
+                        "a new file: usage: intdim merge OUT IN...\n", argv[2]);
         return 2;
     }
     intdim_clear_error();
@@ -301,7 +344,8 @@ static int cmd_merge(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
@@ -312,7 +356,7 @@ int main(int argc, char **argv)
         return cmd_report(argc, argv);
     if (strcmp(argv[1], "merge") == 0)
         return cmd_merge(argc, argv);
-    if (strcmp(argv[1], "version") == 0) {
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("intdim %s\n", intdim_version_string());
         return 0;
     }

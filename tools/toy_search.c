@@ -30,48 +30,79 @@ void toy_options_usage(FILE *out)
             "  --quiet                        no progress line\n");
 }
 
+/* A whole number written with digits only: strtoull alone would take " -1" (leading
+ * space, then a sign it wraps to 2^64 - 1) or "12x". */
 static int parse_size(const char *s, size_t *v)
 {
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
     char *end;
     errno = 0;
     unsigned long long x = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
+    if (errno != 0 || *end != '\0' || x > SIZE_MAX)
         return -1;
     *v = (size_t)x;
     return 0;
 }
 
+/* A finite number, the whole string (no leading space). */
 static int parse_num(const char *s, double *v)
 {
+    if (s[0] == '\0' || s[0] == ' ' || s[0] == '\t')
+        return -1;
     char *end;
-    *v = strtod(s, &end);
-    return end == s || *end != '\0' ? -1 : 0;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (*end != '\0' || errno == ERANGE || !isfinite(x))
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* The items of a comma-separated list, refusing empty ones ("5,,7", a trailing comma):
+ * calls item(text, index, ctx) for each; -1 on an empty item, too many, or a bad one. */
+static int parse_list(const char *s, size_t max, int (*item)(const char *, size_t, void *),
+                      void *ctx, size_t *count)
+{
+    size_t n = 0;
+    const char *p = s;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        char tok[64];
+        if (len == 0 || len >= sizeof tok || n == max)
+            return -1;
+        memcpy(tok, p, len);
+        tok[len] = '\0';
+        if (item(tok, n, ctx) != 0)
+            return -1;
+        n++;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    *count = n;
+    return 0;
+}
+
+static int lr_item(const char *tok, size_t i, void *ctx)
+{
+    return parse_num(tok, &((toy_options *)ctx)->lrs[i]);
+}
+
+static int d_item(const char *tok, size_t i, void *ctx)
+{
+    return parse_size(tok, &((toy_options *)ctx)->ds[i]);
 }
 
 static int parse_lr_list(const char *s, toy_options *o)
 {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
-    o->n_lrs = 0;
-    for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
-        if (o->n_lrs == TOY_MAX_LRS || parse_num(tok, &o->lrs[o->n_lrs]) != 0)
-            return -1;
-        o->n_lrs++;
-    }
-    return o->n_lrs > 0 ? 0 : -1;
+    return parse_list(s, TOY_MAX_LRS, lr_item, o, &o->n_lrs);
 }
 
 static int parse_d_list(const char *s, toy_options *o)
 {
-    char buf[8192];
-    snprintf(buf, sizeof buf, "%s", s);
-    o->n_ds = 0;
-    for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
-        if (o->n_ds == TOY_MAX_DS || parse_size(tok, &o->ds[o->n_ds]) != 0)
-            return -1;
-        o->n_ds++;
-    }
-    return o->n_ds > 0 ? 0 : -1;
+    return parse_list(s, TOY_MAX_DS, d_item, o, &o->n_ds);
 }
 
 static void set_defaults(toy_options *o)
@@ -128,7 +159,7 @@ static int parse_one(toy_options *o, const char *opt, const char *val)
     } else if (strcmp(opt, "--d-list") == 0) {
         return parse_d_list(val, o);
     } else if (strcmp(opt, "--steps") == 0) {
-        if (parse_size(val, &n) != 0)
+        if (parse_size(val, &n) != 0 || n == 0) /* cosine decay needs at least one step */
             return -1;
         o->steps = n;
     } else if (strcmp(opt, "--fraction") == 0) {
@@ -142,6 +173,8 @@ static int parse_one(toy_options *o, const char *opt, const char *val)
     } else if (strcmp(opt, "--bootstrap") == 0) {
         return parse_size(val, &o->bootstrap);
     } else if (strcmp(opt, "--journal") == 0) {
+        if (val[0] == '\0')
+            return -1;
         o->journal = val;
     } else if (strcmp(opt, "--shard") == 0) {
         char buf[64];
@@ -312,7 +345,16 @@ int toy_print_report(const intdim_search *s, FILE *out)
     int reached;
     double baseline, fraction = 0.9;
     intdim_search_get(s, INTDIM_SEARCH_FRACTION, &fraction);
+    intdim_clear_error();
     int rc = intdim_search_result(s, &d90, &reached, &baseline, &lo, &hi);
+    if (rc == INTDIM_ESTATE && strstr(intdim_last_error(), "failed") != NULL) {
+        /* every baseline trial diverged: nothing to measure against, and nothing to wait for */
+        fprintf(out, "baseline (full training): every trial failed (diverged), trials %zu\n",
+                intdim_search_trials_done(s));
+        fprintf(out, "d90 = unknown (no baseline: try smaller learning rates, or give "
+                     "--baseline)\n");
+        return INTDIM_OK;
+    }
     if (rc == INTDIM_ESTATE) { /* a shard or an interrupted run: report what is there */
         fprintf(out, "baseline (full training) not known yet, trials %zu\n",
                 intdim_search_trials_done(s));
@@ -321,12 +363,23 @@ int toy_print_report(const intdim_search *s, FILE *out)
     }
     if (rc != INTDIM_OK)
         return rc;
-    fprintf(out, "baseline (full training) %.4f, threshold %.4g x baseline = %.4f, trials %zu\n",
-            baseline, fraction, fraction * baseline, intdim_search_trials_done(s));
-    double seeds = 1;
+    if (strncmp(intdim_last_error(), "warning: ", 9) == 0) /* e.g. a negative baseline */
+        fprintf(stderr, "intdim: %s\n", intdim_last_error());
+    double given = NAN;
+    intdim_search_get(s, INTDIM_SEARCH_BASELINE, &given);
+    fprintf(out, "baseline (%s) %.4f, threshold %.4g x baseline = %.4f, trials %zu\n",
+            isnan(given) ? "full training" : "given", baseline, fraction, fraction * baseline,
+            intdim_search_trials_done(s));
+    double seeds = 1, resamples = 0;
     intdim_search_get(s, INTDIM_SEARCH_SEEDS, &seeds);
-    if (reached && seeds > 1)
-        fprintf(out, "bootstrap over seeds, 5%%..95%%: d90 in %zu..%zu\n", lo, hi);
+    intdim_search_get(s, INTDIM_SEARCH_BOOTSTRAP, &resamples);
+    if (reached && seeds > 1 && resamples > 0) {
+        /* a resample that never passes gives 0: the upper end is then "not reached" */
+        char hi_text[32] = "not reached";
+        if (hi != 0)
+            snprintf(hi_text, sizeof hi_text, "%zu", hi);
+        fprintf(out, "bootstrap over seeds, 5%%..95%%: d90 in %zu..%s\n", lo, hi_text);
+    }
     if (reached)
         fprintf(out, "d90 = %zu\n", d90);
     else
