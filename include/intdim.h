@@ -406,6 +406,14 @@ INTDIM_API int intdim_search_set_lrs(intdim_search *s, const double *lrs, size_t
 INTDIM_API int intdim_search_set_groups(intdim_search *s, const size_t *sizes, size_t n_groups);
 /* Trainer settings applied to every trial (any intdim_train_param but LR). */
 INTDIM_API int intdim_search_set_train_param(intdim_search *s, int train_param, double value);
+/* What the host trains on, which the configuration cannot see (the model, its data, a
+ * problem's seed): a label of 1 to 48 characters from [A-Za-z0-9._+:=,/-], journaled with
+ * the configuration, so resuming or merging a journal written with another label fails
+ * with INTDIM_EMISMATCH like any other configuration mismatch. "" (the default) = none.
+ * INTDIM_EINVAL for other text, INTDIM_ESTATE once the plan is frozen. */
+INTDIM_API int intdim_search_set_label(intdim_search *s, const char *label);
+/* The label ("" when none, or for NULL); valid until the search is destroyed. */
+INTDIM_API const char *intdim_search_label(const intdim_search *s);
 
 /* Ask/tell. ask sets *what (INTDIM_ASK_*); for a trial it fills id, d, kind (an
  * intdim_proj_kind; IDENTITY with d = D for baseline trials), said (0/1), lr and seed.

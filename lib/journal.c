@@ -103,6 +103,8 @@ static int build_header(const intdim_search *s, strbuf *b)
     /* only when set: journals of one-block searches keep the line they always had */
     if (s->ff_block > 0)
         sb_printf(b, " block=%zu", s->ff_block);
+    if (s->label[0] != '\0') /* likewise only when set */
+        sb_printf(b, " label=%s", s->label);
     sb_printf(b, "\n");
     if (s->d_list != NULL)
         sb_printf(b, "dgrid list\n");
@@ -333,10 +335,28 @@ static int keep_nomem(int rc, const char *path, int line_no)
     return bad_header(path, line_no);
 }
 
+/* The config line's optional tail, in this order, each only when set: " block=N" (N > 0),
+ * " label=TEXT". 1 when well formed. */
+static int parse_optional_kvs(const char **p, const char *end, uint64_t *block, char *label,
+                              size_t label_size)
+{
+    char v[64];
+    const char *save = *p;
+    if (*p != end && parse_kv(p, end, "block", v, sizeof v)) {
+        if (!parse_u64(v, block) || *block == 0)
+            return 0;
+    } else {
+        *p = save;
+    }
+    if (*p != end && !parse_kv(p, end, "label", label, label_size))
+        return 0;
+    return 1;
+}
+
 static int parse_config_line(const char *path, const line *l, intdim_search **out)
 {
     const char *p = l->start;
-    char tok[64], v[64];
+    char tok[64], v[64], label[64] = "";
     uint64_t D, seeds, base_seed, bootstrap, steps, block = 0;
     int strategy, kind, said;
     double fraction, baseline;
@@ -351,9 +371,7 @@ static int parse_config_line(const char *path, const line *l, intdim_search **ou
         !parse_kv(&p, l->end, "base_seed", v, sizeof v) || !parse_u64(v, &base_seed) ||
         !parse_kv(&p, l->end, "bootstrap", v, sizeof v) || !parse_u64(v, &bootstrap) ||
         !parse_kv(&p, l->end, "steps", v, sizeof v) || !parse_u64(v, &steps) ||
-        (p != l->end && (!parse_kv(&p, l->end, "block", v, sizeof v) || !parse_u64(v, &block) ||
-                         block == 0)) ||
-        p != l->end)
+        !parse_optional_kvs(&p, l->end, &block, label, sizeof label) || p != l->end)
         return bad_header(path, 2);
     if (D == 0 || D > ((uint64_t)1 << 40))
         return bad_header(path, 2);
@@ -375,6 +393,8 @@ static int parse_config_line(const char *path, const line *l, intdim_search **ou
     for (size_t i = 0; i < sizeof settings / sizeof settings[0] && rc == INTDIM_OK; i++)
         if (intdim_search_set(s, settings[i].param, settings[i].value) != INTDIM_OK)
             rc = bad_header(path, 2);
+    if (rc == INTDIM_OK && label[0] != '\0' && intdim_search_set_label(s, label) != INTDIM_OK)
+        rc = bad_header(path, 2);
     if (rc != INTDIM_OK) {
         intdim_search_destroy(s);
         return rc;

@@ -285,6 +285,38 @@ INTDIM_API int intdim_search_set_lrs(intdim_search *s, const double *lrs, size_t
     return INTDIM_OK;
 }
 
+/* A label is one word of the journal's config line: letters, digits and a few marks, never a
+ * space, a quote or a control character. */
+static int label_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           strchr("._+:=,/-", c) != NULL;
+}
+
+INTDIM_API int intdim_search_set_label(intdim_search *s, const char *label)
+{
+    if (s == NULL || label == NULL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_search_set_label: search or label is NULL");
+    if (s->frozen)
+        return intdim__fail(INTDIM_ESTATE, "intdim_search_set_label: the plan is frozen");
+    size_t n = strlen(label);
+    if (n > SEARCH_MAX_LABEL)
+        return intdim__fail(INTDIM_EINVAL, "intdim_search_set_label: %zu characters (max %d)", n,
+                            SEARCH_MAX_LABEL);
+    for (size_t i = 0; i < n; i++)
+        if (label[i] == '\0' || !label_char_ok(label[i]))
+            return intdim__fail(INTDIM_EINVAL, "intdim_search_set_label: character %zu (byte "
+                                               "0x%02x) is not one of [A-Za-z0-9._+:=,/-]", i,
+                                (unsigned)(unsigned char)label[i]);
+    memcpy(s->label, label, n + 1);
+    return INTDIM_OK;
+}
+
+INTDIM_API const char *intdim_search_label(const intdim_search *s)
+{
+    return s != NULL ? s->label : "";
+}
+
 INTDIM_API int intdim_search_set_groups(intdim_search *s, const size_t *sizes, size_t n_groups)
 {
     if (s == NULL || sizes == NULL || n_groups == 0)

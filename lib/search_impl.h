@@ -35,6 +35,9 @@ typedef struct search_trial {
     double seconds;
 } search_trial;
 
+/* The longest label (it is one word of the journal's config line). */
+#define SEARCH_MAX_LABEL 48
+
 struct intdim_search {
     size_t D;
     /* configuration (frozen at the first ask or open_journal) */
@@ -58,6 +61,7 @@ struct intdim_search {
     size_t n_groups;
     double train_value[SEARCH_N_TRAIN_PARAMS];
     unsigned char train_set[SEARCH_N_TRAIN_PARAMS];
+    char label[SEARCH_MAX_LABEL + 1]; /* intdim_search_set_label; "" = none */
 
     /* plan */
     int frozen;

@@ -1036,6 +1036,75 @@ START_TEST(a_trial_twice_with_different_results_is_refused)
 }
 END_TEST
 
+/* The label (what the host trains on) is journaled with the configuration: a journal resumed
+ * or merged under another label, or none, is refused naming both; the same label resumes;
+ * text that would not survive as one word of the config line is refused when set. */
+START_TEST(label_is_journaled_and_must_match)
+{
+    make_dir();
+    char p[512], q[512], out[512];
+    path_in_dir("labelled.journal", p, sizeof p);
+    path_in_dir("other.journal", q, sizeof q);
+    path_in_dir("merged.journal", out, sizeof out);
+    intdim_search *s = configured(1);
+    ck_assert_str_eq(intdim_search_label(s), "");
+    ck_assert_int_eq(intdim_search_set_label(s, "mnist:seed=3,model=mlp-200"), INTDIM_OK);
+    ck_assert_str_eq(intdim_search_label(s), "mnist:seed=3,model=mlp-200");
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
+    ck_assert_uint_eq(run_some(s, 1, 3), 3);
+    ck_assert_int_eq(intdim_search_set_label(s, "late"), INTDIM_ESTATE); /* plan frozen */
+    intdim_search_destroy(s);
+
+    intdim_search *r;
+    ck_assert_int_eq(intdim_search_from_journal(&r, p), INTDIM_OK);
+    ck_assert_str_eq(intdim_search_label(r), "mnist:seed=3,model=mlp-200");
+    intdim_search_destroy(r);
+
+    static const char *other[] = {"mnist:seed=4,model=mlp-200", ""};
+    for (int i = 0; i < 2; i++) {
+        s = configured(1);
+        if (other[i][0] != '\0')
+            ck_assert_int_eq(intdim_search_set_label(s, other[i]), INTDIM_OK);
+        ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_EMISMATCH);
+        ck_assert_msg(strstr(intdim_last_error(), "label=mnist:seed=3,model=mlp-200") != NULL,
+                      "%s", intdim_last_error());
+        intdim_search_destroy(s);
+    }
+    s = configured(1);
+    ck_assert_int_eq(intdim_search_set_label(s, "mnist:seed=3,model=mlp-200"), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_open_journal(s, p), INTDIM_OK);
+    ck_assert_uint_eq(intdim_search_trials_done(s), 3);
+    intdim_search_destroy(s);
+
+    /* merge: the same search under another label is another search */
+    s = configured(1);
+    ck_assert_int_eq(intdim_search_set_label(s, "mnist:seed=4,model=mlp-200"), INTDIM_OK);
+    ck_assert_int_eq(intdim_search_open_journal(s, q), INTDIM_OK);
+    ck_assert_uint_eq(run_some(s, 1, 2), 2);
+    intdim_search_destroy(s);
+    const char *inputs[2] = {p, q};
+    ck_assert_int_eq(intdim_journal_merge(inputs, 2, out), INTDIM_EMISMATCH);
+
+    /* bad labels: too long, a space, a quote, a newline, NULL */
+    s = configured(1);
+    char long_label[50];
+    memset(long_label, 'a', 49);
+    long_label[49] = '\0';
+    const char *bad[] = {long_label, "two words", "it's", "a\nb"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(intdim_search_set_label(s, bad[i]), INTDIM_EINVAL);
+        ck_assert_str_eq(intdim_search_label(s), "");
+    }
+    long_label[48] = '\0';
+    ck_assert_int_eq(intdim_search_set_label(s, long_label), INTDIM_OK); /* 48: the most */
+    ck_assert_int_eq(intdim_search_set_label(s, NULL), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_search_set_label(NULL, "x"), INTDIM_EINVAL);
+    ck_assert_str_eq(intdim_search_label(NULL), "");
+    intdim_search_destroy(s);
+    remove_dir();
+}
+END_TEST
+
 /* A journal that can be read but not appended to (a read-only file) is refused by
  * open_journal, which changes nothing; it still rebuilds for a report. */
 START_TEST(read_only_journal_is_not_resumed)
@@ -1243,6 +1312,7 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, said_groups_survive_the_journal);
     tcase_add_test(tc, a_trial_twice_with_different_results_is_refused);
     tcase_add_test(tc, read_only_journal_is_not_resumed);
+    tcase_add_test(tc, label_is_journaled_and_must_match);
     tcase_add_test(tc, truncated_and_malformed_headers_are_refused);
     tcase_add_test(tc, malformed_rows_with_valid_checksums_are_refused);
     suite_add_tcase(suite, tc);

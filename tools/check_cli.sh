@@ -120,6 +120,10 @@ for opts in "--seeds  -1" "--toy-seed  -1" "--steps 0" "--steps 10x" "--d-list 5
 done
 "$intdim" run-toy --quiet --seeds 1 --n-d 2 --lrs 1e10 > /dev/null 2> "$dir/opt.err" && fail "--lrs 1e10 accepted"
 grep -q 'INTDIM_TRAIN_LR' "$dir/opt.err" || fail "--lrs 1e10: $(cat "$dir/opt.err")"
+# the toy problem's seed is journaled (as the search's label): another one does not resume
+cp "$dir/full.journal" "$dir/ts.journal"
+if "$intdim" run-toy $args --toy-seed 7 --journal "$dir/ts.journal" > /dev/null 2> "$dir/ts.err"; then fail "a journal of toy seed 1 resumed with --toy-seed 7"; fi
+grep -q "has 'label=toy:seed=1' where this search has 'label=toy:seed=7'" "$dir/ts.err" || fail "toy seed mismatch: $(cat "$dir/ts.err")"
 # help and version
 for h in --help -h help; do "$intdim" $h > /dev/null || fail "intdim $h: not 0"; done
 "$intdim" run-toy --help | grep -q 'run-toy' || fail "run-toy --help"

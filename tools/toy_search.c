@@ -267,6 +267,12 @@ int toy_search_create(const toy_options *o, intdim_search **out)
     };
     for (size_t i = 0; i < sizeof settings / sizeof settings[0] && rc == INTDIM_OK; i++)
         rc = intdim_search_set(s, settings[i].param, settings[i].value);
+    /* the problem is part of what the journal must match: a journal of toy seed 1 resumed
+     * with --toy-seed 7 would mix two problems' trials */
+    char label[48];
+    snprintf(label, sizeof label, "toy:seed=%llu", (unsigned long long)o->toy_seed);
+    if (rc == INTDIM_OK)
+        rc = intdim_search_set_label(s, label);
     if (rc == INTDIM_OK && o->n_ds > 0)
         rc = intdim_search_set_d_list(s, o->ds, o->n_ds);
     if (rc == INTDIM_OK)

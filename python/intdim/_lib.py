@@ -149,6 +149,8 @@ PROTOTYPES = {
     "intdim_search_set_lrs": (_int, [_ptr, _pdbl, _size]),
     "intdim_search_set_groups": (_int, [_ptr, _psize, _size]),
     "intdim_search_set_train_param": (_int, [_ptr, _int, _dbl]),
+    "intdim_search_set_label": (_int, [_ptr, _str]),
+    "intdim_search_label": (_str, [_ptr]),
     "intdim_search_ask": (_int, [_ptr, _pint, _pu64, _psize, _pint, _pint, _pdbl, _pu64]),
     "intdim_search_tell": (_int, [_ptr, _u64, _dbl, _dbl, _u64, _dbl, _int]),
     "intdim_search_open_journal": (_int, [_ptr, _str]),

@@ -53,15 +53,30 @@ class Search(OwnedHandle):
 
     _destroy_name = "intdim_search_destroy"
 
-    def __init__(self, D, **params):
+    def __init__(self, D, label=None, **params):
         D = _lib.as_size(D, "D", positive=True)
         out = ctypes.c_void_p()
         _lib.check(_lib.lib().intdim_search_create(ctypes.byref(out), D),
                    "intdim_search_create")
         self._own(out.value)
         self._D = int(_lib.lib().intdim_search_D(self._h))
+        if label is not None:
+            self.set_label(label)
         for name, value in params.items():
             self.set(name, value)
+
+    def set_label(self, label):
+        """What the host trains on (model, data, a problem's seed), which the configuration
+        cannot see: 1 to 48 characters from [A-Za-z0-9._+:=,/-] ("" = none). Journaled with
+        the configuration, so a journal of another label is refused on resume and merge."""
+        if not isinstance(label, str):
+            raise TypeError(f"label must be a str, not {type(label).__name__}")
+        _lib.check(_lib.lib().intdim_search_set_label(self._h, label.encode("ascii", "replace")),
+                   "intdim_search_set_label")
+
+    @property
+    def label(self):
+        return _lib.lib().intdim_search_label(self._h).decode("ascii")
 
     @classmethod
     def from_journal(cls, path):

@@ -497,3 +497,26 @@ def test_search_callbacks_must_be_callable_before_any_trial():
         assert toy.grad_calls == 0 and s.trials_done == 0
     with pytest.raises(ValueError, match="closed"):
         s.D
+
+
+def test_label_is_journaled_and_must_match(tmp_path):
+    journal = str(tmp_path / "labelled.journal")
+    toy = Toy()
+    with intdim.Search(D, label="toy:groups=6") as s:
+        configure(s)
+        assert s.label == "toy:groups=6"
+        s.open_journal(journal)
+        s.run(np.zeros(D, np.float32), toy.grad, toy.metric)
+    with intdim.Search.from_journal(journal) as r:
+        assert r.label == "toy:groups=6"
+    with intdim.Search(D, label="toy:groups=7") as other:
+        configure(other)
+        with pytest.raises(intdim.IntdimError, match="label=toy:groups=6"):
+            other.open_journal(journal)
+    with intdim.Search(D) as s:
+        for bad in ("two words", "x" * 49):
+            with pytest.raises(intdim.IntdimError):
+                s.set_label(bad)
+        with pytest.raises(TypeError):
+            s.set_label(3)
+        assert s.label == ""
