@@ -9,9 +9,11 @@
  * training images (every choice: lr, d90), test = the 10,000 t10k images (reported only).
  * Run `fmnist --help` for the options.
  */
+#include <errno.h>
 #include <intdim.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,134 +219,224 @@ static void usage(FILE *f)
 
 /* ---- option parsing ------------------------------------------------------------------- */
 
-static int parse_u64(const char *s, uint64_t *v)
+/* The largest values the rest of the program and the library can use. Checked here so that
+ * a bad value is refused before the data is read, not after the baseline has trained. */
+#define MAX_STEPS ((uint64_t)1 << 53) /* the search takes step counts as a double */
+#define MAX_SEED ((uint64_t)1 << 53)  /* and its base seed (INTDIM_SEARCH_BASE_SEED) too */
+#define MAX_SEEDS 10000               /* the search's limit on seeds per (d, lr) */
+#define MAX_WIDTH ((uint64_t)1 << 20) /* mlp_init's limit on a layer's width */
+#define MAX_BATCH 100000
+#define MAX_VAL 10000                 /* the validation split: the last 10,000 images */
+#define MAX_THREADS 4096              /* the library's limit on INTDIM_PROJ_THREADS */
+#define MAX_REPEATS 32                /* run_speed keeps at most 32 timings of each kind */
+#define LIST_CHARS 1024
+#define WHY_CHARS 160
+
+/* A whole decimal number in [min, max]. Digits only: strtoull skips leading blanks and
+ * negates a '-', so " -1" would wrap to 2^64 - 1; and ERANGE, or it saturates silently. */
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *v)
 {
-    char *end = NULL;
-    if (s == NULL || *s == '\0' || *s == '-')
+    if (s[0] < '0' || s[0] > '9')
         return 1;
+    char *end = NULL;
+    errno = 0;
     unsigned long long x = strtoull(s, &end, 10);
-    if (*end != '\0')
+    if (*end != '\0' || errno == ERANGE || x < min || x > max)
         return 1;
     *v = x;
     return 0;
 }
 
-static int parse_size(const char *s, size_t *v)
+/* A positive finite number, again without leading blanks (and so without "nan", "inf"). */
+static int parse_positive(const char *s, double *v)
+{
+    if ((s[0] < '0' || s[0] > '9') && s[0] != '.')
+        return 1;
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (*end != '\0' || errno == ERANGE || !(x > 0.0) || !isfinite(x))
+        return 1;
+    *v = x;
+    return 0;
+}
+
+/* Split a comma-separated list into buf, in place. Refuses an empty list or item ("5,,7",
+ * "5,"), more than MAX_LIST items and a list longer than buf, rather than dropping any. */
+static int split_list(const char *s, char *buf, char **items, size_t *n)
+{
+    *n = 0;
+    size_t len = strlen(s);
+    if (len >= LIST_CHARS)
+        return 1;
+    memcpy(buf, s, len + 1);
+    for (char *p = buf;;) {
+        char *comma = strchr(p, ',');
+        if (comma != NULL)
+            *comma = '\0';
+        if (*p == '\0' || *n == MAX_LIST)
+            return 1;
+        items[(*n)++] = p;
+        if (comma == NULL)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+/* The option helpers below parse one value and, when it is bad, say in why what it should
+ * have been; parse_args prints that with the option and the value. */
+
+static const char *range_text(char *buf, size_t n, uint64_t min, uint64_t max)
+{
+    if (max == UINT64_MAX || max == (uint64_t)SIZE_MAX) /* no limit; the library checks d <= D */
+        snprintf(buf, n, "%llu or more", (unsigned long long)min);
+    else
+        snprintf(buf, n, "from %llu to %llu", (unsigned long long)min, (unsigned long long)max);
+    return buf;
+}
+
+static int opt_u64(const char *s, uint64_t min, uint64_t max, uint64_t *v, char *why)
+{
+    if (parse_u64(s, min, max, v) == 0)
+        return 0;
+    char range[64];
+    snprintf(why, WHY_CHARS, "a whole number %s", range_text(range, sizeof range, min, max));
+    return 1;
+}
+
+static int opt_size(const char *s, uint64_t min, uint64_t max, size_t *v, char *why)
 {
     uint64_t x = 0;
-    if (parse_u64(s, &x) || x > (uint64_t)SIZE_MAX)
+    if (max > (uint64_t)SIZE_MAX)
+        max = (uint64_t)SIZE_MAX;
+    if (opt_u64(s, min, max, &x, why))
         return 1;
     *v = (size_t)x;
     return 0;
 }
 
-static int parse_double_list(const char *s, double *v, size_t *n)
+static int opt_u64_list(const char *s, uint64_t min, uint64_t max, uint64_t *v, size_t *n,
+                        char *why)
 {
-    *n = 0;
-    const char *p = s;
-    while (p != NULL && *p != '\0') {
-        char *end = NULL;
-        double x = strtod(p, &end);
-        if (end == p || !(x > 0.0) || !isfinite(x) || *n >= MAX_LIST)
-            return 1;
-        v[(*n)++] = x;
-        p = *end == ',' ? end + 1 : end;
-        if (*end != ',' && *end != '\0')
-            return 1;
-    }
-    return *n == 0;
+    char buf[LIST_CHARS], *items[MAX_LIST];
+    int bad = split_list(s, buf, items, n);
+    for (size_t i = 0; !bad && i < *n; i++)
+        bad = parse_u64(items[i], min, max, &v[i]);
+    char range[64];
+    if (bad)
+        snprintf(why, WHY_CHARS, "1 to %d comma-separated whole numbers %s", MAX_LIST,
+                 range_text(range, sizeof range, min, max));
+    return bad;
 }
 
-static int parse_u64_list(const char *s, uint64_t *v, size_t *n)
-{
-    *n = 0;
-    const char *p = s;
-    while (p != NULL && *p != '\0') {
-        char *end = NULL;
-        if (*p == '-')
-            return 1;
-        unsigned long long x = strtoull(p, &end, 10);
-        if (end == p || *n >= MAX_LIST || (*end != ',' && *end != '\0'))
-            return 1;
-        v[(*n)++] = x;
-        p = *end == ',' ? end + 1 : end;
-    }
-    return *n == 0;
-}
-
-static int parse_size_list(const char *s, size_t *v, size_t *n, int positive)
+static int opt_size_list(const char *s, uint64_t max, size_t *v, size_t *n, char *why)
 {
     uint64_t tmp[MAX_LIST];
-    if (parse_u64_list(s, tmp, n))
+    if (max > (uint64_t)SIZE_MAX)
+        max = (uint64_t)SIZE_MAX;
+    if (opt_u64_list(s, 1, max, tmp, n, why))
         return 1;
-    for (size_t i = 0; i < *n; i++) {
-        if ((positive && tmp[i] == 0) || tmp[i] > (uint64_t)SIZE_MAX)
-            return 1;
+    for (size_t i = 0; i < *n; i++)
         v[i] = (size_t)tmp[i];
-    }
     return 0;
 }
 
-static int parse_pre_task(const char *s, int *task)
+/* Checkpoints are taken in one pre-training run, so they must come in order. */
+static int opt_marks(const char *s, uint64_t *v, size_t *n, char *why)
+{
+    int bad = opt_u64_list(s, 0, MAX_STEPS, v, n, why);
+    for (size_t i = 1; !bad && i < *n; i++)
+        bad = v[i] < v[i - 1];
+    if (bad)
+        snprintf(why, WHY_CHARS, "1 to %d comma-separated step counts from 0 to %llu, in "
+                 "increasing order", MAX_LIST, (unsigned long long)MAX_STEPS);
+    return bad;
+}
+
+static int opt_lrs(const char *s, double *v, size_t *n, char *why)
+{
+    char buf[LIST_CHARS], *items[MAX_LIST];
+    int bad = split_list(s, buf, items, n);
+    for (size_t i = 0; !bad && i < *n; i++)
+        bad = parse_positive(items[i], &v[i]);
+    if (bad)
+        snprintf(why, WHY_CHARS, "1 to %d comma-separated positive numbers", MAX_LIST);
+    return bad;
+}
+
+static int opt_pre_task(const char *s, int *task, char *why)
 {
     if (strcmp(s, "classes04") == 0)
         *task = PRE_TASK_CLASSES04;
     else if (strcmp(s, "rotation") == 0)
         *task = PRE_TASK_ROTATION;
-    else
+    else {
+        snprintf(why, WHY_CHARS, "classes04 or rotation");
         return 1;
-    return 0;
-}
-
-static int parse_methods(const char *s, int *methods)
-{
-    static const char *names[4] = {"dense", "sparse", "fastfood", "said"};
-    memset(methods, 0, 4 * sizeof *methods);
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
-        int found = 0;
-        for (int i = 0; i < 4; i++)
-            if (strcmp(tok, names[i]) == 0)
-                methods[i] = found = 1;
-        if (!found)
-            return 1;
     }
     return 0;
 }
 
-/* One "--name value" option; returns 0 if taken, 1 if the value is bad, 2 if unknown. */
-static int parse_option(protocol *p, const char *name, const char *value)
+/* At least one method: an empty list would train the baseline and print an empty table. */
+static int opt_methods(const char *s, int *methods, char *why)
+{
+    static const char *names[4] = {"dense", "sparse", "fastfood", "said"};
+    char buf[LIST_CHARS], *items[MAX_LIST];
+    size_t n = 0;
+    int bad = split_list(s, buf, items, &n);
+    memset(methods, 0, 4 * sizeof *methods);
+    for (size_t i = 0; !bad && i < n; i++) {
+        int found = 0;
+        for (int m = 0; m < 4; m++)
+            if (strcmp(items[i], names[m]) == 0)
+                methods[m] = found = 1;
+        bad = !found;
+    }
+    if (bad)
+        snprintf(why, WHY_CHARS, "one or more of dense,sparse,fastfood,said");
+    return bad;
+}
+
+/* One "--name value" option; returns 0 if taken, 1 if the value is bad (why says what it
+ * should be), 2 if the name is unknown. */
+static int parse_option(protocol *p, const char *name, const char *value, char *why)
 {
     if (strcmp(name, "--data") == 0) { p->data_dir = value; return 0; }
     if (strcmp(name, "--out") == 0) { p->out_dir = value; return 0; }
-    if (strcmp(name, "--steps") == 0) return parse_u64(value, &p->steps) || p->steps == 0;
-    if (strcmp(name, "--batch") == 0) return parse_size(value, &p->batch) || p->batch == 0;
-    if (strcmp(name, "--pool") == 0) return parse_size(value, &p->n_pool) || p->n_pool == 0;
-    if (strcmp(name, "--val") == 0) return parse_size(value, &p->n_val) || p->n_val == 0;
+    if (strcmp(name, "--steps") == 0) return opt_u64(value, 1, MAX_STEPS, &p->steps, why);
+    if (strcmp(name, "--batch") == 0) return opt_size(value, 1, MAX_BATCH, &p->batch, why);
+    if (strcmp(name, "--pool") == 0) return opt_size(value, 1, TRAIN_SPLIT, &p->n_pool, why);
+    if (strcmp(name, "--val") == 0) return opt_size(value, 1, MAX_VAL, &p->n_val, why);
     if (strcmp(name, "--train-eval") == 0)
-        return parse_size(value, &p->n_train_eval) || p->n_train_eval == 0;
-    if (strcmp(name, "--seeds") == 0) return parse_size(value, &p->n_seeds) || p->n_seeds == 0;
-    if (strcmp(name, "--seed") == 0) return parse_u64(value, &p->base_seed);
-    if (strcmp(name, "--init-seed") == 0) return parse_u64(value, &p->init_seed);
-    if (strcmp(name, "--hidden") == 0) return parse_size(value, &p->hidden) || p->hidden == 0;
-    if (strcmp(name, "--ds") == 0) return parse_size_list(value, p->ds, &p->n_ds, 1);
-    if (strcmp(name, "--lrs") == 0) return parse_double_list(value, p->sub_lrs, &p->n_sub_lrs);
+        return opt_size(value, 1, TRAIN_SPLIT, &p->n_train_eval, why);
+    if (strcmp(name, "--seeds") == 0) return opt_size(value, 1, MAX_SEEDS, &p->n_seeds, why);
+    if (strcmp(name, "--seed") == 0) return opt_u64(value, 0, MAX_SEED, &p->base_seed, why);
+    if (strcmp(name, "--init-seed") == 0)
+        return opt_u64(value, 0, UINT64_MAX, &p->init_seed, why);
+    if (strcmp(name, "--hidden") == 0) return opt_size(value, 1, MAX_WIDTH, &p->hidden, why);
+    if (strcmp(name, "--ds") == 0) return opt_size_list(value, SIZE_MAX, p->ds, &p->n_ds, why);
+    if (strcmp(name, "--lrs") == 0) return opt_lrs(value, p->sub_lrs, &p->n_sub_lrs, why);
     if (strcmp(name, "--full-lrs") == 0)
-        return parse_double_list(value, p->full_lrs, &p->n_full_lrs);
-    if (strcmp(name, "--dense-max-d") == 0) return parse_size(value, &p->dense_max_d);
-    if (strcmp(name, "--methods") == 0) return parse_methods(value, p->methods);
-    if (strcmp(name, "--marks") == 0) return parse_u64_list(value, p->marks, &p->n_marks);
-    if (strcmp(name, "--pre-task") == 0) return parse_pre_task(value, &p->pre_task);
-    if (strcmp(name, "--pre-ds") == 0) return parse_size_list(value, p->pre_ds, &p->n_pre_ds, 1);
-    if (strcmp(name, "--widths") == 0) return parse_size_list(value, p->widths, &p->n_widths, 1);
-    if (strcmp(name, "--pre-steps") == 0) return parse_u64(value, &p->width_pre_steps);
+        return opt_lrs(value, p->full_lrs, &p->n_full_lrs, why);
+    if (strcmp(name, "--dense-max-d") == 0)
+        return opt_size(value, 0, SIZE_MAX, &p->dense_max_d, why);
+    if (strcmp(name, "--methods") == 0) return opt_methods(value, p->methods, why);
+    if (strcmp(name, "--marks") == 0) return opt_marks(value, p->marks, &p->n_marks, why);
+    if (strcmp(name, "--pre-task") == 0) return opt_pre_task(value, &p->pre_task, why);
+    if (strcmp(name, "--pre-ds") == 0)
+        return opt_size_list(value, SIZE_MAX, p->pre_ds, &p->n_pre_ds, why);
+    if (strcmp(name, "--widths") == 0)
+        return opt_size_list(value, MAX_WIDTH, p->widths, &p->n_widths, why);
+    if (strcmp(name, "--pre-steps") == 0)
+        return opt_u64(value, 0, MAX_STEPS, &p->width_pre_steps, why);
     if (strcmp(name, "--speed-steps") == 0)
-        return parse_u64(value, &p->speed_steps) || p->speed_steps == 0;
-    if (strcmp(name, "--proj-threads") == 0) return parse_size(value, &p->proj_threads);
-    if (strcmp(name, "--blas-threads") == 0) return parse_size(value, &p->blas_threads);
+        return opt_u64(value, 1, MAX_STEPS, &p->speed_steps, why);
+    if (strcmp(name, "--proj-threads") == 0)
+        return opt_size(value, 0, MAX_THREADS, &p->proj_threads, why);
+    if (strcmp(name, "--blas-threads") == 0)
+        return opt_size(value, 0, MAX_THREADS, &p->blas_threads, why);
     if (strcmp(name, "--speed-repeats") == 0)
-        return parse_size(value, &p->speed_repeats) || p->speed_repeats == 0;
+        return opt_size(value, 1, MAX_REPEATS, &p->speed_repeats, why);
     return 2;
 }
 
@@ -1242,6 +1334,18 @@ static int pick_command(int argc, char **argv, const char **command, protocol *p
     return 0;
 }
 
+static const char *const commands[] = {"quick", "full", "methods", "speed", "pretrain", "width"};
+
+static int is_command(const char *word)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(word, commands[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Every value is checked here, before the data is read: exit status 2 and a message naming
+ * the option and its value. Returns 0, 1 after --help, or 2. */
 static int parse_args(int argc, char **argv, protocol *p)
 {
     for (int i = 1; i < argc; i++) {
@@ -1252,26 +1356,55 @@ static int parse_args(int argc, char **argv, protocol *p)
             usage(stdout);
             return 1;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "fmnist: %s needs a value\n", a);
+        /* The command is the first word only; a later word is a command out of place or
+         * a stray value, not an option that lacks one. */
+        if (a[0] != '-') {
+            if (is_command(a))
+                fprintf(stderr, "fmnist: the command must come first: fmnist %s [options], "
+                                "not '%s' after an option\n", a, a);
+            else
+                fprintf(stderr, "fmnist: unexpected '%s' where an option (--name value) "
+                                "should be\n", a);
             usage(stderr);
             return 2;
         }
-        int r = strcmp(a, "--protocol") == 0 ? 0 : parse_option(p, a, argv[i + 1]);
+        char why[WHY_CHARS] = "";
+        if (i + 1 >= argc) {
+            /* A scratch copy: only to tell an unknown name from a known one without value. */
+            protocol scratch = *p;
+            int known = strcmp(a, "--protocol") == 0 || parse_option(&scratch, a, "", why) != 2;
+            fprintf(stderr, known ? "fmnist: option %s needs a value\n"
+                                  : "fmnist: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        int r = strcmp(a, "--protocol") == 0 ? 0 : parse_option(p, a, argv[i + 1], why);
+        if (r == 2)
+            fprintf(stderr, "fmnist: unknown option %s\n", a);
+        else if (r != 0)
+            fprintf(stderr, "fmnist: bad value for %s: '%s' (need %s)\n", a, argv[i + 1], why);
         if (r != 0) {
-            fprintf(stderr, "fmnist: %s '%s'\n", r == 2 ? "unknown option" : "bad value for",
-                    r == 2 ? a : argv[i + 1]);
             usage(stderr);
             return 2;
         }
         i++;
     }
-    if (p->n_pool > TRAIN_SPLIT || p->n_train_eval > p->n_pool || p->n_val > 10000 ||
-        p->batch > 100000) {
-        fprintf(stderr, "fmnist: need --pool <= %d, --train-eval <= --pool, --val <= 10000\n",
-                TRAIN_SPLIT);
+    if (p->n_train_eval > p->n_pool) {
+        fprintf(stderr, "fmnist: --train-eval %zu is more than --pool %zu (its images are the "
+                        "first of the pool)\n", p->n_train_eval, p->n_pool);
         return 2;
     }
+    return 0;
+}
+
+/* methods, --quick and --full train the baseline, then each chosen method at the d it can
+ * afford: refuse a choice that leaves no trial at all, rather than print an empty table. */
+static int methods_have_trials(const protocol *p)
+{
+    size_t ds[MAX_LIST];
+    for (int m = 0; m < 4; m++)
+        if (p->methods[m] && method_ds(p, m, ds) > 0)
+            return 1;
     return 0;
 }
 
@@ -1313,14 +1446,16 @@ int main(int argc, char **argv)
     int r = parse_args(argc, argv, &p);
     if (r != 0)
         return r == 1 ? 0 : 2;
-    static const char *known[] = {"quick", "full", "methods", "speed", "pretrain", "width"};
-    int ok = 0;
-    for (size_t i = 0; command != NULL && i < sizeof known / sizeof known[0]; i++)
-        ok |= strcmp(command, known[i]) == 0;
-    if (!ok) {
+    if (command == NULL || !is_command(command)) {
         if (command != NULL)
             fprintf(stderr, "fmnist: unknown command '%s'\n", command);
         usage(stderr);
+        return 2;
+    }
+    if (strcmp(command, "speed") != 0 && strcmp(command, "pretrain") != 0 &&
+        strcmp(command, "width") != 0 && !methods_have_trials(&p)) {
+        fprintf(stderr, "fmnist: --methods leaves no trial to run: dense runs only at the d of "
+                        "--ds up to --dense-max-d %zu\n", p.dense_max_d);
         return 2;
     }
 #if defined(__GNUC__)

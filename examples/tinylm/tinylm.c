@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <intdim.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,9 @@
 
 /* ---- options ---------------------------------------------------------------------------- */
 
+#define MAX_DS 64  /* items of --d-list */
+#define MAX_LRS 16 /* items of --lrs */
+
 typedef struct opts {
     const char *out, *ckpt, *method, *kind, *classes, *corpus_dir, *d_list, *lrs;
     const char *results_dir, *label;
@@ -37,6 +41,9 @@ typedef struct opts {
     int ft_batch, ft_steps, per_class, eval_train_max, d;
     double lr, ft_lr, sub_lr, cls_test_fraction, lm_val_fraction;
     long long seed, split_seed;
+    size_t ds[MAX_DS], n_ds;      /* --d-list, parsed by parse_lists */
+    double lr_list[MAX_LRS];
+    size_t n_lrs;                 /* --lrs, likewise */
 } opts;
 
 static void opts_default(opts *o)
@@ -73,45 +80,57 @@ static void opts_default(opts *o)
     o->split_seed = 1;
 }
 
+/* Integers must lie in [min, max]; doubles strictly between min and max (max = HUGE_VAL:
+ * any finite number above min). */
 typedef struct opt_spec {
     const char *name;
     char type; /* s string, i int, d double, l long long */
     size_t offset;
+    double min, max;
     const char *help;
 } opt_spec;
 
-#define OPT(n, t, f, h) {n, t, offsetof(opts, f), h}
+/* Step counts stay below 1e9 so that step + ckpt-every never overflows an int; seeds below
+ * 2^53, the largest the search takes (INTDIM_SEARCH_BASE_SEED is a double). Model sizes are
+ * checked by tlm_config_check before pre-training, with its own message. */
+#define MAX_STEPS 1e9
+#define MAX_SEED 9007199254740992.0
+#define OPT(n, t, f, lo, hi, h) {n, t, offsetof(opts, f), lo, hi, h}
+#define STR(n, f, h) OPT(n, 's', f, 0, 0, h)
 static const opt_spec opt_table[] = {
-    OPT("out", 's', out, "pretrain: output directory for checkpoints"),
-    OPT("ckpt", 's', ckpt, "d90/finetune: pre-trained checkpoint file"),
-    OPT("method", 's', method, "d90: both, said or did"),
-    OPT("kind", 's', kind, "finetune: full, said or did"),
-    OPT("classes", 's', classes, "comma-separated fortune files used as classes"),
-    OPT("corpus", 's', corpus_dir, "fortune directory"),
-    OPT("d-list", 's', d_list, "d90: comma-separated subspace dimensions"),
-    OPT("lrs", 's', lrs, "d90: comma-separated subspace learning rates"),
-    OPT("results-dir", 's', results_dir, "d90: where d90.tsv, trials.tsv and journals go"),
-    OPT("label", 's', label, "d90: a name for this model in the result tables"),
-    OPT("layers", 'i', layers, "transformer blocks"),
-    OPT("width", 'i', width, "channels"),
-    OPT("heads", 'i', heads, "attention heads"),
-    OPT("ctx", 'i', ctx, "context length in characters"),
-    OPT("batch", 'i', batch, "pretrain: sequences per step"),
-    OPT("steps", 'i', steps, "pretrain: optimizer steps"),
-    OPT("ckpt-every", 'i', ckpt_every, "pretrain: checkpoint interval in steps"),
-    OPT("val-windows", 'i', val_windows, "pretrain: validation windows of ctx+1 tokens"),
-    OPT("ft-batch", 'i', ft_batch, "fine-tuning: entries per step"),
-    OPT("ft-steps", 'i', ft_steps, "fine-tuning: steps per run (baseline and trials)"),
-    OPT("per-class", 'i', per_class, "entries per class (0 = smallest class)"),
-    OPT("eval-train-max", 'i', eval_train_max, "training entries scored for train accuracy"),
-    OPT("d", 'i', d, "finetune: subspace dimension"),
-    OPT("lr", 'd', lr, "pretrain: peak Adam learning rate (cosine schedule)"),
-    OPT("ft-lr", 'd', ft_lr, "full fine-tuning Adam learning rate"),
-    OPT("sub-lr", 'd', sub_lr, "finetune: subspace Adam learning rate"),
-    OPT("cls-test-fraction", 'd', cls_test_fraction, "fraction of each class held out"),
-    OPT("lm-val-fraction", 'd', lm_val_fraction, "fraction of LM entries for validation"),
-    OPT("seed", 'l', seed, "initialisation, batches and projections"),
-    OPT("split-seed", 'l', split_seed, "corpus splits (stored in checkpoints)"),
+    STR("out", out, "pretrain: output directory for checkpoints"),
+    STR("ckpt", ckpt, "d90/finetune: pre-trained checkpoint file"),
+    STR("method", method, "d90: both, said or did"),
+    STR("kind", kind, "finetune: full, said or did"),
+    STR("classes", classes, "comma-separated fortune files used as classes"),
+    STR("corpus", corpus_dir, "fortune directory"),
+    STR("d-list", d_list, "d90: comma-separated subspace dimensions"),
+    STR("lrs", lrs, "d90: comma-separated subspace learning rates"),
+    STR("results-dir", results_dir, "d90: where d90.tsv, trials.tsv and journals go"),
+    STR("label", label, "d90: a name for this model in the result tables"),
+    OPT("layers", 'i', layers, 1, INT_MAX, "transformer blocks"),
+    OPT("width", 'i', width, 1, INT_MAX, "channels"),
+    OPT("heads", 'i', heads, 1, INT_MAX, "attention heads"),
+    OPT("ctx", 'i', ctx, 1, INT_MAX, "context length in characters"),
+    OPT("batch", 'i', batch, 1, INT_MAX, "pretrain: sequences per step"),
+    OPT("steps", 'i', steps, 0, MAX_STEPS, "pretrain: optimizer steps"),
+    OPT("ckpt-every", 'i', ckpt_every, 1, MAX_STEPS, "pretrain: checkpoint interval in steps"),
+    OPT("val-windows", 'i', val_windows, 1, INT_MAX,
+        "pretrain: validation windows of ctx+1 tokens"),
+    OPT("ft-batch", 'i', ft_batch, 1, INT_MAX, "fine-tuning: entries per step"),
+    OPT("ft-steps", 'i', ft_steps, 1, MAX_STEPS,
+        "fine-tuning: steps per run (baseline and trials)"),
+    OPT("per-class", 'i', per_class, 0, INT_MAX, "entries per class (0 = smallest class)"),
+    OPT("eval-train-max", 'i', eval_train_max, 1, INT_MAX,
+        "training entries scored for train accuracy"),
+    OPT("d", 'i', d, 1, INT_MAX, "finetune: subspace dimension"),
+    OPT("lr", 'd', lr, 0, HUGE_VAL, "pretrain: peak Adam learning rate (cosine schedule)"),
+    OPT("ft-lr", 'd', ft_lr, 0, HUGE_VAL, "full fine-tuning Adam learning rate"),
+    OPT("sub-lr", 'd', sub_lr, 0, HUGE_VAL, "finetune: subspace Adam learning rate"),
+    OPT("cls-test-fraction", 'd', cls_test_fraction, 0, 1, "fraction of each class held out"),
+    OPT("lm-val-fraction", 'd', lm_val_fraction, 0, 1, "fraction of LM entries for validation"),
+    OPT("seed", 'l', seed, 0, MAX_SEED, "initialisation, batches and projections"),
+    OPT("split-seed", 'l', split_seed, 0, MAX_SEED, "corpus splits (stored in checkpoints)"),
 };
 
 static void usage(FILE *f)
@@ -121,6 +140,31 @@ static void usage(FILE *f)
         fprintf(f, "  --%-18s %s\n", opt_table[i].name, opt_table[i].help);
 }
 
+/* A whole number in [min, max]: digits only, since strtoll would skip leading blanks and
+ * take a sign, and (int) of what it returns wraps 4294967299 round to 3. */
+static int parse_int(const char *v, long long min, long long max, long long *x)
+{
+    char *end = NULL;
+    if (v[0] < '0' || v[0] > '9')
+        return -1;
+    errno = 0;
+    *x = strtoll(v, &end, 10);
+    return *end != '\0' || errno == ERANGE || *x < min || *x > max ? -1 : 0;
+}
+
+/* A finite number strictly between min and max, again without leading blanks or "nan". */
+static int parse_double(const char *v, double min, double max, double *x)
+{
+    char *end = NULL;
+    if ((v[0] < '0' || v[0] > '9') && v[0] != '.')
+        return -1;
+    errno = 0;
+    *x = strtod(v, &end);
+    return *end != '\0' || errno == ERANGE || !isfinite(*x) || !(*x > min && *x < max) ? -1 : 0;
+}
+
+/* Every option's value is checked here, before any file is read: a bad one is refused with
+ * its name and text (main exits with status 2, as for other usage errors). */
 static int parse_opts(opts *o, int argc, char **argv)
 {
     for (int i = 0; i < argc; i++) {
@@ -130,24 +174,38 @@ static int parse_opts(opts *o, int argc, char **argv)
             for (size_t k = 0; k < sizeof opt_table / sizeof opt_table[0]; k++)
                 if (strcmp(a + 2, opt_table[k].name) == 0)
                     spec = &opt_table[k];
-        if (!spec || i + 1 >= argc) {
-            fprintf(stderr, "tinylm: unknown flag or missing value: %s\n", a);
+        if (!spec) {
+            fprintf(stderr, "tinylm: unknown flag: %s\n", a);
+            return -1;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "tinylm: --%s needs a value\n", spec->name);
             return -1;
         }
         const char *v = argv[++i];
-        char *end = NULL;
         void *field = (char *)o + spec->offset;
-        errno = 0;
+        long long x = 0;
+        int bad = 0;
         switch (spec->type) {
-        case 's': *(const char **)field = v; end = (char *)v + strlen(v); break;
-        case 'i': *(int *)field = (int)strtol(v, &end, 10); break;
-        case 'd': *(double *)field = strtod(v, &end); break;
-        default: *(long long *)field = strtoll(v, &end, 10); break;
+        case 's': *(const char **)field = v; break;
+        case 'd': bad = parse_double(v, spec->min, spec->max, (double *)field); break;
+        default: bad = parse_int(v, (long long)spec->min, (long long)spec->max, &x); break;
         }
-        if (errno || end == v || *end != '\0') {
-            fprintf(stderr, "tinylm: bad value for --%s: %s\n", spec->name, v);
+        if (spec->type == 'i')
+            *(int *)field = (int)x; /* within [min, max] unless bad */
+        else if (spec->type == 'l')
+            *(long long *)field = x;
+        if (bad && spec->type == 'd' && isinf(spec->max))
+            fprintf(stderr, "tinylm: bad value for --%s: '%s' (need a number > %g)\n",
+                    spec->name, v, spec->min);
+        else if (bad && spec->type == 'd')
+            fprintf(stderr, "tinylm: bad value for --%s: '%s' (need a number > %g and < %g)\n",
+                    spec->name, v, spec->min, spec->max);
+        else if (bad)
+            fprintf(stderr, "tinylm: bad value for --%s: '%s' (need a whole number from %.0f "
+                            "to %.0f)\n", spec->name, v, spec->min, spec->max);
+        if (bad)
             return -1;
-        }
     }
     return 0;
 }
@@ -160,6 +218,56 @@ static size_t split_list(const char *list, char *buf, size_t buflen, char **item
     for (char *tok = strtok(buf, ","); tok && n < max; tok = strtok(NULL, ","))
         items[n++] = tok;
     return n;
+}
+
+/* Split a comma-separated number list strictly: -1 for an empty list or item ("5,,7",
+ * "5,"), more than max items, or a list too long for buf; split_list would drop those. */
+static int split_strict(const char *list, char *buf, size_t buflen, char **items, size_t max,
+                        size_t *n)
+{
+    *n = 0;
+    size_t len = strlen(list);
+    if (len >= buflen)
+        return -1;
+    memcpy(buf, list, len + 1);
+    for (char *p = buf;;) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        if (*p == '\0' || *n == max)
+            return -1;
+        items[(*n)++] = p;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+/* --d-list and --lrs into o->ds and o->lr_list, before any work: parsed at the search they
+ * were found bad only after the baseline fine-tuning, and "0.03x" was taken as 0.03. */
+static int parse_lists(opts *o)
+{
+    char buf[1024], *items[MAX_DS];
+    long long x = 0;
+    int bad = split_strict(o->d_list, buf, sizeof buf, items, MAX_DS, &o->n_ds);
+    for (size_t i = 0; !bad && i < o->n_ds; i++) {
+        bad = parse_int(items[i], 1, INT_MAX, &x);
+        o->ds[i] = (size_t)x;
+    }
+    if (bad) {
+        fprintf(stderr, "tinylm: bad value for --d-list: '%s' (need 1 to %d comma-separated "
+                        "whole numbers from 1 to %d)\n", o->d_list, MAX_DS, INT_MAX);
+        return -1;
+    }
+    bad = split_strict(o->lrs, buf, sizeof buf, items, MAX_LRS, &o->n_lrs);
+    for (size_t i = 0; !bad && i < o->n_lrs; i++)
+        bad = parse_double(items[i], 0, HUGE_VAL, &o->lr_list[i]);
+    if (bad) {
+        fprintf(stderr, "tinylm: bad value for --lrs: '%s' (need 1 to %d comma-separated "
+                        "numbers > 0)\n", o->lrs, MAX_LRS);
+        return -1;
+    }
+    return 0;
 }
 
 static double now_seconds(void)
@@ -521,16 +629,16 @@ static int finetune_once(ft_setup *s, const opts *o, int kind, int said, size_t 
 
 static int cmd_finetune(const opts *o)
 {
+    /* --kind first: a usage error is reported before the checkpoint and corpus are read. */
+    int full = strcmp(o->kind, "full") == 0, said = strcmp(o->kind, "said") == 0;
+    if (!full && !said && strcmp(o->kind, "did") != 0) {
+        fprintf(stderr, "tinylm: --kind must be full, said or did\n");
+        return 2;
+    }
     ft_setup s;
     if (ft_init(&s, o) != 0) {
         ft_free(&s);
         return 1;
-    }
-    int full = strcmp(o->kind, "full") == 0, said = strcmp(o->kind, "said") == 0;
-    if (!full && !said && strcmp(o->kind, "did") != 0) {
-        fprintf(stderr, "tinylm: --kind must be full, said or did\n");
-        ft_free(&s);
-        return 2;
     }
     double tr = NAN, te = NAN, t0 = now_seconds();
     int rc = finetune_once(&s, o, full ? INTDIM_PROJ_IDENTITY : INTDIM_PROJ_FASTFOOD, said,
@@ -587,15 +695,7 @@ static FILE *open_table(const char *dir, const char *name, const char *header)
 static int run_search(ft_setup *s, const opts *o, int said, double baseline, const char *label,
                       FILE *trials, FILE *results, double base_train)
 {
-    char buf[1024], *items[64];
-    size_t ds[64], n_d = split_list(o->d_list, buf, sizeof buf, items, 64);
-    for (size_t i = 0; i < n_d; i++)
-        ds[i] = (size_t)strtoull(items[i], NULL, 10);
-    char buf2[512], *lr_items[16];
-    double lrs[16];
-    size_t n_lr = split_list(o->lrs, buf2, sizeof buf2, lr_items, 16);
-    for (size_t i = 0; i < n_lr; i++)
-        lrs[i] = strtod(lr_items[i], NULL);
+    char buf[1024];
     const char *method = said ? "said" : "did";
     intdim_search *srch = NULL;
     int rc = check_lib(intdim_search_create(&srch, s->D), "search");
@@ -608,8 +708,8 @@ static int run_search(ft_setup *s, const opts *o, int said, double baseline, con
              check_lib(intdim_search_set(srch, INTDIM_SEARCH_SEEDS, 1), "seeds") ||
              check_lib(intdim_search_set(srch, INTDIM_SEARCH_BASE_SEED, (double)o->seed), "seed") ||
              check_lib(intdim_search_set(srch, INTDIM_SEARCH_STEPS, o->ft_steps), "steps") ||
-             check_lib(intdim_search_set_d_list(srch, ds, n_d), "d list") ||
-             check_lib(intdim_search_set_lrs(srch, lrs, n_lr), "lrs") ||
+             check_lib(intdim_search_set_d_list(srch, o->ds, o->n_ds), "d list") ||
+             check_lib(intdim_search_set_lrs(srch, o->lr_list, o->n_lrs), "lrs") ||
              check_lib(intdim_search_set_groups(srch, s->group_sizes, s->m.lay.n_tensors),
                        "groups") ||
              check_lib(intdim_search_set_train_param(srch, INTDIM_TRAIN_OPTIMIZER, INTDIM_OPT_ADAM),
@@ -714,7 +814,7 @@ int main(int argc, char **argv)
     }
     opts o;
     opts_default(&o);
-    if (parse_opts(&o, argc - 2, argv + 2) != 0) {
+    if (parse_opts(&o, argc - 2, argv + 2) != 0 || parse_lists(&o) != 0) {
         usage(stderr);
         return 2;
     }
