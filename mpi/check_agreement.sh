@@ -18,6 +18,12 @@ run_mpi() { # run_mpi NP ARGS...
     ${INTDIM_MPI_FAIL_TRIAL:+-x INTDIM_MPI_FAIL_TRIAL} "$intdim_mpi" "$@"
 }
 status=0
+# Options: --help prints the usage once (rank 0) and exits 0; a bad option is reported once,
+# not once per rank, and exits non-zero.
+run_mpi 3 --help > "$dir/help.out" 2>&1 || { echo "FAIL: intdim-mpi --help"; status=1; }
+[ "$(grep -c '^usage: mpirun' "$dir/help.out")" -eq 1 ] || { echo "FAIL: --help printed $(grep -c '^usage' "$dir/help.out") times"; status=1; }
+if run_mpi 3 --bogus > "$dir/bogus.out" 2>&1; then echo "FAIL: --bogus accepted"; status=1; fi
+[ "$(grep -c 'unknown option --bogus' "$dir/bogus.out")" -eq 1 ] || { echo "FAIL: --bogus reported $(grep -c 'unknown option' "$dir/bogus.out") times"; status=1; }
 for strategy in adaptive grid; do
   args="--strategy $strategy --seeds 2 --n-d 16 --steps 600 --quiet"
   "$intdim" run-toy $args --journal "$dir/local-$strategy.journal" > "$dir/local-$strategy.out"

@@ -168,9 +168,20 @@ int main(int argc, char **argv)
     int rank, n_ranks;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &n_ranks);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            if (rank == 0) {
+                printf("usage: mpirun -np N intdim-mpi [options] (no --shard)\n");
+                toy_options_usage(stdout);
+            }
+            MPI_Finalize();
+            return 0;
+        }
     toy_options o;
     int exit_code = 0;
-    if (toy_options_parse(&o, argc, argv, 1) != 0 || o.shard_count > 0) {
+    /* every rank parses the same arguments; only rank 0 says what is wrong */
+    if (toy_options_parse_to(&o, argc, argv, 1, rank == 0 ? stderr : NULL) != 0 ||
+        o.shard_count > 0) {
         if (rank == 0)
             fprintf(stderr, "usage: mpirun -np N intdim-mpi [options] (no --shard)\n");
         MPI_Finalize();

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -192,7 +193,18 @@ static int parse_one(toy_options *o, const char *opt, const char *val)
     return 0;
 }
 
-int toy_options_parse(toy_options *o, int argc, char **argv, int first)
+/* fprintf to err, or nothing when err is NULL (the MPI driver's other ranks). */
+static void report(FILE *err, const char *fmt, ...)
+{
+    if (err == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(err, fmt, ap);
+    va_end(ap);
+}
+
+int toy_options_parse_to(toy_options *o, int argc, char **argv, int first, FILE *err)
 {
     set_defaults(o);
     for (int i = first; i < argc; i++) {
@@ -207,18 +219,18 @@ int toy_options_parse(toy_options *o, int argc, char **argv, int first)
         if (i + 1 >= argc) {
             toy_options scratch = *o; /* only to ask whether the name is known */
             if (parse_one(&scratch, argv[i], "") == -2)
-                fprintf(stderr, "intdim: unknown option %s\n", argv[i]);
+                report(err, "intdim: unknown option %s\n", argv[i]);
             else
-                fprintf(stderr, "intdim: option %s needs a value\n", argv[i]);
+                report(err, "intdim: option %s needs a value\n", argv[i]);
             return -1;
         }
         int rc = parse_one(o, argv[i], argv[i + 1]);
         if (rc == -2) {
-            fprintf(stderr, "intdim: unknown option %s\n", argv[i]);
+            report(err, "intdim: unknown option %s\n", argv[i]);
             return -1;
         }
         if (rc != 0) {
-            fprintf(stderr, "intdim: bad value '%s' for %s\n", argv[i + 1], argv[i]);
+            report(err, "intdim: bad value '%s' for %s\n", argv[i + 1], argv[i]);
             return -1;
         }
         i++;
@@ -230,15 +242,20 @@ int toy_options_parse(toy_options *o, int argc, char **argv, int first)
     if (o->said && !d_min_given)
         o->d_min = TOY_GROUPS + 1;
     if (o->shard_count > 0 && o->strategy != INTDIM_STRATEGY_GRID) {
-        fprintf(stderr, "intdim: --shard needs --strategy grid (adaptive trials depend on each "
+        report(err, "intdim: --shard needs --strategy grid (adaptive trials depend on each "
                         "other's results)\n");
         return -1;
     }
     if (o->shard_count > 0 && o->journal == NULL) {
-        fprintf(stderr, "intdim: --shard needs --journal (each shard writes its own)\n");
+        report(err, "intdim: --shard needs --journal (each shard writes its own)\n");
         return -1;
     }
     return 0;
+}
+
+int toy_options_parse(toy_options *o, int argc, char **argv, int first)
+{
+    return toy_options_parse_to(o, argc, argv, first, stderr);
 }
 
 int toy_fail(const char *what, int status)

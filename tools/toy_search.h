@@ -38,6 +38,8 @@ typedef struct toy_options {
 /* Defaults (fast enough for the README's main job), then parse argv[first..argc).
  * Returns 0, or prints the problem to stderr and returns -1. */
 int toy_options_parse(toy_options *o, int argc, char **argv, int first);
+/* The same, its messages to err (NULL: none, for all but one MPI rank). */
+int toy_options_parse_to(toy_options *o, int argc, char **argv, int first, FILE *err);
 void toy_options_usage(FILE *out);
 
 /* A search configured from the options (journal not opened). */
