@@ -1092,6 +1092,15 @@ static int configure_trainer(const intdim_search *s, intdim_trainer *t, double l
     return intdim_trainer_set(t, INTDIM_TRAIN_LR, lr);
 }
 
+/* The trial's progress callback: a host callback of intdim_search_run destroyed the search
+ * (intdim_search_destroy only marks it then), so the trial stops at once rather than calling
+ * the host again (the run frees the search on its way out). */
+static int stop_if_destroyed(void *user, uint64_t step, double loss, double metric)
+{
+    (void)step, (void)loss, (void)metric;
+    return ((const intdim_search *)user)->destroy_requested;
+}
+
 /* A trial's own failure (the model diverged) is a result: it counts as metric -inf.
  * Anything else (bad configuration, memory, a host asking to stop) aborts the run. */
 static int is_trial_failure(int rc)
@@ -1125,7 +1134,7 @@ INTDIM_API int intdim_search_run_trial(const intdim_search *s, float *theta, con
     if (rc == INTDIM_OK)
         rc = configure_trainer(s, t, lr);
     if (rc == INTDIM_OK)
-        rc = intdim__trainer_run(t, s->steps, NULL, NULL, NULL, NULL, NULL, 0);
+        rc = intdim__trainer_run(t, s->steps, NULL, NULL, stop_if_destroyed, (void *)s, NULL, 0);
     double train = NAN, eval = NAN;
     if (rc == INTDIM_OK && train_fn != NULL)
         rc = intdim_trainer_evaluate(t, train_fn, user, &train);

@@ -996,6 +996,54 @@ static int reentering_progress(void *user, size_t done, size_t total, size_t d, 
     return 0;
 }
 
+/* A gradient callback that destroys its search mid-trial: the host is not called again (a
+ * host freeing its own state with the search would be called into freed state), the run
+ * stops with INTDIM_EINTERRUPTED and frees the search (no leak by the counts). */
+typedef struct destroying_host {
+    toy_problem *tp;
+    intdim_search *s;
+    size_t calls, calls_at_destroy;
+} destroying_host;
+
+static int destroying_grad(void *user, uint64_t step, const float *theta, float *grad,
+                           double *loss)
+{
+    destroying_host *h = user;
+    h->calls++;
+    if (h->calls == 5) {
+        intdim_search_destroy(h->s);
+        h->calls_at_destroy = h->calls;
+    }
+    return toy_grad(h->tp, step, theta, grad, loss);
+}
+
+static int destroying_eval(void *user, const float *theta, double *metric)
+{
+    destroying_host *h = user;
+    h->calls++;
+    return toy_eval(h->tp, theta, metric);
+}
+
+START_TEST(search_destroyed_by_a_trial_callback)
+{
+    static const size_t ds[] = {6, 12};
+    static const double lrs[] = {0.3};
+    toy_rig rig;
+    toy_rig_init(&rig);
+    fail_alloc_install(0);
+    intdim_search *s = toy_list_search(ds, 2, lrs, 1, 200);
+    destroying_host h = {.tp = &rig.tp, .s = s};
+    int rc = intdim_search_run(s, rig.theta, rig.theta0, destroying_grad, NULL, destroying_eval,
+                               &h, NULL, NULL);
+    ck_assert_int_eq(rc, INTDIM_EINTERRUPTED);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "destroyed"));
+    ck_assert_uint_eq(h.calls_at_destroy, 5);
+    ck_assert_uint_eq(h.calls, 5); /* not one call after the destroy */
+    fail_alloc_remove();
+    ck_assert_int_eq(g_fail.allocs, g_fail.frees);
+}
+END_TEST
+
 START_TEST(progress_callback_reentering_its_search)
 {
     static const size_t ds[] = {6, 12};
@@ -1240,6 +1288,7 @@ static Suite *search_suite(void)
     tcase_add_test(tc, progress_callback_stops_the_run);
     tcase_add_test(tc, interrupted_run_resumes_from_the_starting_point);
     tcase_add_test(tc, progress_callback_reentering_its_search);
+    tcase_add_test(tc, search_destroyed_by_a_trial_callback);
     tcase_add_test(tc, d_list_longer_than_a_journal_can_hold_is_refused);
     tcase_add_test(tc, stacked_blocks_in_trials);
     tcase_add_test(tc, allocation_failures_leak_nothing);

@@ -97,6 +97,10 @@ cp "$dir/s0.journal" "$dir/keep.journal"
 if "$intdim" merge "$dir/keep.journal" "$dir/s1.journal" > /dev/null 2> "$dir/merge.err"; then fail "merge overwrote its output"; fi
 grep -q 'already exists' "$dir/merge.err" || fail "merge onto an existing file: $(cat "$dir/merge.err")"
 cmp -s "$dir/s0.journal" "$dir/keep.journal" || fail "a refused merge changed the existing file"
+ln -s "$dir/nowhere.journal" "$dir/dangling.journal"
+if "$intdim" merge "$dir/dangling.journal" "$dir/s0.journal" "$dir/s1.journal" > /dev/null 2>&1; then fail "merge replaced a dangling symlink"; fi
+"$intdim" merge "$dir/no/such/out.journal" "$dir/s0.journal" "$dir/s1.journal" > /dev/null 2> "$dir/merge.err" && fail "merge into a missing directory: exit 0"
+grep -q "cannot write $dir/no/such/out.journal: no directory" "$dir/merge.err" || fail "merge into a missing directory: $(cat "$dir/merge.err")"
 # --plot never runs a command, never writes the image to stdout, and says why it wrote none
 if "$intdim" report "$dir/full.journal" --plot "|touch $dir/pwned; echo x.png" > /dev/null 2>&1; then fail "--plot '|...' accepted"; fi
 [ ! -e "$dir/pwned" ] || fail "--plot ran a shell command"
@@ -105,6 +109,13 @@ if command -v gnuplot > /dev/null; then
   grep -q 'cannot write' "$dir/plot.err" || fail "plot into a missing directory: $(cat "$dir/plot.err")"
   if grep -q PNG "$dir/plot.out"; then fail "the image went to stdout"; fi
 fi
+# a gnuplot that fails leaves an existing plot as it was, and no temporary file
+mkdir "$dir/fakebin" && printf '#!/bin/sh\ncat > /dev/null\nexit 1\n' > "$dir/fakebin/gnuplot" && chmod +x "$dir/fakebin/gnuplot"
+printf 'old plot' > "$dir/old.png"
+PATH="$dir/fakebin:$PATH" "$intdim" report "$dir/full.journal" --plot "$dir/old.png" > /dev/null 2> "$dir/plot.err" && fail "a failing gnuplot: exit 0"
+grep -q 'gnuplot failed (exit status 1)' "$dir/plot.err" || fail "a failing gnuplot: $(cat "$dir/plot.err")"
+[ "$(cat "$dir/old.png")" = "old plot" ] || fail "a failing gnuplot truncated the existing plot"
+if ls -a "$dir" | grep -q 'intdim-plot'; then fail "a failing gnuplot left its temporary file"; fi
 "$intdim" report "$dir/s0.journal" --plot "$dir/shard.png" > /dev/null 2> "$dir/plot.err" && fail "plot of an incomplete search: exit 0"
 grep -q 'incomplete' "$dir/plot.err" || fail "plot of an incomplete search: no message: $(cat "$dir/plot.err")"
 # strict numbers and lists, refused before any work (exit 2, a message naming the option)

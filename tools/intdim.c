@@ -1,6 +1,7 @@
 /* `intdim`: run a d90 search on the toy problem, report a journal (table, d90, plot through
  * gnuplot), merge journals written by separate processes. Uses only <intdim.h>. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,16 +178,22 @@ static int plot_path_ok(const char *path)
     return 1;
 }
 
-/* Can the plot file be written? Checked by creating it before gnuplot runs: gnuplot writes
- * the image to its standard output when its `set output` fails. */
-static int plot_file_writable(const char *path)
+/* gnuplot draws into tmp (a new file in out_path's directory, created here so a path that
+ * cannot be written is reported before gnuplot runs: it would write the image to its
+ * standard output instead), renamed onto out_path only once gnuplot succeeded, so a failed
+ * plot never truncates an existing one. */
+static int plot_temp_file(const char *out_path, char *tmp, size_t n)
 {
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        fprintf(stderr, "intdim: --plot: cannot write %s: %s\n", path, strerror(errno));
+    const char *slash = strrchr(out_path, '/');
+    int dir_len = slash == NULL ? 0 : (int)(slash - out_path + 1);
+    snprintf(tmp, n, "%.*s.intdim-plot.%ld%s", dir_len, out_path, (long)getpid(),
+             ends_with(out_path, ".svg") ? ".svg" : ".png");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "intdim: --plot: cannot write %s: %s\n", out_path, strerror(errno));
         return 0;
     }
-    fclose(f);
+    close(fd);
     return 1;
 }
 
@@ -203,16 +210,18 @@ static int plot(const intdim_search *s, const char *out_path)
     intdim_search_get(s, INTDIM_SEARCH_FRACTION, &fraction);
     if (intdim_search_result(s, &d90, &reached, &baseline, NULL, NULL) != INTDIM_OK)
         return toy_fail("plot", INTDIM_ESTATE);
-    if (!plot_file_writable(out_path))
+    char tmp[4200];
+    if (strlen(out_path) > 4000 || !plot_temp_file(out_path, tmp, sizeof tmp))
         return 1;
     /* gnuplot's own output never mixes into ours (it prints the image there on failure) */
     FILE *g = popen("gnuplot > /dev/null", "w");
     if (g == NULL) {
         fprintf(stderr, "intdim: cannot start gnuplot\n");
+        unlink(tmp);
         return 1;
     }
     fprintf(g, "set terminal %s size 900,560\n", svg ? "svg" : "pngcairo");
-    fprintf(g, "set output '%s'\n", out_path);
+    fprintf(g, "set output '%s'\n", tmp);
     fprintf(g, "set logscale x\nset grid\nset key bottom right\nset offsets 0, 0, 0.05, 0.05\n");
     fprintf(g, "set xlabel 'd (trainable dimension, log scale)'\n");
     fprintf(g, "set ylabel 'eval metric (mean over seeds, best lr)'\n");
@@ -242,6 +251,12 @@ static int plot(const intdim_search *s, const char *out_path)
             fprintf(stderr, "intdim: gnuplot failed (exit status %d)\n", WEXITSTATUS(status));
         else
             fprintf(stderr, "intdim: gnuplot failed (wait status %d)\n", status);
+        unlink(tmp);
+        return 1;
+    }
+    if (rename(tmp, out_path) != 0) {
+        fprintf(stderr, "intdim: --plot: cannot write %s: %s\n", out_path, strerror(errno));
+        unlink(tmp);
         return 1;
     }
     printf("plot written to %s\n", out_path);
@@ -313,6 +328,22 @@ static int cmd_report(int argc, char **argv)
     return exit_code;
 }
 
+/* Is OUT's directory there? (Else the library would report its temporary file's name.) */
+static int parent_dir_exists(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL || slash == path)
+        return 1;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "intdim: merge: cannot write %s: no directory %s\n", path, dir);
+        return 0;
+    }
+    return 1;
+}
+
 static int cmd_merge(int argc, char **argv)
 {
     if (argc < 4) {
@@ -322,11 +353,17 @@ static int cmd_merge(int argc, char **argv)
     /* OUT is written, never overwritten: `intdim merge a.journal b.journal` (OUT forgotten)
      * would otherwise replace shard a with shard b */
     struct stat st;
-    if (stat(argv[2], &st) == 0 || errno != ENOENT) {
-        fprintf(stderr, "intdim: merge: %s already exists (or cannot be checked); merge writes "
-                        "a new file: usage: intdim merge OUT IN...\n", argv[2]);
+    if (lstat(argv[2], &st) == 0) { /* a dangling symlink too: it names something */
+        fprintf(stderr, "intdim: merge: %s already exists; merge writes a new file: usage: "
+                        "intdim merge OUT IN...\n", argv[2]);
         return 2;
     }
+    if (errno != ENOENT) { /* e.g. ENOTDIR: a component of OUT's directory is a file */
+        fprintf(stderr, "intdim: merge: cannot write %s: %s\n", argv[2], strerror(errno));
+        return 2;
+    }
+    if (!parent_dir_exists(argv[2]))
+        return 2;
     intdim_clear_error();
     int rc = intdim_journal_merge((const char *const *)(argv + 3), (size_t)(argc - 3), argv[2]);
     if (rc != INTDIM_OK)

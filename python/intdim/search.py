@@ -71,7 +71,9 @@ class Search(OwnedHandle):
         the configuration, so a journal of another label is refused on resume and merge."""
         if not isinstance(label, str):
             raise TypeError(f"label must be a str, not {type(label).__name__}")
-        _lib.check(_lib.lib().intdim_search_set_label(self._h, label.encode("ascii", "replace")),
+        if "\0" in label or not label.isascii():  # C would stop at a NUL; keep what was typed
+            raise ValueError(f"label {label!r}: only the characters [A-Za-z0-9._+:=,/-]")
+        _lib.check(_lib.lib().intdim_search_set_label(self._h, label.encode("ascii")),
                    "intdim_search_set_label")
 
     @property

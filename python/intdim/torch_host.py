@@ -93,7 +93,9 @@ class TorchHost:
                 self._grad_views.append(view)
                 offset += n
         self.theta0 = self.theta.copy()
-        self._buffers0 = [(b, b.detach().clone()) for _, b in module.named_buffers()]
+        # by name: a module may replace a buffer tensor (x = x + 1), and the one to reset is
+        # whatever the name holds at the time
+        self._buffers0 = [(n, b.detach().clone()) for n, b in module.named_buffers()]
         self.set_groups(groups)
         self.grad_copies = 0  # steps where autograd replaced a .grad (diagnostic)
 
@@ -170,8 +172,14 @@ class TorchHost:
 
     def _restore_buffers(self):
         with torch.no_grad():
-            for buf, saved in self._buffers0:
-                buf.copy_(saved)
+            for name, saved in self._buffers0:
+                owner, _, attr = name.rpartition(".")
+                module = self.module.get_submodule(owner) if owner else self.module
+                current = getattr(module, attr, None)
+                if isinstance(current, torch.Tensor) and current.shape == saved.shape:
+                    current.copy_(saved)
+                else:  # replaced by something else: put a copy of the saved one back
+                    setattr(module, attr, saved.clone())
 
     def restore_theta0(self):
         """Put the initial parameters and buffers back into the module."""

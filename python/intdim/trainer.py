@@ -25,17 +25,22 @@ class _Calling:
 
     def __enter__(self):
         t = self.trainer
-        own = t._in_call()
-        handle = own.__enter__()
-        proj = t.proj._in_call()
-        try:
+        entered = []
+        try:  # whatever raises part way (Ctrl-C included), what was entered is left again
+            own = t._in_call()
+            handle = own.__enter__()
+            entered.append(own)
+            proj = t.proj._in_call()
             proj.__enter__()
+            entered.append(proj)
+            interrupts = t._guard.active()
+            interrupts.__enter__()
+            entered.append(interrupts)
         except BaseException:
-            own.__exit__(None, None, None)
+            for part in reversed(entered):
+                part.__exit__(None, None, None)
             raise
-        interrupts = t._guard.active()
-        interrupts.__enter__()
-        self.parts = (interrupts, proj, own)
+        self.parts = tuple(reversed(entered))
         return handle
 
     def __exit__(self, *exc_info):

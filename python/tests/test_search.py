@@ -520,3 +520,11 @@ def test_label_is_journaled_and_must_match(tmp_path):
         with pytest.raises(TypeError):
             s.set_label(3)
         assert s.label == ""
+
+
+def test_label_text_that_c_would_cut_is_refused():
+    with intdim.Search(D) as s:
+        for bad in ("ab\x00cd", "caf\u00e9"):
+            with pytest.raises(ValueError):
+                s.set_label(bad)
+        assert s.label == ""

@@ -238,3 +238,36 @@ def test_train_mode_false_leaves_the_module_mode_alone():
     model_t.eval()
     host_t.grad_fn(3, host_t.theta, np.zeros(host_t.D, np.float32))
     assert model_t.training  # the default puts it back in train mode
+
+
+class _Counter(torch.nn.Module):
+    """A model whose buffer is replaced (not updated in place) by every forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 2)
+        self.register_buffer("seen", torch.zeros(()))
+
+    def forward(self, x):
+        if self.training:
+            self.seen = self.seen + 1  # a new tensor object each time
+        return self.lin(x)
+
+
+def test_buffers_replaced_by_the_module_are_restored_too():
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(64, 4, generator=gen)
+    y = (x[:, 0] > 0).long()
+    model = _Counter()
+    host = TorchHost(model, torch.nn.functional.cross_entropy,
+                     lambda step: (x[:16], y[:16]), eval_fn=lambda m: accuracy(m, x, y))
+    starts = []
+    for _ in range(3):
+        grad = np.zeros(host.D, np.float32)
+        for step in range(5):
+            host.grad_fn(step, host.theta, grad)
+            if step == 0:
+                starts.append(float(model.seen))
+    assert starts == [1.0, 1.0, 1.0]  # every run starts from the saved buffer
+    host.restore_theta0()
+    assert float(model.seen) == 0.0

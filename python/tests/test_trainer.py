@@ -476,3 +476,22 @@ def test_sizes_of_a_closed_projection_raise():
     for name in ("D", "d", "n_scales", "n_groups", "kind"):
         with pytest.raises(ValueError, match="closed"):
             getattr(proj, name)
+
+
+def test_interrupt_while_entering_a_call_leaves_nothing_in_use(monkeypatch):
+    """Ctrl-C can land while a call is being set up (before the SIGINT handler is swapped
+    in): what was already entered is left again, so close() and set() still work."""
+    from intdim import _callbacks
+    proj, theta, problem, t = make()
+
+    def interrupted_enter(self):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(_callbacks._RecordInterrupts, "__enter__", interrupted_enter)
+        with pytest.raises(KeyboardInterrupt):
+            t.step()
+    assert t._calls == 0 and proj._calls == 0
+    proj.set("threads", 1)
+    t.close()
+    proj.close()
