@@ -286,18 +286,25 @@ static void expect_refused(rig *r, const char *path, const unsigned char *buf, s
     ck_assert_ptr_null(q);
 }
 
+/* The corruption tests' pair: a, configured and trained 4 steps, saved to good; b, of the
+ * same model and projection, 2 steps in (a load that is refused must leave it so). */
+static void saved_and_target(rig *a, rig *b, const char *good)
+{
+    rig_open(a, 3, 0.0f);
+    rig_open(b, 3, 0.0f);
+    configure(a->t);
+    ck_assert_int_eq(intdim_trainer_run(a->t, 4, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_save(a->t, good), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_run(b->t, 2, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+}
+
 START_TEST(every_corruption_is_refused)
 {
     char good[128], bad[128];
     path_of(good, sizeof good, "good.ckpt");
     path_of(bad, sizeof bad, "bad.ckpt");
     rig a, b;
-    rig_open(&a, 3, 0.0f);
-    rig_open(&b, 3, 0.0f);
-    configure(a.t);
-    ck_assert_int_eq(intdim_trainer_run(a.t, 4, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
-    ck_assert_int_eq(intdim_trainer_save(a.t, good), INTDIM_OK);
-    ck_assert_int_eq(intdim_trainer_run(b.t, 2, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    saved_and_target(&a, &b, good);
     size_t n;
     unsigned char *buf = read_all(good, &n);
     ck_assert_uint_gt(n, 100);
@@ -494,12 +501,7 @@ START_TEST(valid_crc_but_invalid_values_are_refused)
     path_of(good, sizeof good, "values-good.ckpt");
     path_of(bad, sizeof bad, "values-bad.ckpt");
     rig a, b;
-    rig_open(&a, 3, 0.0f);
-    rig_open(&b, 3, 0.0f);
-    configure(a.t);
-    ck_assert_int_eq(intdim_trainer_run(a.t, 4, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
-    ck_assert_int_eq(intdim_trainer_save(a.t, good), INTDIM_OK);
-    ck_assert_int_eq(intdim_trainer_run(b.t, 2, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    saved_and_target(&a, &b, good);
     size_t n;
     unsigned char *pristine = read_all(good, &n);
     ck_assert_uint_eq(n, 252 + 8 * N_GROUPS + 12 * 5); /* the offsets above are this file's */
