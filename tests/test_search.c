@@ -714,6 +714,15 @@ static intdim_search *toy_list_search(const size_t *ds, size_t n_ds, const doubl
     return s;
 }
 
+/* The small toy search many tests share: d in {6, 12}, lr 0.3, one seed (3 trials with the
+ * baseline), `steps` steps per trial. */
+static intdim_search *two_point_toy_search(double steps)
+{
+    static const size_t ds[] = {6, 12};
+    static const double lrs[] = {0.3};
+    return toy_list_search(ds, 2, lrs, 1, steps);
+}
+
 /* A d90 search on Li et al.'s toy problem; block > 0: stacked Fastfood blocks. */
 static drive_result run_toy(int strategy, size_t block, size_t *n_grid_trials)
 {
@@ -749,9 +758,7 @@ static void small_toy_run(int same_buffer, double *eval, size_t *n)
 {
     toy_rig rig;
     toy_rig_init(&rig);
-    static const size_t ds[] = {6, 12};
-    static const double lrs[] = {0.3};
-    intdim_search *s = toy_list_search(ds, 2, lrs, 1, 300);
+    intdim_search *s = two_point_toy_search(300);
     const float *base = same_buffer == 0 ? rig.theta0 : same_buffer == 1 ? NULL : rig.theta;
     int rc = intdim_search_run(s, rig.theta, base, toy_grad, NULL, toy_eval, &rig.tp, NULL, NULL);
     ck_assert_msg(rc == INTDIM_OK, "run (theta0 case %d): %s", same_buffer, intdim_last_error());
@@ -882,9 +889,7 @@ START_TEST(run_refuses_trials_asked_outside_it)
 {
     toy_rig rig;
     toy_rig_init(&rig);
-    static const size_t ds[] = {6, 12};
-    static const double lrs[] = {0.3};
-    intdim_search *s = toy_list_search(ds, 2, lrs, 1, 50);
+    intdim_search *s = two_point_toy_search(50);
     int what, kind, said;
     uint64_t id, seed;
     size_t d;
@@ -939,9 +944,7 @@ START_TEST(progress_callback_stops_the_run)
 {
     toy_rig rig;
     toy_rig_init(&rig);
-    static const size_t ds[] = {6, 12};
-    static const double lrs[] = {0.3};
-    intdim_search *s = toy_list_search(ds, 2, lrs, 1, 50);
+    intdim_search *s = two_point_toy_search(50);
     progress_log log = {0, 0, 0};
     ck_assert_int_eq(intdim_search_run(s, rig.theta, rig.theta0, toy_grad, NULL, toy_eval,
                                        &rig.tp, stop_at_once, &log),
@@ -1026,12 +1029,10 @@ static int destroying_eval(void *user, const float *theta, double *metric)
 
 START_TEST(search_destroyed_by_a_trial_callback)
 {
-    static const size_t ds[] = {6, 12};
-    static const double lrs[] = {0.3};
     toy_rig rig;
     toy_rig_init(&rig);
     fail_alloc_install(0);
-    intdim_search *s = toy_list_search(ds, 2, lrs, 1, 200);
+    intdim_search *s = two_point_toy_search(200);
     destroying_host h = {.tp = &rig.tp, .s = s};
     int rc = intdim_search_run(s, rig.theta, rig.theta0, destroying_grad, NULL, destroying_eval,
                                &h, NULL, NULL);
@@ -1046,14 +1047,12 @@ END_TEST
 
 START_TEST(progress_callback_reentering_its_search)
 {
-    static const size_t ds[] = {6, 12};
-    static const double lrs[] = {0.3};
     for (int destroy = 0; destroy < 2; destroy++) {
         toy_rig rig;
         toy_rig_init(&rig);
         if (destroy)
             fail_alloc_install(0);
-        intdim_search *s = toy_list_search(ds, 2, lrs, 1, 50);
+        intdim_search *s = two_point_toy_search(50);
         reentry r = {.s = s, .rig = &rig, .destroy = destroy};
         int rc = intdim_search_run(s, rig.theta, rig.theta0, toy_grad, NULL, toy_eval, &rig.tp,
                                    reentering_progress, &r);
@@ -1083,15 +1082,13 @@ END_TEST
  * one uninterrupted run gets, bit for bit. */
 START_TEST(interrupted_run_resumes_from_the_starting_point)
 {
-    static const size_t ds[] = {6, 12};
-    static const double lrs[] = {0.3};
     for (int base_case = 0; base_case < 3; base_case++) {
         double whole[8], resumed[8];
         for (int interrupt = 0; interrupt < 2; interrupt++) {
             toy_rig rig;
             toy_rig_init(&rig);
             const float *base = base_case == 0 ? rig.theta0 : base_case == 1 ? NULL : rig.theta;
-            intdim_search *s = toy_list_search(ds, 2, lrs, 1, 100);
+            intdim_search *s = two_point_toy_search(100);
             progress_log log = {0, 0, 0};
             int rc = intdim_search_run(s, rig.theta, base, toy_grad, NULL, toy_eval, &rig.tp,
                                        interrupt ? stop_at_once : NULL, &log);
