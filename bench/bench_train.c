@@ -17,7 +17,12 @@
  * L = 2^18, REFERENCE's formula.
  *
  * --threads sets the projection's threads (the host's BLAS threads follow
- * OPENBLAS_NUM_THREADS / OMP_NUM_THREADS). Not part of `meson test`. */
+ * OPENBLAS_NUM_THREADS / OMP_NUM_THREADS). Not part of `meson test`.
+ *
+ * --floor (Fastfood without --said or per-group blocks): after the table, the floor of a
+ * step at this shape, in the same run (so against the same host time), from the pieces
+ * every step of this projection must do, each timed alone at its best with the projection's
+ * threads (see floor_report). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +30,13 @@
 #include <time.h>
 
 #include "bench_env.h"
+#include "fwht.h"
 #include "intdim.h"
 #include "mlp.h"
 #include "optim.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 enum { BATCH = 128 };
 
@@ -57,6 +66,7 @@ typedef struct options {
     const char *blocks; /* NULL: one Fastfood block */
     int said;           /* SAID: one scale per weight matrix and bias (d counts them) */
     int kernel;         /* INTDIM_PROJ_KERNEL: 0 auto, 1 portable, 2 AVX2, 3 AVX-512 */
+    int floor;          /* --floor: also time the step's unavoidable pieces */
 } options;
 
 static int parse(int argc, char **argv, options *o)
@@ -85,6 +95,8 @@ static int parse(int argc, char **argv, options *o)
             o->said = 1;
         else if (strcmp(a, "--kernel") == 0 && v)
             o->kernel = atoi(v), i++;
+        else if (strcmp(a, "--floor") == 0)
+            o->floor = 1;
         else
             return -1;
     }
@@ -110,13 +122,205 @@ static int create_projection(intdim_proj **p, const options *o, const mlp *net, 
                                  grouped ? sizes : NULL, n_set, ids, values);
 }
 
+/* ---- the floor of a step (--floor) -------------------------------------------------- */
+
+/* The Fastfood blocks of this projection: sizes L_b (powers of two), as
+ * lib/proj_fastfood.c lays them out (FASTFOOD_BLOCK: chunks of N rows, each padded to the
+ * next power of two; otherwise one block of nextpow2(D)). */
+static size_t block_sizes(const options *o, size_t D, unsigned *log2L, size_t max_blocks)
+{
+    size_t N = o->blocks != NULL ? (size_t)strtoull(o->blocks, NULL, 10) : 0, n = 0;
+    for (size_t first = 0; first < D && n < max_blocks; first += N > 0 ? N : D) {
+        size_t rows = N > 0 && D - first > N ? N : D - first;
+        unsigned lg = 0;
+        while (((size_t)1 << lg) < rows)
+            lg++;
+        log2L[n++] = lg;
+    }
+    return n;
+}
+
+enum {
+    FLOOR_BUCKET_STRIDE = 16384, /* floats between two threads' buckets (k <= this) */
+    FLOOR_UNIT = 16384           /* rows per unit of the gather and the fold */
+};
+
+typedef struct floor_shape {
+    size_t n_blocks, padded;
+    unsigned log2L[256], log2k;
+    int threads;
+    const fwht_kernel *kern;
+    int kernel;
+} floor_shape;
+
+/* Block b's first element in one array of all blocks' padded rows. */
+static size_t block_offset(const floor_shape *f, size_t b)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < b; i++)
+        off += (size_t)1 << f->log2L[i];
+    return off;
+}
+
+/* Both transforms of a step on work (blocks on threads round robin, as the library's lanes;
+ * one block: the library's threaded transform). */
+static void floor_transforms(const floor_shape *f, float *work)
+{
+    if (f->n_blocks == 1) {
+        intdim__fwht(work, f->log2L[0], f->kernel, f->threads);
+        intdim__fwht(work, f->log2L[0], f->kernel, f->threads);
+        return;
+    }
+#pragma omp parallel for schedule(static, 1) num_threads(f->threads)
+    for (size_t b = 0; b < f->n_blocks; b++) {
+        float *x = work + block_offset(f, b);
+        intdim__fwht(x, f->log2L[b], f->kernel, 1);
+        intdim__fwht(x, f->log2L[b], f->kernel, 1);
+    }
+}
+
+/* The gather (apply: dst = G * w[pi]) or the fold (vjp: k buckets += G * src, each thread
+ * into its own buckets) of all padded rows, in units of FLOOR_UNIT rows on the threads round
+ * robin (so one large block is shared too). */
+static void floor_gather_or_fold(const floor_shape *f, int fold, float *work, const uint16_t *G,
+                                 const uint16_t *pi, const float *w, float *parts)
+{
+    size_t units = (f->padded + FLOOR_UNIT - 1) / FLOOR_UNIT;
+#pragma omp parallel for schedule(static, 1) num_threads(f->threads)
+    for (size_t u = 0; u < units; u++) {
+        size_t off = u * FLOOR_UNIT, n = f->padded - off < FLOOR_UNIT ? f->padded - off : FLOOR_UNIT;
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        if (fold)
+            f->kern->fold16(parts + (size_t)t * FLOOR_BUCKET_STRIDE, G + off, pi + off, work + off, n);
+        else
+            f->kern->gather16(work + off, G + off, pi + off, w, n);
+    }
+}
+
+/* theta = theta0 + c over D floats (apply's output: theta0 read, the host's theta written)
+ * and a read of the host's gradient (the vjp's input), split over the threads. */
+static void floor_stream_out(float *theta, const float *theta0, size_t D, int threads)
+{
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t i = 0; i < D; i++)
+        theta[i] = theta0[i] + 0.5f;
+}
+
+static float floor_read_grad(const float *grad, size_t D, int threads)
+{
+    float sum = 0.0f;
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : sum)
+    for (size_t i = 0; i < D; i++)
+        sum += grad[i];
+    return sum;
+}
+
+static double least(const double *v, size_t n)
+{
+    double m = v[0];
+    for (size_t i = 1; i < n; i++)
+        m = v[i] < m ? v[i] : m;
+    return m;
+}
+
+/* The floor of one step at this shape: what every step must do, each piece timed alone at
+ * its best (the least over steps), with the projection's threads:
+ *   memory  - apply's output pass, theta = theta0 + c (theta0 read, the host's theta
+ *             written), and a read of the host's gradient, each right after a host callback
+ *             (the state the trainer finds the caches in);
+ *   compute - the two transforms of every block (bare intdim__fwht, warm), the gather from
+ *             and the fold into k buckets of every padded element (the kernel's gather16 and
+ *             fold16, warm tables).
+ * A step cannot beat max(memory, compute), which needs the two perfectly overlapped, and
+ * with no overlap at all costs memory + compute. */
+static void floor_report(const options *o, host *h, float *theta, const float *theta0,
+                         float *grad, size_t D, double host_ms, double step_ms)
+{
+    floor_shape f = {0};
+    f.n_blocks = block_sizes(o, D, f.log2L, 256);
+    f.threads = o->threads;
+    f.kernel = o->kernel != 0 ? o->kernel : intdim__fwht_best_kernel();
+    f.kern = intdim__fwht_kernel_ops(f.kernel);
+    while (((size_t)1 << f.log2k) < o->d)
+        f.log2k++;
+    f.padded = block_offset(&f, f.n_blocks);
+    size_t k = (size_t)1 << f.log2k;
+    float *work = aligned_alloc(64, f.padded * sizeof(float));
+    uint16_t *G = malloc(f.padded * sizeof(uint16_t)), *pi = malloc(f.padded * sizeof(uint16_t));
+    /* each thread's buckets 64 KiB from the next one's: within a few KiB of each other
+     * they cost 25-45% more here (a one-off /tmp loop, 2 threads), while the library's
+     * lanes keep theirs a whole lane area apart */
+    float *w = malloc(k * sizeof(float));
+    float *parts = calloc((size_t)f.threads * FLOOR_BUCKET_STRIDE, sizeof(float));
+    int n = o->steps;
+    double *t_mem = calloc((size_t)n, sizeof(double)), *t_fwht = calloc((size_t)n, sizeof(double));
+    double *t_gather = calloc((size_t)n, sizeof(double)), *t_fold = calloc((size_t)n, sizeof(double));
+    if (!work || !G || !pi || !w || !parts || !t_mem || !t_fwht || !t_gather || !t_fold ||
+        k > FLOOR_BUCKET_STRIDE) {
+        fprintf(stderr, "--floor: out of memory or d > %d\n", (int)FLOOR_BUCKET_STRIDE);
+        exit(1);
+    }
+    srand(2);
+    for (size_t i = 0; i < f.padded; i++) {
+        work[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+        G[i] = 0x3c00u ^ (uint16_t)(rand() & 0x83ffu); /* binary16 in (-2, 2) */
+        pi[i] = (uint16_t)((size_t)rand() & (k - 1));
+    }
+    for (size_t j = 0; j < k; j++)
+        w[j] = (float)j;
+    volatile float sink = 0.0f;
+    double loss;
+    for (int rep = -2; rep < n; rep++) {
+        host_grad(h, 0, theta, grad, &loss);
+        double a = now_seconds();
+        floor_stream_out(theta, theta0, D, f.threads);
+        double b = now_seconds();
+        host_grad(h, 0, theta, grad, &loss);
+        double c = now_seconds();
+        sink += floor_read_grad(grad, D, f.threads);
+        double e = now_seconds();
+        floor_gather_or_fold(&f, 0, work, G, pi, w, parts);
+        double g = now_seconds();
+        floor_transforms(&f, work);
+        double i = now_seconds();
+        floor_gather_or_fold(&f, 1, work, G, pi, w, parts);
+        double j = now_seconds();
+        if (rep >= 0)
+            t_mem[rep] = (b - a) + (e - c), t_gather[rep] = g - e, t_fwht[rep] = i - g,
+            t_fold[rep] = j - i;
+    }
+    double mem = 1e3 * least(t_mem, (size_t)n), fwht = 1e3 * least(t_fwht, (size_t)n);
+    double gather = 1e3 * least(t_gather, (size_t)n), fold = 1e3 * least(t_fold, (size_t)n);
+    double comp = fwht + gather + fold;
+    double over = mem > comp ? mem : comp;
+    printf("floor of a step at this shape (%zu block%s, %zu padded rows, k = %zu; pieces "
+           "timed alone, %d thread%s):\n", f.n_blocks, f.n_blocks > 1 ? "s" : "", f.padded, k,
+           f.threads, f.threads > 1 ? "s" : "");
+    printf("  memory: theta = theta0 + c, read g  %8.3f ms\n", mem);
+    printf("  compute: two bare transforms         %8.3f ms\n", fwht);
+    printf("  compute: gather (apply)              %8.3f ms\n", gather);
+    printf("  compute: fold (vjp)                  %8.3f ms\n", fold);
+    printf("  floor, perfect overlap max(mem, compute) %6.3f ms = %.1f%% of the host\n", over,
+           100.0 * over / host_ms);
+    printf("  floor, no overlap (mem + compute)        %6.3f ms = %.1f%% of the host\n",
+           mem + comp, 100.0 * (mem + comp) / host_ms);
+    printf("  library (step - callback, above)         %6.3f ms = %.1f%% of the host\n",
+           step_ms, 100.0 * step_ms / host_ms);
+    free(work), free(G), free(pi), free(w), free(parts), free(t_mem), free(t_fwht), free(t_gather);
+    free(t_fold);
+    (void)sink;
+}
+
 int main(int argc, char **argv)
 {
     options o;
     if (parse(argc, argv, &o) != 0) {
         fprintf(stderr, "usage: %s [--d N] [--steps N] [--threads T] "
                         "[--kind fastfood|sparse|dense|identity] [--blocks layers|N] "
-                        "[--said] [--kernel 0-3]\n",
+                        "[--said] [--kernel 0-3] [--floor]\n",
                 argv[0]);
         return 2;
     }
@@ -212,6 +416,11 @@ int main(int argc, char **argv)
     printf("  trainer step minus callback    %8.3f ms\n", over_ms);
     printf("  overhead ratio (step - callback) / host = %.1f%%  (target <= 10%%)\n",
            100.0 * over_ms / host_ms);
+    if (o.floor && o.kind == INTDIM_PROJ_FASTFOOD && !o.said &&
+        (o.blocks == NULL || strcmp(o.blocks, "layers") != 0))
+        floor_report(&o, &h, theta, theta0, grad, D, host_ms, over_ms);
+    else if (o.floor)
+        printf("--floor: only for Fastfood without --said or --blocks layers\n");
     intdim_trainer_destroy(t);
     intdim_proj_destroy(p);
     mlp_free(&h.net);
