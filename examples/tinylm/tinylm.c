@@ -691,6 +691,37 @@ static FILE *open_table(const char *dir, const char *name, const char *header)
     return f;
 }
 
+/* 64-bit FNV-1a of n bytes, continuing from h. */
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t hash_cls_set(uint64_t h, const tlm_cls_set *c)
+{
+    h = fnv1a(h, &c->n, sizeof c->n);
+    h = fnv1a(h, c->tokens, c->n * (size_t)c->T * sizeof(int));
+    h = fnv1a(h, c->lengths, c->n * sizeof(int));
+    return fnv1a(h, c->labels, c->n * sizeof(int));
+}
+
+/* The search label: a fingerprint of what the trials train on (theta0, the classification
+ * data, the minibatch sequence), so a journal left by another checkpoint, corpus or split
+ * is refused (INTDIM_EMISMATCH) instead of resumed with the wrong trials. */
+static void task_label(const ft_setup *s, const opts *o, char *out, size_t cap)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv1a(h, s->theta0, s->D * sizeof(float));
+    h = hash_cls_set(h, &s->sp.cls_train);
+    h = hash_cls_set(h, &s->sp.cls_test);
+    long long settings[3] = {o->ft_batch, o->eval_train_max, o->seed};
+    h = fnv1a(h, settings, sizeof settings);
+    snprintf(out, cap, "tinylm:task=%016llx", (unsigned long long)h);
+}
+
 /* One d90 search over Fastfood (SAID or DID) with the given baseline. */
 static int run_search(ft_setup *s, const opts *o, int said, double baseline, const char *label,
                       FILE *trials, FILE *results, double base_train)
@@ -714,6 +745,10 @@ static int run_search(ft_setup *s, const opts *o, int said, double baseline, con
                        "groups") ||
              check_lib(intdim_search_set_train_param(srch, INTDIM_TRAIN_OPTIMIZER, INTDIM_OPT_ADAM),
                        "optimizer");
+    if (rc == 0) {
+        task_label(s, o, buf, sizeof buf);
+        rc = check_lib(intdim_search_set_label(srch, buf), "label");
+    }
     if (rc == 0) {
         snprintf(buf, sizeof buf, "%s/journal_%s_step%06llu_%s.tsv", o->results_dir, label,
                  (unsigned long long)s->hd.step, method);
