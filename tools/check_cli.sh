@@ -144,6 +144,30 @@ for h in --help -h help; do "$intdim" $h > /dev/null || fail "intdim $h: not 0";
 "$intdim" run-toy --quiet --seeds 1 --n-d 2 --steps 5 --baseline -1 > "$dir/neg.out" 2> "$dir/neg.err" || fail "run-toy --baseline -1"
 grep -q 'warning: the baseline -1 is negative' "$dir/neg.err" || fail "no negative-baseline warning: $(cat "$dir/neg.err")"
 grep -q '^baseline (given) -1' "$dir/neg.out" || fail "given baseline not labelled: $(grep '^baseline' "$dir/neg.out")"
+# a journal whose baseline trials all diverged (the toy's Adam never does, so its rows are
+# rewritten as the library writes a diverged trial: train nan, eval -inf, status
+# INTDIM_ENONFINITE, the row's CRC-32 recomputed): report says so, the plot is refused
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+"$intdim" run-toy --quiet --seeds 1 --d-list 5,12 --lrs 1 --steps 20 --journal "$dir/bl.journal" > /dev/null || fail "run-toy for the baseline check"
+"$py" - "$dir/bl.journal" "$dir/diverged.journal" <<'PY' || fail "rewriting the baseline rows"
+import sys, zlib
+rows = []
+for line in open(sys.argv[1]):
+    f = line.split()
+    if f and f[0] == "T" and f[3] == "0":  # kind 0: IDENTITY, a baseline trial
+        f[7], f[8], f[11] = "nan", "-inf", "-5"
+        body = " ".join(f[:12])
+        line = "%s %08x\n" % (body, zlib.crc32(body.encode()))
+    rows.append(line)
+open(sys.argv[2], "w").write("".join(rows))
+PY
+"$intdim" report "$dir/diverged.journal" > "$dir/div.out" 2> "$dir/div.err" || fail "report of a diverged baseline: exit $?: $(cat "$dir/div.err")"
+grep -q '^baseline (full training): every trial failed (diverged), trials 3$' "$dir/div.out" || fail "diverged baseline not reported: $(grep baseline "$dir/div.out")"
+grep -q '^d90 = unknown (no baseline' "$dir/div.out" || fail "diverged baseline: $(tail -n 1 "$dir/div.out")"
+if "$intdim" report "$dir/diverged.journal" --plot "$dir/div.png" > /dev/null 2> "$dir/div.err"; then fail "plot of a search without baseline"; fi
+grep -q 'every baseline trial failed' "$dir/div.err" || fail "plot without baseline: $(cat "$dir/div.err")"
+[ ! -e "$dir/div.png" ] || fail "plot without baseline wrote a file"
 
 [ $status -eq 0 ] && echo "intdim CLI: all checks passed"
 exit $status
