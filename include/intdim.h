@@ -160,7 +160,7 @@ INTDIM_API int intdim_proj_create_ex(intdim_proj **out, intdim_proj_kind kind, s
 
 INTDIM_API void intdim_proj_destroy(intdim_proj *p); /* NULL is fine */
 
-/* What the projection is (0 for a NULL p; intdim_proj_kind_of gives INTDIM_EINVAL). */
+/* What the projection is (0 for a NULL p; intdim_proj_kind_of: INTDIM_EINVAL and a message). */
 INTDIM_API size_t intdim_proj_D(const intdim_proj *p); /* output length D */
 INTDIM_API size_t intdim_proj_d(const intdim_proj *p); /* trainable length, SAID scales included */
 INTDIM_API size_t intdim_proj_n_groups(const intdim_proj *p); /* 0 without groups */
@@ -419,7 +419,7 @@ INTDIM_API const char *intdim_search_label(const intdim_search *s);
  * intdim_proj_kind; IDENTITY with d = D for baseline trials), said (0/1), lr and seed.
  * tell records a finished trial; trial_status is INTDIM_OK or the trial's failure status
  * (a failed trial counts as metric -inf). Telling an unknown id -> INTDIM_ENOTFOUND, an id
- * told twice -> INTDIM_ESTATE. */
+ * told twice or never asked -> INTDIM_ESTATE. */
 INTDIM_API int intdim_search_ask(intdim_search *s, int *what, uint64_t *trial_id, size_t *d,
                                  int *kind, int *said, double *lr, uint64_t *seed);
 INTDIM_API int intdim_search_tell(intdim_search *s, uint64_t trial_id, double train_metric,

@@ -84,8 +84,8 @@ int intdim__optim_check_value(int param, double value)
         return status;
     /* written so that NaN fails the range test */
     if (!(value >= lo && value <= hi))
-        return intdim__fail(INTDIM_EINVAL, "%s = %g is outside [%g, %g]", g_ranges[param].name,
-                            value, lo, hi);
+        return intdim__fail(INTDIM_EINVAL, "%s = %.16g is outside [%.16g, %.16g]",
+                            g_ranges[param].name, value, lo, hi);
     if (g_ranges[param].integral && value != floor(value))
         return intdim__fail(INTDIM_EINVAL, "%s = %g must be a whole number",
                             g_ranges[param].name, value);

@@ -70,8 +70,8 @@ static int check_param(const char *fn, int id, double value)
     if (isnan(value))
         return intdim__fail(INTDIM_EINVAL, "%s: %s is NaN", fn, info->name);
     if (value < info->lo || value > info->hi)
-        return intdim__fail(INTDIM_EINVAL, "%s: %s = %g is outside [%g, %g]", fn, info->name,
-                            value, info->lo, info->hi);
+        return intdim__fail(INTDIM_EINVAL, "%s: %s = %.16g is outside [%.16g, %.16g]", fn,
+                            info->name, value, info->lo, info->hi);
     if (info->integer && value != floor(value))
         return intdim__fail(INTDIM_EINVAL, "%s: %s = %g must be a whole number", fn, info->name,
                             value);
@@ -553,7 +553,7 @@ INTDIM_API size_t intdim_proj_n_scales(const intdim_proj *p)
 
 INTDIM_API int intdim_proj_kind_of(const intdim_proj *p)
 {
-    return p ? p->kind : INTDIM_EINVAL;
+    return p ? p->kind : intdim__fail(INTDIM_EINVAL, "intdim_proj_kind_of: p is NULL");
 }
 
 INTDIM_API uint64_t intdim_proj_seed(const intdim_proj *p)

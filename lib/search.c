@@ -153,8 +153,9 @@ INTDIM_API int intdim_search_set(intdim_search *s, int param, double value)
                                            "ask or open_journal", r->name);
     int nan_ok = param == INTDIM_SEARCH_BASELINE;
     if (isnan(value) ? !nan_ok : (value < r->lo || value > r->hi))
-        return intdim__fail(INTDIM_EINVAL, "intdim_search_set: %s = %g is outside [%g, %g]%s",
-                            r->name, value, r->lo, r->hi,
+        return intdim__fail(INTDIM_EINVAL,
+                            "intdim_search_set: %s = %.16g is outside [%.16g, %.16g]%s", r->name,
+                            value, r->lo, r->hi,
                             param == INTDIM_SEARCH_KIND && value == INTDIM_PROJ_IDENTITY
                                 ? " (IDENTITY is the full-training baseline, which the search "
                                   "runs itself)"

@@ -1010,7 +1010,9 @@ START_TEST(test_bad_call_arguments)
     ck_assert_double_eq(hi_alone, 1.0);
     ck_assert_int_eq(intdim_trainer_param_bounds(INTDIM_TRAIN_LR, NULL, NULL), INTDIM_OK);
     ck_assert_int_eq(intdim_search_param_bounds(INTDIM_SEARCH_SEEDS, NULL, NULL), INTDIM_OK);
+    intdim_clear_error();
     ck_assert_int_eq(intdim_proj_kind_of(NULL), INTDIM_EINVAL);
+    ck_assert_str_eq(intdim_last_error(), "intdim_proj_kind_of: p is NULL");
     /* the failed calls changed nothing */
     ck_assert_int_eq(intdim_proj_get(p, INTDIM_PROJ_THREADS, &v), INTDIM_OK);
     ck_assert(v == 0.0);

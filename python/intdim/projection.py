@@ -183,10 +183,21 @@ class Projection(OwnedHandle):
         return f"<Projection {self.kind} D={self.D} d={self.d} seed={self.seed}>"
 
     # ---- parameters ---------------------------------------------------------------
+    # get/set/bounds take the INTDIM_PROJ_* names in lower case, and also the constructor's
+    # keywords for them
+    _KEYWORD_NAMES = {"density": "sparse_density", "per_group": "fastfood_per_group",
+                      "block": "fastfood_block"}
+
+    @classmethod
+    def _param(cls, name):
+        if isinstance(name, str):
+            name = cls._KEYWORD_NAMES.get(name.lower(), name)
+        return _params.param_id("PROJ_", name)
+
     def set(self, name, value):
         """Runtime parameter: 'threads' (0 = all) or 'kernel' ('auto', 'portable', 'avx2',
         'avx512' or its number)."""
-        pid = _params.param_id("PROJ_", name)
+        pid = self._param(name)
         if self._calls:  # the C rule: no set while another call uses the handle
             raise RuntimeError("Projection.set while a call on this projection (apply, vjp, "
                                "or a Trainer's run or step) is in progress")
@@ -194,13 +205,11 @@ class Projection(OwnedHandle):
                                               _params.param_value("PROJ_", name, value)))
 
     def get(self, name):
-        return _params.get(_lib.lib().intdim_proj_get, self._h,
-                           _params.param_id("PROJ_", name))
+        return _params.get(_lib.lib().intdim_proj_get, self._h, self._param(name))
 
-    @staticmethod
-    def bounds(name):
-        return _params.bounds(_lib.lib().intdim_proj_param_bounds,
-                              _params.param_id("PROJ_", name))
+    @classmethod
+    def bounds(cls, name):
+        return _params.bounds(_lib.lib().intdim_proj_param_bounds, cls._param(name))
 
     # ---- maps -----------------------------------------------------------------------
     def init_theta(self):

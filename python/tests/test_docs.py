@@ -87,3 +87,63 @@ def test_fmnist_torch_defaults_are_the_c_quick_protocol():
     assert args.seeds == int(common["n_seeds"])
     assert args.base_seed == int(common["base_seed"])
     assert args.init_seed == int(common["init_seed"])
+
+
+README_C_STUBS = """
+/* loss = |theta - c|^2 / 2 for a fixed unstructured c */
+static float target(int i) { return (float)((i * 7919) % 13) / 6.0f - 1.0f; }
+int my_loss_and_grad(void *model, uint64_t step, const float *theta, float *grad, double *loss)
+{
+    (void)model, (void)step;
+    *loss = 0.0;
+    for (int i = 0; i < 3000; i++) {
+        grad[i] = theta[i] - target(i);
+        *loss += 0.5 * grad[i] * grad[i];
+    }
+    return 0;
+}
+/* minus the squared distance to c relative to |c|^2: -1 at theta = 0 */
+int my_accuracy(void *model, const float *theta, double *metric)
+{
+    double dist = 0.0, norm = 0.0;
+    (void)model;
+    for (int i = 0; i < 3000; i++) {
+        dist += (theta[i] - target(i)) * (theta[i] - target(i));
+        norm += target(i) * target(i);
+    }
+    *metric = -dist / norm;
+    return 0;
+}
+int main(void)
+{
+    static float theta[3000];
+    double acc = -1.0;
+    int rc = train_subspace(theta, 3000, NULL, &acc);
+    printf("%d %g\\n", rc, acc);
+    return rc;
+}
+"""
+
+
+def test_readme_c_example_compiles_and_runs(tmp_path):
+    # README's "Using it" block, completed with a host, builds as strict C99 and trains.
+    import shutil
+    import subprocess
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    from intdim import _lib
+    with open(os.path.join(ROOT, "README.md")) as f:
+        block = re.search(r"## Using it\n\n```c\n(.*?)```", f.read(), re.S).group(1)
+    src = tmp_path / "readme.c"
+    src.write_text(block + README_C_STUBS)
+    exe = tmp_path / "readme"
+    lib = _lib.library_path()
+    subprocess.run([cc, "-std=c99", "-pedantic-errors", "-Wall", "-Wextra", "-Werror",
+                    "-I", os.path.join(ROOT, "include"), str(src), "-o", str(exe), lib,
+                    "-Wl,-rpath," + os.path.dirname(lib)], check=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
+    assert out[0] == "0"
+    # from -1 at theta = 0 to about the best a random 1000-dimensional subspace of 3000
+    # allows, which leaves 2/3 of |c|^2
+    assert -0.8 < float(out[1]) < -0.6

@@ -199,6 +199,19 @@ def test_adjoint_identity_with_groups(kind):
         assert lhs == pytest.approx(rhs, rel=1e-3, abs=1e-3)
 
 
+def test_get_and_bounds_take_the_constructor_keywords():
+    # the keyword a projection was made with reads it back: density, per_group, block
+    with intdim.Projection("sparse", 400, 20, seed=1, density=0.25) as p:
+        assert p.get("density") == p.get("sparse_density") == 0.25
+    with intdim.Projection("fastfood", 300, 20, seed=1, groups=[100, 200],
+                           per_group=True) as p:
+        assert p.get("per_group") == p.get("fastfood_per_group") == 1
+        assert p.get("block") == 0
+    assert intdim.Projection.bounds("block") == intdim.Projection.bounds("fastfood_block")
+    with pytest.raises(ValueError, match="unknown parameter 'blocks'"):
+        intdim.Projection.bounds("blocks")
+
+
 def test_fastfood_blocks_are_per_group_chunks():
     # block=B is per-group Fastfood over chunks of B rows, bit for bit, and survives
     # SAID's own groups being different from the blocks
