@@ -208,26 +208,31 @@ START_TEST(checkpoint_recreates_the_projection)
 }
 END_TEST
 
-/* Every kind and creation parameter survives the trip through a file: the recreated
- * projection is the same matrix, bit for bit. */
+/* Every kind and creation parameter, and their combinations with SAID, survive the trip
+ * through a file: the recreated projection is the same matrix (apply and vjp, bit for bit),
+ * and a trainer on it that loads the checkpoint goes on exactly as the original. */
 START_TEST(every_kind_is_recreated)
 {
     static const size_t groups[2] = {6, 10};
+    enum { SAID = INTDIM_PROJ_SAID, PER_GROUP = INTDIM_PROJ_FASTFOOD_PER_GROUP,
+           BLOCK = INTDIM_PROJ_FASTFOOD_BLOCK, DENSITY = INTDIM_PROJ_SPARSE_DENSITY };
     const struct {
         int kind;
-        size_t d;
-        int param;
-        double value;
+        size_t d, n_params;
+        int params[2];
+        double values[2];
     } cases[] = {
-        {INTDIM_PROJ_IDENTITY, D, -1, 0},
-        {INTDIM_PROJ_DENSE, 4, -1, 0},
-        {INTDIM_PROJ_SPARSE, 4, -1, 0},
-        {INTDIM_PROJ_SPARSE, 4, INTDIM_PROJ_SPARSE_DENSITY, 0.5},
-        {INTDIM_PROJ_FASTFOOD, 4, -1, 0},
-        {INTDIM_PROJ_FASTFOOD, 4, INTDIM_PROJ_FASTFOOD_PER_GROUP, 1},
-        {INTDIM_PROJ_FASTFOOD, 6, INTDIM_PROJ_FASTFOOD_BLOCK, 4},
-        {INTDIM_PROJ_FASTFOOD, 6, INTDIM_PROJ_SAID, 1},
-        {INTDIM_PROJ_SPARSE, 6, INTDIM_PROJ_SAID, 1},
+        {INTDIM_PROJ_IDENTITY, D, 0, {0}, {0}},
+        {INTDIM_PROJ_DENSE, 4, 0, {0}, {0}},
+        {INTDIM_PROJ_SPARSE, 4, 0, {0}, {0}},
+        {INTDIM_PROJ_SPARSE, 4, 1, {DENSITY}, {0.5}},
+        {INTDIM_PROJ_FASTFOOD, 4, 0, {0}, {0}},
+        {INTDIM_PROJ_FASTFOOD, 4, 1, {PER_GROUP}, {1}},
+        {INTDIM_PROJ_FASTFOOD, 6, 1, {BLOCK}, {4}},
+        {INTDIM_PROJ_FASTFOOD, 6, 1, {SAID}, {1}},
+        {INTDIM_PROJ_SPARSE, 6, 1, {SAID}, {1}},
+        {INTDIM_PROJ_FASTFOOD, 12, 2, {SAID, PER_GROUP}, {1, 1}}, /* d_lin 10 > L_g = 8 */
+        {INTDIM_PROJ_FASTFOOD, 9, 2, {SAID, BLOCK}, {1, 4}},      /* d_lin 7 > 4-row blocks */
     };
     char path[128];
     path_of(path, sizeof path, "kind.ckpt");
@@ -235,30 +240,46 @@ START_TEST(every_kind_is_recreated)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         intdim_proj *p, *q;
         intdim_trainer *t;
-        int grouped = cases[c].param == INTDIM_PROJ_SAID ||
-                      cases[c].param == INTDIM_PROJ_FASTFOOD_PER_GROUP;
-        size_t n_params = cases[c].param >= 0;
+        int grouped = 0;
+        for (size_t i = 0; i < cases[c].n_params; i++)
+            grouped |= cases[c].params[i] == SAID || cases[c].params[i] == PER_GROUP;
         ck_assert_msg(intdim_proj_create_ex(&p, cases[c].kind, D, cases[c].d, 99,
-                                            grouped ? 2 : 0, grouped ? groups : NULL, n_params,
-                                            &cases[c].param, &cases[c].value) == INTDIM_OK,
+                                            grouped ? 2 : 0, grouped ? groups : NULL,
+                                            cases[c].n_params, cases[c].params,
+                                            cases[c].values) == INTDIM_OK,
                       "case %zu: %s", c, intdim_last_error());
         ck_assert_int_eq(intdim_trainer_create(&t, p, theta, theta0, NULL, 0, host_grad, NULL),
                          INTDIM_OK);
+        configure(t);
         ck_assert_int_eq(intdim_trainer_run(t, 2, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
         ck_assert_int_eq(intdim_trainer_save(t, path), INTDIM_OK);
         ck_assert_msg(intdim_checkpoint_proj(&q, path) == INTDIM_OK, "case %zu: %s", c,
                       intdim_last_error());
-        float x[D], ya[D], yb[D];
+        float x[D], ya[D], yb[D], g[D], ga[D], gb[D];
+        for (size_t i = 0; i < D; i++)
+            g[i] = 0.25f * (float)i - 1.0f;
         ck_assert_int_eq(intdim_trainer_get_theta_d(t, x, D), INTDIM_OK);
         ck_assert_int_eq(intdim_proj_apply(p, x, ya), INTDIM_OK);
         ck_assert_int_eq(intdim_proj_apply(q, x, yb), INTDIM_OK);
         ck_assert_msg(memcmp(ya, yb, sizeof ya) == 0, "case %zu: another matrix", c);
-        /* a trainer on the recreated projection accepts the checkpoint */
+        ck_assert_int_eq(intdim_proj_vjp(p, x, g, ga), INTDIM_OK);
+        ck_assert_int_eq(intdim_proj_vjp(q, x, g, gb), INTDIM_OK);
+        ck_assert_msg(memcmp(ga, gb, cases[c].d * sizeof(float)) == 0,
+                      "case %zu: another adjoint", c);
+        /* a trainer on the recreated projection accepts the checkpoint and steps the same */
         intdim_trainer *t2;
-        ck_assert_int_eq(intdim_trainer_create(&t2, q, theta, theta0, NULL, 0, host_grad, NULL),
+        float theta2[D];
+        ck_assert_int_eq(intdim_trainer_create(&t2, q, theta2, theta0, NULL, 0, host_grad, NULL),
                          INTDIM_OK);
         ck_assert_msg(intdim_trainer_load(t2, path) == INTDIM_OK, "case %zu: %s", c,
                       intdim_last_error());
+        double loss;
+        ck_assert_int_eq(intdim_trainer_step(t, &loss), INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_step(t2, &loss), INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_get_theta_d(t, ga, D), INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_get_theta_d(t2, gb, D), INTDIM_OK);
+        ck_assert_msg(memcmp(ga, gb, cases[c].d * sizeof(float)) == 0,
+                      "case %zu: the resumed step differs", c);
         intdim_trainer_destroy(t2);
         intdim_trainer_destroy(t);
         intdim_proj_destroy(q);

@@ -1302,7 +1302,8 @@ END_TEST
 START_TEST(test_fastfood_tables_match_reference_formula)
 {
     static const size_t shapes[][2] = { { 1, 1 }, { 3, 2 }, { 100, 7 }, { 1024, 1024 },
-                                        { 1500, 40 }, { 70000, 300 }, { 140000, 70000 } };
+                                        { 1500, 40 }, { 70000, 300 }, { 140000, 70000 },
+                                        { 300000, 100 } };
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
         size_t D = shapes[c][0], d = shapes[c][1], L = pow2_at_least(D);
         ff_tables_out t = random_tables(L, 90 + c);
@@ -1318,9 +1319,18 @@ START_TEST(test_fastfood_tables_match_reference_formula)
         }
         ck_assert_msg(err <= 1e-5 * norm, "D %zu d %zu: max error %.3g, max |y| %.3g", D, d, err,
                       norm);
+        /* the same bits on two threads, both ways (float32 G has its own gather and fold) */
+        float *g = random_vector(D, c + 7), *xt = zeros(d), *xt2 = zeros(d);
+        ck_assert_int_eq(intdim_proj_vjp(q, x, g, xt), INTDIM_OK);
         ck_assert_int_eq(intdim_proj_set(q, INTDIM_PROJ_THREADS, 2), INTDIM_OK);
         ck_assert_int_eq(intdim_proj_apply(q, x, y2), INTDIM_OK);
         ck_assert(memcmp(y, y2, D * sizeof(float)) == 0);
+        ck_assert_int_eq(intdim_proj_vjp(q, x, g, xt2), INTDIM_OK);
+        ck_assert_msg(memcmp(xt, xt2, d * sizeof(float)) == 0, "D %zu d %zu: vjp on 2 threads",
+                      D, d);
+        free(g);
+        free(xt);
+        free(xt2);
         check_adjoint(q, c + 11);
         free(want);
         free(x);

@@ -98,6 +98,8 @@ typedef struct proj_config {
     size_t d;
     int said;      /* SAID over groups {20, 30} */
     int per_group; /* per-group Fastfood over the same groups */
+    size_t block;  /* Fastfood in stacked blocks of this many rows (0: none) */
+    int threads;   /* projection threads (0: 1); 2 runs stacked blocks on lanes */
 } proj_config;
 
 enum { TEST_D = 50 };
@@ -114,34 +116,44 @@ static int quad_eval_for_reentry(void *user, const float *theta, double *metric)
 static const size_t g_groups[2] = {20, 30};
 
 static const proj_config g_configs[] = {
-    {"identity", INTDIM_PROJ_IDENTITY, TEST_D, 0, 0},
-    {"dense", INTDIM_PROJ_DENSE, 7, 0, 0},
-    {"sparse", INTDIM_PROJ_SPARSE, 7, 0, 0},
-    {"fastfood", INTDIM_PROJ_FASTFOOD, 7, 0, 0},
-    {"said-dense", INTDIM_PROJ_DENSE, 7, 1, 0},
-    {"said-sparse", INTDIM_PROJ_SPARSE, 7, 1, 0},
-    {"said-fastfood", INTDIM_PROJ_FASTFOOD, 7, 1, 0},
-    {"fastfood-per-group", INTDIM_PROJ_FASTFOOD, 7, 0, 1},
+    {"identity", INTDIM_PROJ_IDENTITY, TEST_D, 0, 0, 0, 0},
+    {"dense", INTDIM_PROJ_DENSE, 7, 0, 0, 0, 0},
+    {"sparse", INTDIM_PROJ_SPARSE, 7, 0, 0, 0, 0},
+    {"fastfood", INTDIM_PROJ_FASTFOOD, 7, 0, 0, 0, 0},
+    {"said-dense", INTDIM_PROJ_DENSE, 7, 1, 0, 0, 0},
+    {"said-sparse", INTDIM_PROJ_SPARSE, 7, 1, 0, 0, 0},
+    {"said-fastfood", INTDIM_PROJ_FASTFOOD, 7, 1, 0, 0, 0},
+    {"fastfood-per-group", INTDIM_PROJ_FASTFOOD, 7, 0, 1, 0, 0},
     /* d = 40 > L_g = 32: two chunks per group, their outputs summed */
-    {"fastfood-per-group-chunks", INTDIM_PROJ_FASTFOOD, 40, 0, 1},
+    {"fastfood-per-group-chunks", INTDIM_PROJ_FASTFOOD, 40, 0, 1, 0, 0},
+    /* stacked blocks of 16 rows (three, and one of the last 2 rows), on lanes with 2
+     * threads; with d = 40 the input in chunks of each block's size, their outputs summed */
+    {"fastfood-blocks", INTDIM_PROJ_FASTFOOD, 7, 0, 0, 16, 2},
+    {"fastfood-blocks-chunks", INTDIM_PROJ_FASTFOOD, 40, 0, 0, 16, 2},
+    /* SAID over chunked per-group and stacked blocks: d_lin = 40 > 32, 18 > 8 */
+    {"said-fastfood-per-group-chunks", INTDIM_PROJ_FASTFOOD, 42, 1, 1, 0, 0},
+    {"said-fastfood-blocks-chunks", INTDIM_PROJ_FASTFOOD, 20, 1, 0, 8, 2},
 };
 enum { N_CONFIGS = sizeof g_configs / sizeof g_configs[0] };
 
 static int make_proj(const proj_config *c, uint64_t seed, intdim_proj **p)
 {
-    int ids[2];
-    double values[2];
+    int ids[3];
+    double values[3];
     size_t n = 0;
     if (c->said)
         ids[n] = INTDIM_PROJ_SAID, values[n++] = 1.0;
     if (c->per_group)
         ids[n] = INTDIM_PROJ_FASTFOOD_PER_GROUP, values[n++] = 1.0;
+    if (c->block > 0)
+        ids[n] = INTDIM_PROJ_FASTFOOD_BLOCK, values[n++] = (double)c->block;
     int grouped = c->said || c->per_group;
     int status = intdim_proj_create_ex(p, c->kind, TEST_D, c->d, seed, grouped ? 2 : 0,
                                        grouped ? g_groups : NULL, n, ids, values);
-    /* tiny problems: threads would only add synchronisation */
+    /* tiny problems: threads would only add synchronisation, except where a config is
+     * about the lanes */
     if (status == INTDIM_OK)
-        status = intdim_proj_set(*p, INTDIM_PROJ_THREADS, 1);
+        status = intdim_proj_set(*p, INTDIM_PROJ_THREADS, c->threads > 0 ? c->threads : 1);
     return status;
 }
 
@@ -169,6 +181,17 @@ static void rig_close(rig *r)
     intdim_trainer_destroy(r->t);
     intdim_proj_destroy(r->p);
     quad_free(&r->q);
+}
+
+/* rig_open with the projection on a transform kernel; 0 (and nothing open) when this CPU
+ * or build lacks the kernel. */
+static int rig_open_on_kernel(rig *r, const proj_config *c, uint64_t seed, int kernel)
+{
+    rig_open(r, c, seed);
+    if (intdim_proj_set(r->p, INTDIM_PROJ_KERNEL, kernel) == INTDIM_OK)
+        return 1;
+    rig_close(r);
+    return 0;
 }
 
 /* theta_d with every entry away from 0 (SAID scales away from 1), so every term of the
@@ -272,11 +295,8 @@ START_TEST(host_buffer_holds_theta0_plus_projection)
     const proj_config *c = &g_configs[_i];
     for (int kernel = INTDIM_KERNEL_PORTABLE; kernel <= INTDIM_KERNEL_AVX512; kernel++) {
         rig r;
-        rig_open(&r, c, 9);
-        if (intdim_proj_set(r.p, INTDIM_PROJ_KERNEL, kernel) != INTDIM_OK) {
-            rig_close(&r); /* kernel not on this CPU */
+        if (!rig_open_on_kernel(&r, c, 9, kernel))
             continue;
-        }
         size_t d = intdim_trainer_d(r.t);
         float x[TEST_D], delta[TEST_D];
         random_theta_d(x, d, (unsigned)kernel);
@@ -289,6 +309,98 @@ START_TEST(host_buffer_holds_theta0_plus_projection)
             ck_assert_msg(memcmp(&r.theta[i], &want, sizeof want) == 0,
                           "%s, kernel %d: theta[%zu] = %a, want %a", c->name, kernel, i,
                           (double)r.theta[i], (double)want);
+        }
+        rig_close(&r);
+    }
+}
+END_TEST
+
+static int zero_grad(void *user, uint64_t step, const float *theta, float *grad, double *loss)
+{
+    (void)user, (void)step, (void)theta, (void)grad;
+    *loss = 0.0;
+    return 0;
+}
+
+/* The fused theta0 + P(theta_d) at sizes whose transform takes the large-array paths (from
+ * 2^22 floats: strip slots, non-temporal stores, the output written from the last sweep's
+ * registers), one block and stacked medium blocks, one and two threads: still exactly the
+ * apply plus the addition. */
+START_TEST(large_host_buffer_holds_theta0_plus_projection)
+{
+    const size_t D = ((size_t)1 << 21) + 5, d = 64;
+    const double blocks[] = {0, (double)((size_t)1 << 18)};
+    float *theta = malloc(D * sizeof(float)), *theta0 = malloc(D * sizeof(float));
+    float *delta = malloc(D * sizeof(float)), x[64];
+    ck_assert(theta && theta0 && delta);
+    for (size_t i = 0; i < D; i++)
+        theta0[i] = 0.001f * (float)(i % 1000) - 0.5f;
+    random_theta_d(x, d, 3);
+    for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
+        for (int threads = 1; threads <= 2; threads++) {
+            intdim_proj *p;
+            intdim_trainer *t;
+            int id = INTDIM_PROJ_FASTFOOD_BLOCK;
+            ck_assert_int_eq(intdim_proj_create_ex(&p, INTDIM_PROJ_FASTFOOD, D, d, 5, 0, NULL,
+                                                   blocks[b] > 0, &id, &blocks[b]),
+                             INTDIM_OK);
+            ck_assert_int_eq(intdim_proj_set(p, INTDIM_PROJ_THREADS, threads), INTDIM_OK);
+            ck_assert_int_eq(intdim_trainer_create(&t, p, theta, theta0, NULL,
+                                                   INTDIM_TRAINER_BORROW_THETA0, zero_grad,
+                                                   NULL),
+                             INTDIM_OK);
+            ck_assert_int_eq(intdim_trainer_set_theta_d(t, x, d), INTDIM_OK);
+            memset(theta, 0xff, D * sizeof(float)); /* NaN: every entry must be written */
+            ck_assert_int_eq(intdim_trainer_sync(t), INTDIM_OK);
+            ck_assert_int_eq(intdim_proj_apply(p, x, delta), INTDIM_OK);
+            for (size_t i = 0; i < D; i++) {
+                float want = theta0[i] + delta[i];
+                if (memcmp(&theta[i], &want, sizeof want) != 0)
+                    ck_abort_msg("block %g, %d threads: theta[%zu] = %a, want %a", blocks[b],
+                                 threads, i, (double)theta[i], (double)want);
+            }
+            intdim_trainer_destroy(t);
+            intdim_proj_destroy(p);
+        }
+    }
+    free(theta);
+    free(theta0);
+    free(delta);
+}
+END_TEST
+
+/* Every transform kernel (and both gather variants of the SIMD ones, through the CPU's
+ * choice) trains to the same bits: three Adam steps from the same start, the host buffer
+ * and theta_d compared with the portable kernel's. */
+START_TEST(training_is_the_same_on_every_kernel)
+{
+    const proj_config *c = &g_configs[_i];
+    float want_theta[TEST_D], want_x[TEST_D];
+    int have_reference = 0;
+    for (int kernel = INTDIM_KERNEL_PORTABLE; kernel <= INTDIM_KERNEL_AVX512; kernel++) {
+        rig r;
+        if (!rig_open_on_kernel(&r, c, 6, kernel))
+            continue;
+        size_t d = intdim_trainer_d(r.t);
+        float x[TEST_D];
+        random_theta_d(x, d, 8);
+        ck_assert_int_eq(intdim_trainer_set_theta_d(r.t, x, d), INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_set(r.t, INTDIM_TRAIN_LR, 0.05), INTDIM_OK);
+        for (int step = 0; step < 3; step++)
+            ck_assert_int_eq(intdim_trainer_step(r.t, NULL), INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_sync(r.t), INTDIM_OK);
+        ck_assert_int_eq(intdim_trainer_get_theta_d(r.t, x, d), INTDIM_OK);
+        if (!have_reference) {
+            memcpy(want_theta, r.theta, sizeof want_theta);
+            memcpy(want_x, x, d * sizeof(float));
+            have_reference = 1;
+        } else {
+            ck_assert_msg(memcmp(x, want_x, d * sizeof(float)) == 0,
+                          "%s: theta_d on kernel %d differs from the portable kernel's", c->name,
+                          kernel);
+            ck_assert_msg(memcmp(r.theta, want_theta, sizeof want_theta) == 0,
+                          "%s: theta on kernel %d differs from the portable kernel's", c->name,
+                          kernel);
         }
         rig_close(&r);
     }
@@ -1051,12 +1163,15 @@ END_TEST
 
 int main(void)
 {
+    allow_two_threads(); /* the configs on lanes, the thread comparisons */
     Suite *suite = suite_create("train");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, gradient_matches_finite_differences, 0, N_CONFIGS);
     tcase_add_loop_test(tc, host_buffer_holds_theta0_plus_projection, 0, N_CONFIGS);
     tcase_add_loop_test(tc, step_gradient_is_the_projections_vjp, 0, N_CONFIGS);
+    tcase_add_test(tc, large_host_buffer_holds_theta0_plus_projection);
+    tcase_add_loop_test(tc, training_is_the_same_on_every_kernel, 0, N_CONFIGS);
     tcase_add_test(tc, identity_step_is_plain_sgd_on_theta);
     tcase_add_test(tc, callback_error_keeps_state);
     tcase_add_test(tc, nonfinite_stop_keeps_state);
