@@ -48,8 +48,9 @@
 #include "fwht_impl.h"
 #include "proj_impl.h"
 
-/* At most this many partial bucket arrays for the fold (it bounds useful threads). */
-enum { MAX_FOLD_GROUPS = 16 };
+/* At most this many partial bucket arrays for the fold (it bounds useful threads), each at
+ * least FOLD_MIN_STRIDE floats from the next where that fits (partial_stride). */
+enum { MAX_FOLD_GROUPS = 16, FOLD_MIN_STRIDE = 4096 };
 
 typedef struct ff_block {
     size_t in_first, in_len;   /* input chunk x[in_first, in_first + in_len) */
@@ -261,6 +262,21 @@ typedef struct apply_ctx {
     int stream;        /* y is far larger than the caches: write it around them */
 } apply_ctx;
 
+/* Floats from one partial bucket array to the next. Two threads fold into neighbouring
+ * arrays at once, and arrays within a few KiB of each other were slower (the prefetchers
+ * seem to pull the other core's lines): at D = 199,210, d = 1000 (two arrays of 1024
+ * floats), two threads, `bench_train --steps 300 --threads 2` alternating, three rounds:
+ * adjoint 0.147-0.150 -> 0.138-0.145 ms apart by 2048-8192 floats of padding. The padding
+ * is taken only while all arrays stay within the L/16 floats the partials may use. */
+static size_t partial_stride(const ff_block *b)
+{
+    size_t k = (size_t)1 << b->log2k, L = (size_t)1 << b->log2L;
+    if (b->fold_groups > 1 && k < FOLD_MIN_STRIDE &&
+        (size_t)b->fold_groups * FOLD_MIN_STRIDE <= L / 16)
+        return FOLD_MIN_STRIDE;
+    return k;
+}
+
 /* Pi[i] mod k, whatever its width. */
 static inline size_t pi_at(const ff_block *b, size_t i)
 {
@@ -471,7 +487,7 @@ static void sink_fold(void *vctx, const float *buf, size_t buf_stride, size_t ro
 {
     const adjoint_ctx *c = vctx;
     const ff_block *b = c->b;
-    float *part = c->partials + ((size_t)group << b->log2k);
+    float *part = c->partials + (size_t)group * partial_stride(b);
     for (size_t r = 0; r < rows; r++) {
         size_t start = first + r * row_step;
         const float *src = buf + r * buf_stride;
@@ -508,7 +524,7 @@ static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *
     /* One group (large k): fold straight into w, no partial arrays at all. */
     float *partials = b->fold_groups == 1 ? w : work + area->off_partial;
     size_t k = (size_t)1 << b->log2k;
-    memset(partials, 0, ((size_t)b->fold_groups << b->log2k) * sizeof(float));
+    memset(partials, 0, (size_t)b->fold_groups * partial_stride(b) * sizeof(float));
 
     adjoint_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), g, partials};
     fwht_hooks hooks = {.ctx = &ctx,
@@ -528,7 +544,7 @@ static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *
         INTDIM_PARALLEL_FOR(threads, k >= ((size_t)1 << 16), j, k, {
             float sum = partials[j];
             for (unsigned grp = 1; grp < b->fold_groups; grp++)
-                sum += partials[((size_t)grp << b->log2k) + j];
+                sum += partials[(size_t)grp * partial_stride(b) + j];
             w[j] = sum;
         });
     }
@@ -827,7 +843,7 @@ static ff_area plan_area(const ff_state *st, int lane, int with_slots)
         size_t L = (size_t)1 << b->log2L, k = (size_t)1 << b->log2k;
         max_L = L > max_L ? L : max_L;
         max_k = k > max_k ? k : max_k;
-        size_t part = b->fold_groups > 1 ? (size_t)b->fold_groups * k : 0;
+        size_t part = b->fold_groups > 1 ? (size_t)b->fold_groups * partial_stride(b) : 0;
         max_partial = part > max_partial ? part : max_partial;
     }
     ff_area a;
