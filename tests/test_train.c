@@ -100,6 +100,7 @@ typedef struct proj_config {
     int per_group; /* per-group Fastfood over the same groups */
     size_t block;  /* Fastfood in stacked blocks of this many rows (0: none) */
     int threads;   /* projection threads (0: 1); 2 runs stacked blocks on lanes */
+    int tables;    /* Fastfood from explicit tables whose G is not binary16 (float32 kernels) */
 } proj_config;
 
 enum { TEST_D = 50 };
@@ -116,28 +117,51 @@ static int quad_eval_for_reentry(void *user, const float *theta, double *metric)
 static const size_t g_groups[2] = {20, 30};
 
 static const proj_config g_configs[] = {
-    {"identity", INTDIM_PROJ_IDENTITY, TEST_D, 0, 0, 0, 0},
-    {"dense", INTDIM_PROJ_DENSE, 7, 0, 0, 0, 0},
-    {"sparse", INTDIM_PROJ_SPARSE, 7, 0, 0, 0, 0},
-    {"fastfood", INTDIM_PROJ_FASTFOOD, 7, 0, 0, 0, 0},
-    {"said-dense", INTDIM_PROJ_DENSE, 7, 1, 0, 0, 0},
-    {"said-sparse", INTDIM_PROJ_SPARSE, 7, 1, 0, 0, 0},
-    {"said-fastfood", INTDIM_PROJ_FASTFOOD, 7, 1, 0, 0, 0},
-    {"fastfood-per-group", INTDIM_PROJ_FASTFOOD, 7, 0, 1, 0, 0},
+    {"identity", INTDIM_PROJ_IDENTITY, TEST_D, 0, 0, 0, 0, 0},
+    {"dense", INTDIM_PROJ_DENSE, 7, 0, 0, 0, 0, 0},
+    {"sparse", INTDIM_PROJ_SPARSE, 7, 0, 0, 0, 0, 0},
+    {"fastfood", INTDIM_PROJ_FASTFOOD, 7, 0, 0, 0, 0, 0},
+    {"said-dense", INTDIM_PROJ_DENSE, 7, 1, 0, 0, 0, 0},
+    {"said-sparse", INTDIM_PROJ_SPARSE, 7, 1, 0, 0, 0, 0},
+    {"said-fastfood", INTDIM_PROJ_FASTFOOD, 7, 1, 0, 0, 0, 0},
+    {"fastfood-per-group", INTDIM_PROJ_FASTFOOD, 7, 0, 1, 0, 0, 0},
     /* d = 40 > L_g = 32: two chunks per group, their outputs summed */
-    {"fastfood-per-group-chunks", INTDIM_PROJ_FASTFOOD, 40, 0, 1, 0, 0},
+    {"fastfood-per-group-chunks", INTDIM_PROJ_FASTFOOD, 40, 0, 1, 0, 0, 0},
     /* stacked blocks of 16 rows (three, and one of the last 2 rows), on lanes with 2
      * threads; with d = 40 the input in chunks of each block's size, their outputs summed */
-    {"fastfood-blocks", INTDIM_PROJ_FASTFOOD, 7, 0, 0, 16, 2},
-    {"fastfood-blocks-chunks", INTDIM_PROJ_FASTFOOD, 40, 0, 0, 16, 2},
+    {"fastfood-blocks", INTDIM_PROJ_FASTFOOD, 7, 0, 0, 16, 2, 0},
+    {"fastfood-blocks-chunks", INTDIM_PROJ_FASTFOOD, 40, 0, 0, 16, 2, 0},
     /* SAID over chunked per-group and stacked blocks: d_lin = 40 > 32, 18 > 8 */
-    {"said-fastfood-per-group-chunks", INTDIM_PROJ_FASTFOOD, 42, 1, 1, 0, 0},
-    {"said-fastfood-blocks-chunks", INTDIM_PROJ_FASTFOOD, 20, 1, 0, 8, 2},
+    {"said-fastfood-per-group-chunks", INTDIM_PROJ_FASTFOOD, 42, 1, 1, 0, 0, 0},
+    {"said-fastfood-blocks-chunks", INTDIM_PROJ_FASTFOOD, 20, 1, 0, 8, 2, 0},
+    /* a PyTorch run's tables: float32 G takes the gather32/fold32 kernels */
+    {"fastfood-tables", INTDIM_PROJ_FASTFOOD, 7, 0, 0, 0, 0, 1},
 };
 enum { N_CONFIGS = sizeof g_configs / sizeof g_configs[0] };
 
+/* Fastfood from explicit tables: a seeded block's B, Pi and G, G moved off binary16 (as a
+ * PyTorch run's float32 Gaussians are). */
+static int make_from_float32_tables(const proj_config *c, uint64_t seed, intdim_proj **p)
+{
+    enum { L = 64 }; /* nextpow2(TEST_D) */
+    float B[L], G[L];
+    int64_t Pi[L];
+    intdim_proj *seeded;
+    int status = intdim_proj_create(&seeded, INTDIM_PROJ_FASTFOOD, TEST_D, c->d, seed);
+    if (status == INTDIM_OK)
+        status = intdim_proj_fastfood_tables(seeded, B, Pi, G, L);
+    intdim_proj_destroy(seeded);
+    for (size_t i = 0; i < L; i++)
+        G[i] *= 1.0f + 0x1p-20f;
+    if (status == INTDIM_OK)
+        status = intdim_proj_create_fastfood_tables(p, TEST_D, c->d, L, B, Pi, G);
+    return status;
+}
+
 static int make_proj(const proj_config *c, uint64_t seed, intdim_proj **p)
 {
+    if (c->tables)
+        return make_from_float32_tables(c, seed, p);
     int ids[3];
     double values[3];
     size_t n = 0;
@@ -1122,10 +1146,12 @@ static int session(const char *path, const proj_config *config)
         status = intdim_trainer_save(t, path);
     if (status == INTDIM_OK)
         status = intdim_trainer_load(t, path);
-    if (status == INTDIM_OK)
+    /* a checkpoint records a seed, not explicit tables: those load onto the same projection */
+    if (status == INTDIM_OK && !config->tables)
         status = intdim_checkpoint_proj(&p2, path);
     if (status == INTDIM_OK)
-        status = intdim_trainer_create(&t2, p2, theta, theta0, NULL, 0, quad_grad, &q);
+        status = intdim_trainer_create(&t2, config->tables ? p : p2, theta, theta0, NULL, 0,
+                                       quad_grad, &q);
     if (status == INTDIM_OK)
         status = intdim_trainer_load(t2, path);
     intdim_trainer_destroy(t2);
