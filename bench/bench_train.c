@@ -124,34 +124,53 @@ static int create_projection(intdim_proj **p, const options *o, const mlp *net, 
 
 /* ---- the floor of a step (--floor) -------------------------------------------------- */
 
-/* The Fastfood blocks of this projection: sizes L_b (powers of two), as
- * lib/proj_fastfood.c lays them out (FASTFOOD_BLOCK: chunks of N rows, each padded to the
- * next power of two; otherwise one block of nextpow2(D)). */
-static size_t block_sizes(const options *o, size_t D, unsigned *log2L, size_t max_blocks)
-{
-    size_t N = o->blocks != NULL ? (size_t)strtoull(o->blocks, NULL, 10) : 0, n = 0;
-    for (size_t first = 0; first < D && n < max_blocks; first += N > 0 ? N : D) {
-        size_t rows = N > 0 && D - first > N ? N : D - first;
-        unsigned lg = 0;
-        while (((size_t)1 << lg) < rows)
-            lg++;
-        log2L[n++] = lg;
-    }
-    return n;
-}
-
 enum {
-    FLOOR_BUCKET_STRIDE = 16384, /* floats between two threads' buckets (k <= this) */
+    FLOOR_BUCKET_STRIDE = 16384, /* floats between two threads' buckets (every k <= this) */
     FLOOR_UNIT = 16384           /* rows per unit of the gather and the fold */
 };
 
+/* The Fastfood blocks of the projection, as lib/proj_fastfood.c's describe_blocks lays them
+ * out: row groups (FASTFOOD_BLOCK: chunks of N rows; otherwise all D rows), each padded to
+ * L = nextpow2(rows) and fed the input in chunks of L columns, a block per chunk with
+ * k = nextpow2(its columns); and the units of at most FLOOR_UNIT rows the gather and the fold
+ * hand out. */
 typedef struct floor_shape {
-    size_t n_blocks, padded;
-    unsigned log2L[256], log2k;
+    size_t n_blocks, padded, max_k, n_units;
+    unsigned *log2L, *log2k;
+    size_t *unit_off, *unit_len;
     int threads;
     const fwht_kernel *kern;
     int kernel;
 } floor_shape;
+
+static unsigned log2_ceil(size_t n)
+{
+    unsigned lg = 0;
+    while (((size_t)1 << lg) < n)
+        lg++;
+    return lg;
+}
+
+/* Fills f's blocks and units (counts only when the arrays are NULL). */
+static void floor_layout(floor_shape *f, size_t D, size_t d, size_t N)
+{
+    f->n_blocks = f->padded = f->max_k = f->n_units = 0;
+    for (size_t first = 0; first < D; first += N > 0 ? N : D) {
+        size_t rows = N > 0 && D - first > N ? N : D - first, L = (size_t)1 << log2_ceil(rows);
+        for (size_t col = 0; col < d; col += L, f->n_blocks++) {
+            size_t len = d - col < L ? d - col : L, k = (size_t)1 << log2_ceil(len);
+            if (f->log2L != NULL)
+                f->log2L[f->n_blocks] = log2_ceil(rows), f->log2k[f->n_blocks] = log2_ceil(len);
+            f->max_k = k > f->max_k ? k : f->max_k;
+            for (size_t u = 0; u < L; u += FLOOR_UNIT, f->n_units++)
+                if (f->unit_off != NULL) {
+                    f->unit_off[f->n_units] = f->padded + u;
+                    f->unit_len[f->n_units] = L - u < FLOOR_UNIT ? L - u : FLOOR_UNIT;
+                }
+            f->padded += L;
+        }
+    }
+}
 
 /* Block b's first element in one array of all blocks' padded rows. */
 static size_t block_offset(const floor_shape *f, size_t b)
@@ -171,7 +190,9 @@ static void floor_transforms(const floor_shape *f, float *work)
         intdim__fwht(work, f->log2L[0], f->kernel, f->threads);
         return;
     }
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static, 1) num_threads(f->threads)
+#endif
     for (size_t b = 0; b < f->n_blocks; b++) {
         float *x = work + block_offset(f, b);
         intdim__fwht(x, f->log2L[b], f->kernel, 1);
@@ -179,22 +200,24 @@ static void floor_transforms(const floor_shape *f, float *work)
     }
 }
 
-/* The gather (apply: dst = G * w[pi]) or the fold (vjp: k buckets += G * src, each thread
- * into its own buckets) of all padded rows, in units of FLOOR_UNIT rows on the threads round
- * robin (so one large block is shared too). */
+/* The gather (apply: dst = G * w[pi]) or the fold (vjp: buckets += G * src, each thread into
+ * its own buckets) of all padded rows, unit by unit on the threads round robin (so one large
+ * block is shared too). */
 static void floor_gather_or_fold(const floor_shape *f, int fold, float *work, const uint16_t *G,
                                  const uint16_t *pi, const float *w, float *parts)
 {
-    size_t units = (f->padded + FLOOR_UNIT - 1) / FLOOR_UNIT;
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static, 1) num_threads(f->threads)
-    for (size_t u = 0; u < units; u++) {
-        size_t off = u * FLOOR_UNIT, n = f->padded - off < FLOOR_UNIT ? f->padded - off : FLOOR_UNIT;
+#endif
+    for (size_t u = 0; u < f->n_units; u++) {
+        size_t off = f->unit_off[u], n = f->unit_len[u];
         int t = 0;
 #ifdef _OPENMP
         t = omp_get_thread_num();
 #endif
         if (fold)
-            f->kern->fold16(parts + (size_t)t * FLOOR_BUCKET_STRIDE, G + off, pi + off, work + off, n);
+            f->kern->fold16(parts + (size_t)t * FLOOR_BUCKET_STRIDE, G + off, pi + off,
+                            work + off, n);
         else
             f->kern->gather16(work + off, G + off, pi + off, w, n);
     }
@@ -204,7 +227,10 @@ static void floor_gather_or_fold(const floor_shape *f, int fold, float *work, co
  * and a read of the host's gradient (the vjp's input), split over the threads. */
 static void floor_stream_out(float *theta, const float *theta0, size_t D, int threads)
 {
+    (void)threads;
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads)
+#endif
     for (size_t i = 0; i < D; i++)
         theta[i] = theta0[i] + 0.5f;
 }
@@ -212,7 +238,10 @@ static void floor_stream_out(float *theta, const float *theta0, size_t D, int th
 static float floor_read_grad(const float *grad, size_t D, int threads)
 {
     float sum = 0.0f;
+    (void)threads;
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : sum)
+#endif
     for (size_t i = 0; i < D; i++)
         sum += grad[i];
     return sum;
@@ -224,6 +253,17 @@ static double least(const double *v, size_t n)
     for (size_t i = 1; i < n; i++)
         m = v[i] < m ? v[i] : m;
     return m;
+}
+
+/* The threads the projection runs with (0 = all available). */
+static int floor_threads(int requested)
+{
+#ifdef _OPENMP
+    return requested > 0 ? requested : omp_get_max_threads();
+#else
+    (void)requested;
+    return 1;
+#endif
 }
 
 /* The floor of one step at this shape: what every step must do, each piece timed alone at
@@ -240,36 +280,40 @@ static void floor_report(const options *o, host *h, float *theta, const float *t
                          float *grad, size_t D, double host_ms, double step_ms)
 {
     floor_shape f = {0};
-    f.n_blocks = block_sizes(o, D, f.log2L, 256);
-    f.threads = o->threads;
+    size_t N = o->blocks != NULL ? (size_t)strtoull(o->blocks, NULL, 10) : 0;
+    floor_layout(&f, D, o->d, N); /* counts */
+    f.log2L = malloc(f.n_blocks * sizeof(unsigned));
+    f.log2k = malloc(f.n_blocks * sizeof(unsigned));
+    f.unit_off = malloc(f.n_units * sizeof(size_t));
+    f.unit_len = malloc(f.n_units * sizeof(size_t));
+    f.threads = floor_threads(o->threads);
     f.kernel = o->kernel != 0 ? o->kernel : intdim__fwht_best_kernel();
     f.kern = intdim__fwht_kernel_ops(f.kernel);
-    while (((size_t)1 << f.log2k) < o->d)
-        f.log2k++;
-    f.padded = block_offset(&f, f.n_blocks);
-    size_t k = (size_t)1 << f.log2k;
     float *work = aligned_alloc(64, f.padded * sizeof(float));
     uint16_t *G = malloc(f.padded * sizeof(uint16_t)), *pi = malloc(f.padded * sizeof(uint16_t));
     /* each thread's buckets 64 KiB from the next one's: within a few KiB of each other
-     * they cost 25-45% more here (a one-off /tmp loop, 2 threads), while the library's
-     * lanes keep theirs a whole lane area apart */
-    float *w = malloc(k * sizeof(float));
+     * they cost 25-45% more here (a one-off /tmp loop, 2 threads) */
+    float *w = malloc(f.max_k * sizeof(float));
     float *parts = calloc((size_t)f.threads * FLOOR_BUCKET_STRIDE, sizeof(float));
     int n = o->steps;
     double *t_mem = calloc((size_t)n, sizeof(double)), *t_fwht = calloc((size_t)n, sizeof(double));
     double *t_gather = calloc((size_t)n, sizeof(double)), *t_fold = calloc((size_t)n, sizeof(double));
-    if (!work || !G || !pi || !w || !parts || !t_mem || !t_fwht || !t_gather || !t_fold ||
-        k > FLOOR_BUCKET_STRIDE) {
+    if (!f.log2L || !f.log2k || !f.unit_off || !f.unit_len || !work || !G || !pi || !w ||
+        !parts || !t_mem || !t_fwht || !t_gather || !t_fold || f.max_k > FLOOR_BUCKET_STRIDE) {
         fprintf(stderr, "--floor: out of memory or d > %d\n", (int)FLOOR_BUCKET_STRIDE);
         exit(1);
     }
+    floor_layout(&f, D, o->d, N);
     srand(2);
-    for (size_t i = 0; i < f.padded; i++) {
-        work[i] = (float)rand() / (float)RAND_MAX - 0.5f;
-        G[i] = 0x3c00u ^ (uint16_t)(rand() & 0x83ffu); /* binary16 in (-2, 2) */
-        pi[i] = (uint16_t)((size_t)rand() & (k - 1));
+    for (size_t b = 0, i = 0; b < f.n_blocks; b++) {
+        size_t kmask = ((size_t)1 << f.log2k[b]) - 1, end = i + ((size_t)1 << f.log2L[b]);
+        for (; i < end; i++) {
+            work[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+            G[i] = 0x3c00u ^ (uint16_t)(rand() & 0x83ffu); /* binary16 in (-2, 2) */
+            pi[i] = (uint16_t)((size_t)rand() & kmask);
+        }
     }
-    for (size_t j = 0; j < k; j++)
+    for (size_t j = 0; j < f.max_k; j++)
         w[j] = (float)j;
     volatile float sink = 0.0f;
     double loss;
@@ -296,9 +340,9 @@ static void floor_report(const options *o, host *h, float *theta, const float *t
     double gather = 1e3 * least(t_gather, (size_t)n), fold = 1e3 * least(t_fold, (size_t)n);
     double comp = fwht + gather + fold;
     double over = mem > comp ? mem : comp;
-    printf("floor of a step at this shape (%zu block%s, %zu padded rows, k = %zu; pieces "
-           "timed alone, %d thread%s):\n", f.n_blocks, f.n_blocks > 1 ? "s" : "", f.padded, k,
-           f.threads, f.threads > 1 ? "s" : "");
+    printf("floor of a step at this shape (%zu block%s, %zu padded rows, k <= %zu; pieces "
+           "timed alone, %d thread%s):\n", f.n_blocks, f.n_blocks > 1 ? "s" : "", f.padded,
+           f.max_k, f.threads, f.threads > 1 ? "s" : "");
     printf("  memory: theta = theta0 + c, read g  %8.3f ms\n", mem);
     printf("  compute: two bare transforms         %8.3f ms\n", fwht);
     printf("  compute: gather (apply)              %8.3f ms\n", gather);
@@ -309,6 +353,7 @@ static void floor_report(const options *o, host *h, float *theta, const float *t
            mem + comp, 100.0 * (mem + comp) / host_ms);
     printf("  library (step - callback, above)         %6.3f ms = %.1f%% of the host\n",
            step_ms, 100.0 * step_ms / host_ms);
+    free(f.log2L), free(f.log2k), free(f.unit_off), free(f.unit_len);
     free(work), free(G), free(pi), free(w), free(parts), free(t_mem), free(t_fwht), free(t_gather);
     free(t_fold);
     (void)sink;

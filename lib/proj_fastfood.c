@@ -524,7 +524,8 @@ static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *
     /* One group (large k): fold straight into w, no partial arrays at all. */
     float *partials = b->fold_groups == 1 ? w : work + area->off_partial;
     size_t k = (size_t)1 << b->log2k;
-    memset(partials, 0, (size_t)b->fold_groups * partial_stride(b) * sizeof(float));
+    for (unsigned grp = 0; grp < b->fold_groups; grp++) /* the arrays, not the gaps between */
+        memset(partials + grp * partial_stride(b), 0, k * sizeof(float));
 
     adjoint_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), g, partials};
     fwht_hooks hooks = {.ctx = &ctx,

@@ -191,6 +191,11 @@ class Projection(OwnedHandle):
     @classmethod
     def _param(cls, name):
         if isinstance(name, str):
+            if name.lower() in ("identity", "dense", "sparse", "fastfood"):
+                # INTDIM_PROJ_DENSE etc. are kinds, not parameters: their values would name
+                # some unrelated parameter
+                raise ValueError(f"unknown parameter {name!r} (a projection kind, not a "
+                                 "parameter)")
             name = cls._KEYWORD_NAMES.get(name.lower(), name)
         return _params.param_id("PROJ_", name)
 

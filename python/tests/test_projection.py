@@ -210,6 +210,13 @@ def test_get_and_bounds_take_the_constructor_keywords():
     assert intdim.Projection.bounds("block") == intdim.Projection.bounds("fastfood_block")
     with pytest.raises(ValueError, match="unknown parameter 'blocks'"):
         intdim.Projection.bounds("blocks")
+    # kind names are constants of the same prefix, but not parameters
+    with intdim.Projection("dense", 40, 4, seed=1) as p:
+        for kind in ("dense", "SPARSE", "identity", "fastfood"):
+            with pytest.raises(ValueError, match="a projection kind"):
+                p.get(kind)
+            with pytest.raises(ValueError, match="a projection kind"):
+                intdim.Projection.bounds(kind)
 
 
 def test_fastfood_blocks_are_per_group_chunks():
