@@ -523,9 +523,9 @@ static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *
     float *w = work + area->off_small;
     /* One group (large k): fold straight into w, no partial arrays at all. */
     float *partials = b->fold_groups == 1 ? w : work + area->off_partial;
-    size_t k = (size_t)1 << b->log2k;
+    size_t k = (size_t)1 << b->log2k, stride = partial_stride(b);
     for (unsigned grp = 0; grp < b->fold_groups; grp++) /* the arrays, not the gaps between */
-        memset(partials + grp * partial_stride(b), 0, k * sizeof(float));
+        memset(partials + grp * stride, 0, k * sizeof(float));
 
     adjoint_ctx ctx = {b, intdim__fwht_kernel_ops(p->kernel), g, partials};
     fwht_hooks hooks = {.ctx = &ctx,
@@ -545,7 +545,7 @@ static void block_adjoint(const intdim_proj *p, const ff_block *b, const float *
         INTDIM_PARALLEL_FOR(threads, k >= ((size_t)1 << 16), j, k, {
             float sum = partials[j];
             for (unsigned grp = 1; grp < b->fold_groups; grp++)
-                sum += partials[(size_t)grp * partial_stride(b) + j];
+                sum += partials[(size_t)grp * stride + j];
             w[j] = sum;
         });
     }
