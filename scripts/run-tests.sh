@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every test of libintdim: the release build (warnings are errors), the same suite under
-# AddressSanitizer + UndefinedBehaviorSanitizer, a BLIS build, a clang build, the Python
-# tests, and a short fuzzing run over the file formats.
+# AddressSanitizer + UndefinedBehaviorSanitizer, a BLIS build, a clang build, the same under
+# ThreadSanitizer, the Python tests, and a short fuzzing run over the file formats.
 # Usage (fresh Debian 12, as root):  bash scripts/run-tests.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +45,18 @@ echo "== clang build (-Werror; its SIMD kernels must give the portable kernel's 
 CC=clang setup build-clang -Dwerror=true -Dbench=false
 ninja -C build-clang
 meson test -C build-clang --print-errorlogs --num-processes 2 --no-suite slow
+
+echo "== ThreadSanitizer (clang; OpenMP's barriers made visible to it by LLVM's Archer tool)"
+# Check's forked test cases crash Archer (the children inherit its state), so they run
+# unforked here; each test binary is one process, and any race fails it at once.
+archer=$(find /usr/lib/llvm-*/lib -name libarcher.so 2>/dev/null | sort -V | tail -n1)
+[ -n "$archer" ] || { echo "libarcher.so not found (package libomp-14-dev)"; exit 1; }
+CC=clang setup build-tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false \
+  -Dbuildtype=debugoptimized -Dbench=false
+ninja -C build-tsan
+OMP_TOOL_LIBRARIES="$archer" CK_FORK=no \
+  TSAN_OPTIONS=halt_on_error=1:ignore_noninstrumented_modules=1:second_deadlock_stack=1 \
+  meson test -C build-tsan --print-errorlogs --num-processes 2 --no-suite slow --timeout-multiplier 4
 
 echo "== Python binding (Debian's /usr/bin/python3)"
 INTDIM_LIBRARY="$PWD/build-test/lib/libintdim.so.0" /usr/bin/python3 -m pytest -q python/tests
