@@ -510,6 +510,54 @@ typedef struct lr_stat {
     double sd;    /* sample standard deviation (0 for one seed or a failure) */
 } lr_stat;
 
+/* The k-th seed's trial of (point, lr): seed index resample[k] when resample is not NULL. */
+static const search_trial *seed_trial(const intdim_search *s, size_t point, size_t lr_index,
+                                      const size_t *resample, size_t k)
+{
+    size_t seed_index = resample != NULL ? resample[k] : k;
+    return &s->trials[trial_id(s, point, lr_index, seed_index)];
+}
+
+/* Mean and sample standard deviation of the finished seeds' finite metrics when the
+ * plain sums overflow (metrics near DBL_MAX are finite and accepted): the mean, if it
+ * overflowed, as a sum of x / n; the deviations halved and scaled by their largest. The sd is +inf only when
+ * it really exceeds DBL_MAX. Only reached when the plain sums overflowed, so every
+ * ordinary result keeps its bits. */
+static void stats_without_overflow(const intdim_search *s, size_t point, size_t lr_index,
+                                   const size_t *resample, lr_stat *st)
+{
+    double mean = 0.0, largest = 0.0, ss = 0.0;
+    if (isfinite(st->mean)) {
+        mean = st->mean;
+    } else {
+        for (size_t k = 0; k < s->seeds; k++) {
+            const search_trial *t = seed_trial(s, point, lr_index, resample, k);
+            if (t->state == TRIAL_DONE)
+                mean += t->eval_metric / (double)st->n;
+        }
+        st->mean = mean;
+    }
+    if (st->n < 2)
+        return;
+    for (size_t k = 0; k < s->seeds; k++) {
+        const search_trial *t = seed_trial(s, point, lr_index, resample, k);
+        if (t->state == TRIAL_DONE)
+            largest = fmax(largest, fabs(t->eval_metric / 2 - mean / 2));
+    }
+    if (largest == 0.0) {
+        st->sd = 0.0;
+        return;
+    }
+    for (size_t k = 0; k < s->seeds; k++) {
+        const search_trial *t = seed_trial(s, point, lr_index, resample, k);
+        if (t->state == TRIAL_DONE) {
+            double u = (t->eval_metric / 2 - mean / 2) / largest;
+            ss += u * u;
+        }
+    }
+    st->sd = 2 * (largest * sqrt(ss / (double)(st->n - 1))); /* 2 * largest may overflow */
+}
+
 /* Mean over the seeds of (point, lr). resample, if not NULL, lists `seeds` seed indices
  * drawn with replacement; the statistic then needs every seed finished. Sums run in seed
  * order so the result is the same bits whatever order trials finished in. */
@@ -527,8 +575,7 @@ static lr_stat lr_stats(const intdim_search *s, size_t point, size_t lr_index,
     if (resample != NULL && !st.complete)
         return st;
     for (size_t k = 0; k < s->seeds; k++) {
-        size_t seed_index = resample != NULL ? resample[k] : k;
-        const search_trial *t = &s->trials[trial_id(s, point, lr_index, seed_index)];
+        const search_trial *t = seed_trial(s, point, lr_index, resample, k);
         if (t->state != TRIAL_DONE)
             continue;
         if (t->status != INTDIM_OK || !isfinite(t->eval_metric))
@@ -547,13 +594,14 @@ static lr_stat lr_stats(const intdim_search *s, size_t point, size_t lr_index,
     if (st.n > 1) {
         double ss = 0.0;
         for (size_t k = 0; k < s->seeds; k++) {
-            size_t seed_index = resample != NULL ? resample[k] : k;
-            const search_trial *t = &s->trials[trial_id(s, point, lr_index, seed_index)];
+            const search_trial *t = seed_trial(s, point, lr_index, resample, k);
             if (t->state == TRIAL_DONE)
                 ss += (t->eval_metric - st.mean) * (t->eval_metric - st.mean);
         }
         st.sd = sqrt(ss / (double)(st.n - 1));
     }
+    if (!isfinite(st.mean) || !isfinite(st.sd))
+        stats_without_overflow(s, point, lr_index, resample, &st);
     return st;
 }
 

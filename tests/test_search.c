@@ -259,6 +259,52 @@ START_TEST(measured_baseline_comes_first)
 }
 END_TEST
 
+/* Finite metrics near DBL_MAX, whose plain sums overflow, over 5 seeds: baseline 1.7e308
+ * (measured), d = 1 mean 1e308 (below 0.9 x baseline), d = 2 {1.6, 1.7, 1.5, 1.6, 1.6}e308
+ * (passes), d = 3 {a, -a, -a, -a, -a}: mean -3a/5, deviations 8a/5 (past DBL_MAX) and
+ * -2a/5, sample sd a sqrt(4/5), finite. */
+static const double HUGE_METRIC = 1.7e308;
+
+static double huge_metric(const void *ctx, size_t d, int kind, double lr, size_t k)
+{
+    (void)ctx;
+    (void)lr;
+    if (kind == INTDIM_PROJ_IDENTITY)
+        return HUGE_METRIC;
+    if (d == 1)
+        return 1e308;
+    if (d == 2)
+        return (double[]){1.6e308, 1.7e308, 1.5e308, 1.6e308, 1.6e308}[k];
+    return k == 0 ? HUGE_METRIC : -HUGE_METRIC;
+}
+
+START_TEST(metrics_near_dbl_max_do_not_overflow)
+{
+    intdim_search *s = make(50, DS4, 3, LRS2, 1, 5, NAN);
+    drive(s, huge_metric, NULL);
+    size_t d90, d, n;
+    int reached, pass;
+    double baseline, lr, mean, spread;
+    ck_assert_int_eq(intdim_search_result(s, &d90, &reached, &baseline, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(reached, 1);
+    ck_assert_uint_eq(d90, 2);
+    ck_assert_double_eq(baseline, HUGE_METRIC);
+    ck_assert_int_eq(intdim_search_point(s, 0, &d, &lr, &mean, &spread, &n, &pass), INTDIM_OK);
+    ck_assert_double_eq(mean, 1e308);
+    ck_assert_double_eq(spread, 0.0);
+    ck_assert_int_eq(pass, 0);
+    ck_assert_int_eq(intdim_search_point(s, 1, &d, &lr, &mean, &spread, &n, &pass), INTDIM_OK);
+    ck_assert_double_eq_tol(mean / 1.6e308, 1.0, 1e-14);
+    ck_assert_double_eq_tol(spread / (sqrt(0.005) * 1e308), 1.0, 1e-12);
+    ck_assert_int_eq(pass, 1);
+    ck_assert_int_eq(intdim_search_point(s, 2, &d, &lr, &mean, &spread, &n, &pass), INTDIM_OK);
+    ck_assert_double_eq_tol(mean / (-0.6 * HUGE_METRIC), 1.0, 1e-14);
+    ck_assert_double_eq_tol(spread / (sqrt(0.8) * HUGE_METRIC), 1.0, 1e-12);
+    ck_assert_int_eq(pass, 0);
+    intdim_search_destroy(s);
+}
+END_TEST
+
 /* ---- ask/tell misuse ------------------------------------------------------------- */
 
 START_TEST(ask_tell_misuse_gives_status)
@@ -1267,6 +1313,7 @@ static Suite *search_suite(void)
     tcase_add_test(tc, rule_failed_trial_counts_minus_infinity);
     tcase_add_test(tc, measured_baseline_comes_first);
     tcase_add_test(tc, negative_baseline_warns);
+    tcase_add_test(tc, metrics_near_dbl_max_do_not_overflow);
     tcase_add_test(tc, ask_tell_misuse_gives_status);
     tcase_add_test(tc, configuration_is_checked);
     tcase_add_test(tc, said_needs_every_d_above_the_groups);
