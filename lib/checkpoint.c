@@ -404,9 +404,11 @@ static int projection_is_possible(const ckpt_desc *c)
     if (c->kind == INTDIM_PROJ_SPARSE ? !proj_param_ok(INTDIM_PROJ_SPARSE_DENSITY, c->density)
                                       : c->density != 0.0)
         return 0;
-    if (c->kind == INTDIM_PROJ_IDENTITY && d_lin != c->D)
+    if (c->kind == INTDIM_PROJ_IDENTITY && d_lin != c->D) /* so SAID over it has d > D */
         return 0;
-    return d_lin >= 1 && d_lin <= c->D;
+    if (c->per_group && (c->kind != INTDIM_PROJ_FASTFOOD || c->n_groups == 0))
+        return 0;
+    return d_lin >= 1 && c->d <= c->D; /* d counts SAID's scales too, and never exceeds D */
 }
 
 /* Values a valid writer never produces (checked after the CRC: a file whose CRC matches
@@ -593,5 +595,11 @@ INTDIM_API int intdim_checkpoint_proj(intdim_proj **out, const char *path)
                                    c.seed, (size_t)c.n_groups, sizes, n, ids, values);
     intdim__free(sizes);
     desc_free(&c);
+    if (status == INTDIM_EINVAL) { /* a description read_file missed: still the file's fault */
+        char why[256];
+        snprintf(why, sizeof why, "%s", intdim_last_error());
+        status = intdim__fail(INTDIM_EFORMAT, "checkpoint %s: inconsistent projection "
+                                              "description (%s)", path, why);
+    }
     return status;
 }

@@ -495,6 +495,10 @@ START_TEST(valid_crc_but_invalid_values_are_refused)
         {"D = 0", P_U64, OFF_D, 0, "inconsistent projection description or counters"},
         {"d = 5 > D + groups = 2 + 2", P_U64, OFF_D, 2,
          "inconsistent projection description or counters"},
+        {"SAID's d = 5 > D = 4 (d - groups = 3 would fit)", P_U64, OFF_D, 4,
+         "inconsistent projection description or counters"},
+        {"per-group blocks on a dense projection", P_U32, OFF_PER_GROUP, 1,
+         "inconsistent projection description or counters"},
         /* creation parameters intdim_proj_create_ex would refuse: a format error, not an
          * INTDIM_EINVAL when the projection is recreated */
         {"memory budget NaN", P_F64, OFF_BUDGET, NAN,
