@@ -196,10 +196,15 @@ static int write_file(const intdim_trainer *t, const ckpt_desc *c, const char *p
     s.buf = intdim__alloc(CHUNK);
     if (s.buf == NULL)
         return intdim__fail_nomem("the checkpoint write buffer", CHUNK);
-    char *tmp = NULL;
-    int status = intdim__open_temp(path, &tmp, &s.fd);
+    char *tmp = NULL, *target = NULL;
+    int status = intdim__replace_target(path, &target);
+    if (target != NULL)
+        path = target;
+    if (status == INTDIM_OK)
+        status = intdim__open_temp(path, &tmp, &s.fd);
     if (status != INTDIM_OK) {
         intdim__free(s.buf);
+        intdim__free(target);
         return status;
     }
     put_desc(&s, c);
@@ -211,6 +216,7 @@ static int write_file(const intdim_trainer *t, const ckpt_desc *c, const char *p
     sink_flush(&s);
     status = intdim__commit_temp(s.fd, tmp, path, s.status);
     intdim__free(s.buf);
+    intdim__free(target);
     return status;
 }
 

@@ -1,8 +1,11 @@
 /* Atomic file writes shared by checkpoint.c and journal.c (see fileio.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -24,6 +27,44 @@ int intdim__write_fully(int fd, const void *buf, size_t len)
         len -= (size_t)w;
     }
     return 0;
+}
+
+int intdim__replace_target(const char *path, char **target_out)
+{
+    *target_out = NULL;
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return INTDIM_OK; /* nothing there (or unreachable: creating the file will say why) */
+    char *resolved = NULL;
+    if (S_ISLNK(st.st_mode)) {
+        resolved = realpath(path, NULL);
+        if (resolved == NULL)
+            return intdim__fail(INTDIM_EIO, "%s is a symbolic link that does not resolve to a "
+                                            "file (%s): not replaced", path, strerror(errno));
+        if (stat(resolved, &st) != 0) {
+            int status = intdim__fail(INTDIM_EIO, "%s (through the link %s): %s", resolved, path,
+                                      strerror(errno));
+            free(resolved);
+            return status;
+        }
+    }
+    if (!S_ISREG(st.st_mode)) {
+        int status = intdim__fail(INTDIM_EIO, "%s%s%s is not a regular file (a directory, "
+                                              "device, FIFO or socket): not replaced",
+                                  resolved != NULL ? resolved : path,
+                                  resolved != NULL ? ", the target of " : "",
+                                  resolved != NULL ? path : "");
+        free(resolved);
+        return status;
+    }
+    if (resolved == NULL)
+        return INTDIM_OK;
+    size_t len = strlen(resolved) + 1;
+    *target_out = intdim__alloc(len);
+    if (*target_out != NULL)
+        memcpy(*target_out, resolved, len);
+    free(resolved);
+    return *target_out != NULL ? INTDIM_OK : intdim__fail_nomem("the resolved file name", len);
 }
 
 int intdim__open_temp(const char *path, char **tmp_out, int *fd_out)

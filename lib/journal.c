@@ -199,14 +199,20 @@ static int read_whole(const char *path, char **data, size_t *len)
 /* Write text to path atomically (fileio.h). */
 static int write_atomic(const char *path, const char *text, size_t len)
 {
-    char *tmp = NULL;
+    char *tmp = NULL, *target = NULL;
     int fd = -1;
-    int status = intdim__open_temp(path, &tmp, &fd);
-    if (status != INTDIM_OK)
+    int status = intdim__replace_target(path, &target);
+    if (status == INTDIM_OK)
+        status = intdim__open_temp(target != NULL ? target : path, &tmp, &fd);
+    if (status != INTDIM_OK) {
+        intdim__free(target);
         return status;
+    }
     if (intdim__write_fully(fd, text, len) != 0)
         status = intdim__fail(INTDIM_EIO, "journal: writing %s: %s", tmp, strerror(errno));
-    return intdim__commit_temp(fd, tmp, path, status);
+    status = intdim__commit_temp(fd, tmp, target != NULL ? target : path, status);
+    intdim__free(target);
+    return status;
 }
 
 /* ---- parsing --------------------------------------------------------------------------- */

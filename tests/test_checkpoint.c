@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fail_alloc.h"
@@ -841,6 +842,62 @@ START_TEST(io_errors_and_atomic_write)
 }
 END_TEST
 
+/* A save through a symbolic link replaces the file it points to and keeps the link; a
+ * dangling link, a FIFO and a directory are refused (EIO) and left as they were: renaming
+ * over them would replace the node itself. */
+START_TEST(links_are_followed_and_special_files_refused)
+{
+    rig a;
+    rig_open(&a, 5, 0.0f);
+    char target[160], link_path[160], fifo[160], dangling[160], missing[160], sub[160];
+    path_of(target, sizeof target, "target.ckpt");
+    path_of(link_path, sizeof link_path, "link.ckpt");
+    path_of(fifo, sizeof fifo, "fifo.ckpt");
+    path_of(dangling, sizeof dangling, "dangling.ckpt");
+    path_of(missing, sizeof missing, "missing.ckpt");
+    path_of(sub, sizeof sub, "subdir.ckpt");
+    ck_assert_int_eq(intdim_trainer_save(a.t, target), INTDIM_OK);
+    ck_assert_int_eq(symlink("target.ckpt", link_path), 0); /* relative, as users make them */
+    ck_assert_int_eq(intdim_trainer_run(a.t, 2, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_msg(intdim_trainer_save(a.t, link_path) == INTDIM_OK, "%s", intdim_last_error());
+    struct stat st;
+    ck_assert_int_eq(lstat(link_path, &st), 0);
+    ck_assert_msg(S_ISLNK(st.st_mode), "the link was replaced");
+    ck_assert_int_eq(intdim_trainer_run(a.t, 1, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_int_eq(intdim_trainer_load(a.t, target), INTDIM_OK); /* the target got the save */
+    ck_assert_uint_eq(intdim_trainer_steps_done(a.t), 2);
+
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(symlink("missing.ckpt", dangling), 0);
+    ck_assert_int_eq(mkdir(sub, 0700), 0);
+    const char *refused[] = {fifo, dangling, sub};
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(intdim_trainer_save(a.t, refused[i]), INTDIM_EIO);
+        ck_assert_msg(strstr(intdim_last_error(), "not replaced") != NULL, "%s",
+                      intdim_last_error());
+    }
+    ck_assert_int_eq(lstat(fifo, &st), 0);
+    ck_assert(S_ISFIFO(st.st_mode));
+    ck_assert_int_eq(lstat(dangling, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    ck_assert_int_eq(access(missing, F_OK), -1);
+    ck_assert_int_eq(lstat(sub, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    DIR *dir = opendir(g_dir);
+    ck_assert_ptr_nonnull(dir);
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL)
+        ck_assert_msg(strstr(e->d_name, ".tmp.") == NULL, "left over: %s", e->d_name);
+    closedir(dir);
+    rmdir(sub);
+    unlink(fifo);
+    unlink(dangling);
+    unlink(link_path);
+    unlink(target);
+    rig_close(&a);
+}
+END_TEST
+
 static void remove_dir(void)
 {
     DIR *dir = opendir(g_dir);
@@ -877,6 +934,7 @@ int main(void)
     tcase_add_test(tc, group_sizes_that_wrap_are_refused);
     tcase_add_test(tc, valid_crc_but_invalid_values_are_refused);
     tcase_add_test(tc, io_errors_and_atomic_write);
+    tcase_add_test(tc, links_are_followed_and_special_files_refused);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);

@@ -617,6 +617,61 @@ START_TEST(open_journal_misuse)
 }
 END_TEST
 
+static size_t count_rows(const char *path);
+
+/* A journal path that is a symbolic link to an empty file gets its header written into the
+ * file the link points to (the link kept, as for a link to a journal with rows, which is
+ * resumed through it); a FIFO, a dangling link or a directory are refused (EIO) and left as
+ * they were: the header's atomic write would have renamed a file over the node itself. */
+START_TEST(links_are_followed_and_special_files_refused)
+{
+    make_dir();
+    char target[512], link_path[512], fifo[512], dangling[512], sub[512];
+    path_in_dir("target.journal", target, sizeof target);
+    path_in_dir("link.journal", link_path, sizeof link_path);
+    path_in_dir("fifo.journal", fifo, sizeof fifo);
+    path_in_dir("dangling.journal", dangling, sizeof dangling);
+    path_in_dir("sub.journal", sub, sizeof sub);
+    spit(target, "", 0);
+    ck_assert_int_eq(symlink("target.journal", link_path), 0);
+    intdim_search *s = configured(1);
+    ck_assert_msg(intdim_search_open_journal(s, link_path) == INTDIM_OK, "%s",
+                  intdim_last_error());
+    size_t rows = run_some(s, 1, 3);
+    intdim_search_destroy(s);
+    struct stat st;
+    ck_assert_int_eq(lstat(link_path, &st), 0);
+    ck_assert_msg(S_ISLNK(st.st_mode), "the link was replaced");
+    ck_assert_uint_eq(count_rows(target), rows); /* header and rows went to the target */
+    s = configured(1); /* and it resumes through the link */
+    ck_assert_int_eq(intdim_search_open_journal(s, link_path), INTDIM_OK);
+    ck_assert_uint_eq(intdim_search_trials_done(s), rows);
+    intdim_search_destroy(s);
+
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(symlink("missing.journal", dangling), 0);
+    ck_assert_int_eq(mkdir(sub, 0700), 0);
+    const char *refused[] = {fifo, dangling};
+    for (size_t i = 0; i < 2; i++) {
+        s = configured(1);
+        ck_assert_int_eq(intdim_search_open_journal(s, refused[i]), INTDIM_EIO);
+        ck_assert_msg(strstr(intdim_last_error(), "not replaced") != NULL, "%s",
+                      intdim_last_error());
+        intdim_search_destroy(s);
+    }
+    s = configured(1);
+    ck_assert_int_eq(intdim_search_open_journal(s, sub), INTDIM_EIO);
+    intdim_search_destroy(s);
+    ck_assert_int_eq(lstat(fifo, &st), 0);
+    ck_assert(S_ISFIFO(st.st_mode));
+    ck_assert_int_eq(lstat(dangling, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    ck_assert_int_eq(lstat(sub, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    remove_dir();
+}
+END_TEST
+
 static size_t count_rows(const char *path)
 {
     size_t rows = 0;
@@ -1305,6 +1360,7 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, fastfood_block_is_in_the_header);
     tcase_add_test(tc, failed_open_of_a_frozen_search_keeps_no_rows);
     tcase_add_test(tc, open_journal_misuse);
+    tcase_add_test(tc, links_are_followed_and_special_files_refused);
     tcase_add_test(tc, merge_of_separate_journals);
     tcase_add_test(tc, allocation_failures_in_journal_functions);
     tcase_add_test(tc, failed_fsync_takes_the_row_back);
