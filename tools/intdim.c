@@ -286,13 +286,12 @@ static int cmd_report(int argc, char **argv)
                 return 2;
         } else if (strcmp(argv[i], "--bootstrap") == 0) {
             const char *v = argv[++i];
-            char *end;
+            size_t n = 0;
             double lo, hi;
-            errno = 0;
-            bootstrap = strtol(v, &end, 10);
             intdim_search_param_bounds(INTDIM_SEARCH_BOOTSTRAP, &lo, &hi);
-            if (end == v || *end != '\0' || errno != 0 || bootstrap < (long)lo ||
-                (double)bootstrap > hi) {
+            int bad = toy_parse_count(v, &n) != 0 || (double)n < lo || (double)n > hi;
+            bootstrap = bad ? 0 : (long)n;
+            if (bad) {
                 fprintf(stderr, "intdim: --bootstrap needs a whole number in [%.0f, %.0f], not "
                                 "'%s'\n", lo, hi, v);
                 return 2;

@@ -33,14 +33,16 @@ void toy_options_usage(FILE *out)
 
 /* A whole number written with digits only: strtoull alone would take " -1" (leading
  * space, then a sign it wraps to 2^64 - 1) or "12x". */
-static int parse_size(const char *s, size_t *v)
+int toy_parse_count(const char *s, size_t *v)
 {
     if (s[0] < '0' || s[0] > '9')
         return -1;
     char *end;
     errno = 0;
     unsigned long long x = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || x > SIZE_MAX)
+    /* every count and seed reaches the library as a double, exact only up to 2^53: a larger
+     * one would be rounded silently */
+    if (errno != 0 || *end != '\0' || x > SIZE_MAX || x > (1ULL << 53))
         return -1;
     *v = (size_t)x;
     return 0;
@@ -93,7 +95,7 @@ static int lr_item(const char *tok, size_t i, void *ctx)
 
 static int d_item(const char *tok, size_t i, void *ctx)
 {
-    return parse_size(tok, &((toy_options *)ctx)->ds[i]);
+    return toy_parse_count(tok, &((toy_options *)ctx)->ds[i]);
 }
 
 static int parse_lr_list(const char *s, toy_options *o)
@@ -146,21 +148,21 @@ static int parse_one(toy_options *o, const char *opt, const char *val)
         else
             return -1;
     } else if (strcmp(opt, "--block") == 0) {
-        return parse_size(val, &o->block);
+        return toy_parse_count(val, &o->block);
     } else if (strcmp(opt, "--seeds") == 0) {
-        return parse_size(val, &o->seeds);
+        return toy_parse_count(val, &o->seeds);
     } else if (strcmp(opt, "--lrs") == 0) {
         return parse_lr_list(val, o);
     } else if (strcmp(opt, "--d-min") == 0) {
-        return parse_size(val, &o->d_min);
+        return toy_parse_count(val, &o->d_min);
     } else if (strcmp(opt, "--d-max") == 0) {
-        return parse_size(val, &o->d_max);
+        return toy_parse_count(val, &o->d_max);
     } else if (strcmp(opt, "--n-d") == 0) {
-        return parse_size(val, &o->n_d);
+        return toy_parse_count(val, &o->n_d);
     } else if (strcmp(opt, "--d-list") == 0) {
         return parse_d_list(val, o);
     } else if (strcmp(opt, "--steps") == 0) {
-        if (parse_size(val, &n) != 0 || n == 0) /* cosine decay needs at least one step */
+        if (toy_parse_count(val, &n) != 0 || n == 0) /* cosine decay needs at least one step */
             return -1;
         o->steps = n;
     } else if (strcmp(opt, "--fraction") == 0) {
@@ -168,11 +170,11 @@ static int parse_one(toy_options *o, const char *opt, const char *val)
     } else if (strcmp(opt, "--baseline") == 0) {
         return parse_num(val, &o->baseline);
     } else if (strcmp(opt, "--base-seed") == 0 || strcmp(opt, "--toy-seed") == 0) {
-        if (parse_size(val, &n) != 0)
+        if (toy_parse_count(val, &n) != 0)
             return -1;
         *(opt[2] == 'b' ? &o->base_seed : &o->toy_seed) = n;
     } else if (strcmp(opt, "--bootstrap") == 0) {
-        return parse_size(val, &o->bootstrap);
+        return toy_parse_count(val, &o->bootstrap);
     } else if (strcmp(opt, "--journal") == 0) {
         if (val[0] == '\0')
             return -1;
@@ -184,7 +186,7 @@ static int parse_one(toy_options *o, const char *opt, const char *val)
         if (slash == NULL)
             return -1;
         *slash = '\0';
-        if (parse_size(buf, &o->shard_index) != 0 || parse_size(slash + 1, &o->shard_count) != 0 ||
+        if (toy_parse_count(buf, &o->shard_index) != 0 || toy_parse_count(slash + 1, &o->shard_count) != 0 ||
             o->shard_count == 0 || o->shard_index >= o->shard_count)
             return -1;
     } else {
@@ -192,6 +194,8 @@ static int parse_one(toy_options *o, const char *opt, const char *val)
     }
     return 0;
 }
+
+static int create_search(const toy_options *o, intdim_search **out, const char **option);
 
 /* fprintf to err, or nothing when err is NULL (the MPI driver's other ranks). */
 static void report(FILE *err, const char *fmt, ...)
@@ -250,6 +254,17 @@ int toy_options_parse_to(toy_options *o, int argc, char **argv, int first, FILE 
         report(err, "intdim: --shard needs --journal (each shard writes its own)\n");
         return -1;
     }
+    /* values the library refuses (out of range, an lr the trainer cannot take) are bad
+     * options too: said here, before anything runs */
+    intdim_search *probe;
+    const char *option = NULL;
+    int rc = create_search(o, &probe, &option);
+    if (rc == INTDIM_OK) {
+        intdim_search_destroy(probe);
+    } else if (rc == INTDIM_EINVAL && option != NULL) {
+        report(err, "intdim: bad value for %s: %s\n", option, intdim_last_error());
+        return -1;
+    }
     return 0;
 }
 
@@ -264,37 +279,56 @@ int toy_fail(const char *what, int status)
     return 1;
 }
 
-int toy_search_create(const toy_options *o, intdim_search **out)
+/* The search the options describe; *option (when not NULL) names the option whose value
+ * the library refused. */
+static int create_search(const toy_options *o, intdim_search **out, const char **option)
 {
     intdim_search *s;
     int rc = intdim_search_create(&s, TOY_D);
     if (rc != INTDIM_OK)
         return rc;
+    const char *at = NULL;
     const struct {
         int param;
         double value;
+        const char *option;
     } settings[] = {
-        {INTDIM_SEARCH_STRATEGY, o->strategy}, {INTDIM_SEARCH_FRACTION, o->fraction},
-        {INTDIM_SEARCH_BASELINE, o->baseline}, {INTDIM_SEARCH_SEEDS, (double)o->seeds},
-        {INTDIM_SEARCH_D_MIN, (double)o->d_min}, {INTDIM_SEARCH_D_MAX, (double)o->d_max},
-        {INTDIM_SEARCH_N_D, (double)o->n_d}, {INTDIM_SEARCH_KIND, o->kind},
-        {INTDIM_SEARCH_SAID, o->said}, {INTDIM_SEARCH_BASE_SEED, (double)o->base_seed},
-        {INTDIM_SEARCH_BOOTSTRAP, (double)o->bootstrap}, {INTDIM_SEARCH_STEPS, (double)o->steps},
-        {INTDIM_SEARCH_FASTFOOD_BLOCK, (double)o->block},
+        {INTDIM_SEARCH_STRATEGY, o->strategy, "--strategy"},
+        {INTDIM_SEARCH_FRACTION, o->fraction, "--fraction"},
+        {INTDIM_SEARCH_BASELINE, o->baseline, "--baseline"},
+        {INTDIM_SEARCH_SEEDS, (double)o->seeds, "--seeds"},
+        {INTDIM_SEARCH_D_MIN, (double)o->d_min, "--d-min"},
+        {INTDIM_SEARCH_D_MAX, (double)o->d_max, "--d-max"},
+        {INTDIM_SEARCH_N_D, (double)o->n_d, "--n-d"},
+        {INTDIM_SEARCH_KIND, o->kind, "--kind"},
+        {INTDIM_SEARCH_SAID, o->said, "--said"},
+        {INTDIM_SEARCH_BASE_SEED, (double)o->base_seed, "--base-seed"},
+        {INTDIM_SEARCH_BOOTSTRAP, (double)o->bootstrap, "--bootstrap"},
+        {INTDIM_SEARCH_STEPS, (double)o->steps, "--steps"},
+        {INTDIM_SEARCH_FASTFOOD_BLOCK, (double)o->block, "--block"},
     };
-    for (size_t i = 0; i < sizeof settings / sizeof settings[0] && rc == INTDIM_OK; i++)
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0] && rc == INTDIM_OK; i++) {
         rc = intdim_search_set(s, settings[i].param, settings[i].value);
+        at = settings[i].option;
+    }
     /* the problem is part of what the journal must match: a journal of toy seed 1 resumed
      * with --toy-seed 7 would mix two problems' trials */
     char label[48];
     snprintf(label, sizeof label, "toy:seed=%llu", (unsigned long long)o->toy_seed);
-    if (rc == INTDIM_OK)
+    if (rc == INTDIM_OK) {
         rc = intdim_search_set_label(s, label);
-    if (rc == INTDIM_OK && o->n_ds > 0)
+        at = "--toy-seed";
+    }
+    if (rc == INTDIM_OK && o->n_ds > 0) {
         rc = intdim_search_set_d_list(s, o->ds, o->n_ds);
-    if (rc == INTDIM_OK)
+        at = "--d-list";
+    }
+    if (rc == INTDIM_OK) {
         rc = intdim_search_set_lrs(s, o->lrs, o->n_lrs);
+        at = "--lrs";
+    }
     if (rc == INTDIM_OK && o->said) {
+        at = "--said";
         size_t groups[TOY_GROUPS];
         for (int g = 0; g < TOY_GROUPS; g++)
             groups[g] = TOY_GROUP_SIZE;
@@ -302,14 +336,23 @@ int toy_search_create(const toy_options *o, intdim_search **out)
     }
     /* Adam (the trainer's default) with cosine decay: the decay lets trials settle within
      * the toy's 1e-3 tolerance instead of oscillating around the solution. */
-    if (rc == INTDIM_OK)
+    if (rc == INTDIM_OK) {
         rc = intdim_search_set_train_param(s, INTDIM_TRAIN_SCHEDULE, INTDIM_SCHED_COSINE);
+        at = "the learning-rate schedule";
+    }
     if (rc != INTDIM_OK) {
+        if (option != NULL)
+            *option = at;
         intdim_search_destroy(s);
         return rc;
     }
     *out = s;
     return INTDIM_OK;
+}
+
+int toy_search_create(const toy_options *o, intdim_search **out)
+{
+    return create_search(o, out, NULL);
 }
 
 void toy_host_init(toy_host *h, const toy_options *o)

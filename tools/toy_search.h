@@ -42,6 +42,10 @@ int toy_options_parse(toy_options *o, int argc, char **argv, int first);
 int toy_options_parse_to(toy_options *o, int argc, char **argv, int first, FILE *err);
 void toy_options_usage(FILE *out);
 
+/* A count or seed written with digits only, at most 2^53 (every one reaches the library as
+ * a double): 0, or -1 for anything else. */
+int toy_parse_count(const char *s, size_t *v);
+
 /* A search configured from the options (journal not opened). */
 int toy_search_create(const toy_options *o, intdim_search **out);
 
