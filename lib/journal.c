@@ -725,9 +725,10 @@ static size_t next_word(const char **p, const char *end, const char **word)
 }
 
 /* EMISMATCH naming the first word in which header line i of the journal (file) and of
- * this search (ours) differ, e.g. "steps=10" against "steps=20". */
+ * the reference (ours: "this search", or a merge's first input) differ, e.g. "steps=10"
+ * against "steps=20". */
 static int header_mismatch(const char *path, int i, const char *file, size_t file_n,
-                           const char *ours, size_t ours_n)
+                           const char *ours, size_t ours_n, const char *ours_name)
 {
     const char *fp = file, *op = ours, *fw, *ow;
     for (;;) {
@@ -741,13 +742,31 @@ static int header_mismatch(const char *path, int i, const char *file, size_t fil
             if (on == 0)
                 ow = nothing, on = sizeof nothing - 1;
             return intdim__fail(INTDIM_EMISMATCH, "journal %s was written by another search: "
-                                                  "header line %d has '%.*s' where this search "
+                                                  "header line %d has '%.*s' where %s "
                                                   "has '%.*s'", path, i + 1,
-                                (int)(fn > 100 ? 100 : fn), fw, (int)(on > 100 ? 100 : on), ow);
+                                (int)(fn > 100 ? 100 : fn), fw, ours_name,
+                                (int)(on > 100 ? 100 : on), ow);
         }
     }
     return intdim__fail(INTDIM_EMISMATCH, "journal %s was written by another search: header "
                                           "line %d differs in spacing", path, i + 1);
+}
+
+/* OK when the journal's header (text, split into lines, rows starting at rows_at) is
+ * byte for byte the reference header; otherwise EMISMATCH naming the first difference. */
+static int same_header(const char *path, const char *text, const line *lines, size_t rows_at,
+                       const strbuf *header, const char *ours_name)
+{
+    if (rows_at == header->len && memcmp(text, header->data, rows_at) == 0)
+        return INTDIM_OK;
+    for (int i = 0; i < HEADER_LINES; i++) {
+        size_t n = (size_t)(lines[i].end - lines[i].start), ours_n;
+        const char *ours;
+        header_line(header->data, header->len, i, &ours, &ours_n);
+        if (n != ours_n || memcmp(ours, lines[i].start, n) != 0)
+            return header_mismatch(path, i, lines[i].start, n, ours, ours_n, ours_name);
+    }
+    return intdim__fail(INTDIM_EMISMATCH, "journal %s was written by another search", path);
 }
 
 /* Validate an existing journal against s's header and replay its rows. */
@@ -759,16 +778,9 @@ static int replay_existing(intdim_search *s, const char *path, const char *text,
     int rc = split_header(path, text, len, lines, &rows_at);
     if (rc != INTDIM_OK)
         return rc;
-    if (rows_at != header->len || memcmp(text, header->data, rows_at) != 0) {
-        for (int i = 0; i < HEADER_LINES; i++) {
-            size_t n = (size_t)(lines[i].end - lines[i].start), ours_n;
-            const char *ours;
-            header_line(header->data, header->len, i, &ours, &ours_n);
-            if (n != ours_n || memcmp(ours, lines[i].start, n) != 0)
-                return header_mismatch(path, i, lines[i].start, n, ours, ours_n);
-        }
-        return intdim__fail(INTDIM_EMISMATCH, "journal %s was written by another search", path);
-    }
+    rc = same_header(path, text, lines, rows_at, header, "this search");
+    if (rc != INTDIM_OK)
+        return rc;
     size_t conflicts = 0;
     rc = load_rows(path, s, text + rows_at, len - rows_at, DUP_STRICT, torn, good_len,
                    &conflicts);
@@ -889,9 +901,8 @@ static int merge_one(intdim_search *into, const strbuf *header, const char *path
         return rc;
     line lines[HEADER_LINES];
     rc = split_header(path, text, len, lines, &rows_at);
-    if (rc == INTDIM_OK && (rows_at != header->len || memcmp(text, header->data, rows_at) != 0))
-        rc = intdim__fail(INTDIM_EMISMATCH, "journal merge: %s belongs to another search than "
-                                            "the first input", path);
+    if (rc == INTDIM_OK)
+        rc = same_header(path, text, lines, rows_at, header, "the first input");
     int this_torn = 0;
     if (rc == INTDIM_OK)
         rc = load_rows(path, into, text + rows_at, len - rows_at, DUP_KEEP_FIRST, &this_torn,

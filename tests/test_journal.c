@@ -1038,8 +1038,9 @@ START_TEST(said_groups_survive_the_journal)
     said_half(x, swapped, 2, 1);
     const char *mixed[] = {g0, x};
     ck_assert_int_eq(intdim_journal_merge(mixed, 2, m), INTDIM_EMISMATCH);
-    ck_assert_msg(strstr(intdim_last_error(), "x.journal belongs to another search than the "
-                                              "first input") != NULL, "%s", intdim_last_error());
+    ck_assert_msg(strstr(intdim_last_error(), "x.journal was written by another search: header "
+                                              "line 6 has '40' where the first input has '24'") !=
+                      NULL, "%s", intdim_last_error());
     intdim_search_destroy(plan);
     remove_dir();
 }
