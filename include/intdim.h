@@ -176,7 +176,8 @@ INTDIM_API int intdim_proj_group_sizes(const intdim_proj *p, size_t *sizes, size
  * the same handle; the others are creation parameters (intdim_proj_create_ex) and set
  * refuses them (INTDIM_EINVAL), as it refuses values out of range; a kernel this CPU lacks
  * is INTDIM_EUNSUPPORTED. get reads any parameter: KERNEL gives the kernel in use (AUTO
- * resolved to the one chosen for this CPU). param_bounds: the range set and create_ex
+ * resolved to the one chosen for this CPU), SPARSE_DENSITY the density in use (0 resolved
+ * to 1/sqrt(D); what a checkpoint stores). param_bounds: the range set and create_ex
  * accept (either pointer may be NULL); a parameter's comment above names values inside it
  * that are still refused (FASTFOOD_BLOCK: 0 or a power of two). Unknown param: EINVAL. */
 INTDIM_API int intdim_proj_set(intdim_proj *p, int param, double value);
@@ -418,8 +419,9 @@ INTDIM_API const char *intdim_search_label(const intdim_search *s);
 /* Ask/tell. ask sets *what (INTDIM_ASK_*); for a trial it fills id, d, kind (an
  * intdim_proj_kind; IDENTITY with d = D for baseline trials), said (0/1), lr and seed.
  * tell records a finished trial; trial_status is INTDIM_OK or the trial's failure status
- * (a failed trial counts as metric -inf). Telling an unknown id -> INTDIM_ENOTFOUND, an id
- * told twice or never asked -> INTDIM_ESTATE. */
+ * (a failed trial counts as metric -inf). Telling an unknown id (any id before the first
+ * ask, which makes the plan) -> INTDIM_ENOTFOUND, an id of the plan told twice or never
+ * asked -> INTDIM_ESTATE. */
 INTDIM_API int intdim_search_ask(intdim_search *s, int *what, uint64_t *trial_id, size_t *d,
                                  int *kind, int *said, double *lr, uint64_t *seed);
 INTDIM_API int intdim_search_tell(intdim_search *s, uint64_t trial_id, double train_metric,
@@ -472,7 +474,8 @@ INTDIM_API int intdim_search_run_trial(const intdim_search *s, float *theta, con
  * as an accuracy; a negative baseline leaves a warning in intdim_last_error()); *reached = 0
  * ("not reached", *d90 = 0) if none. lo/hi: bootstrap
  * 5%..95% over seeds (equal to d90 with one seed; 0 where not reached). Any out pointer
- * may be NULL. INTDIM_ESTATE if the baseline is unknown yet. */
+ * may be NULL. INTDIM_ESTATE before the plan exists (no ask or open_journal yet), while
+ * the baseline is unknown, or if every baseline trial failed. */
 INTDIM_API int intdim_search_result(const intdim_search *s, size_t *d90, int *reached,
                                     double *baseline, size_t *d90_lo, size_t *d90_hi);
 /* Trials told so far (replayed journal rows included); 0 for NULL. */

@@ -1000,7 +1000,11 @@ INTDIM_API int intdim_search_result(const intdim_search *s, size_t *d90, int *re
     if (s == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_search_result: search is NULL");
     double base;
-    if (!s->frozen || !baseline_value(s, NULL, &base))
+    if (!s->frozen)
+        return intdim__fail(INTDIM_ESTATE, "intdim_search_result: no plan yet (it is made at the "
+                                           "first intdim_search_ask or "
+                                           "intdim_search_open_journal)");
+    if (!baseline_value(s, NULL, &base))
         return intdim__fail(INTDIM_ESTATE, "intdim_search_result: the baseline is not known yet "
                                            "(its trials have not all finished)");
     if (baseline != NULL)

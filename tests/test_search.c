@@ -81,6 +81,11 @@ START_TEST(rule_is_strict)
      * must fail; d = 3 is the first strictly above. */
     table t = {{{{0.5}, {0.5}}, {{0.9}, {0.9}}, {{0.9000001}, {0.2}}, {{1.0}, {1.0}}}};
     intdim_search *s = make(100, DS4, 4, LRS2, 2, 1, 1.0);
+    /* before the first ask there is no plan: no result even with the baseline given, and
+     * no id to tell */
+    ck_assert_int_eq(intdim_search_result(s, NULL, NULL, NULL, NULL, NULL), INTDIM_ESTATE);
+    ck_assert_msg(strstr(intdim_last_error(), "no plan yet") != NULL, "%s", intdim_last_error());
+    ck_assert_int_eq(intdim_search_tell(s, 0, NAN, 1.0, 1, 0.0, INTDIM_OK), INTDIM_ENOTFOUND);
     drive(s, table_metric, &t);
     size_t d90, lo, hi;
     int reached;
