@@ -1,9 +1,7 @@
 /* Atomic file writes shared by checkpoint.c and journal.c (see fileio.h). */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,42 +27,62 @@ int intdim__write_fully(int fd, const void *buf, size_t len)
     return 0;
 }
 
+/* A link's text resolved as the kernel does: absolute, or relative to the link's directory.
+ * NULL when out of memory. */
+static char *link_destination(const char *link_path, const char *text)
+{
+    const char *slash = strrchr(link_path, '/');
+    size_t dir_len = text[0] == '/' || slash == NULL ? 0 : (size_t)(slash - link_path + 1);
+    size_t len = dir_len + strlen(text) + 1;
+    char *out = intdim__alloc(len);
+    if (out != NULL) {
+        memcpy(out, link_path, dir_len);
+        memcpy(out + dir_len, text, len - dir_len);
+    }
+    return out;
+}
+
+enum { MAX_LINK_HOPS = 40 }; /* as Linux's own limit: a longer chain is a loop */
+
 int intdim__replace_target(const char *path, char **target_out)
 {
     *target_out = NULL;
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return INTDIM_OK; /* nothing there (or unreachable: creating the file will say why) */
-    char *resolved = NULL;
-    if (S_ISLNK(st.st_mode)) {
-        resolved = realpath(path, NULL);
-        if (resolved == NULL)
-            return intdim__fail(INTDIM_EIO, "%s is a symbolic link that does not resolve to a "
-                                            "file (%s): not replaced", path, strerror(errno));
-        if (stat(resolved, &st) != 0) {
-            int status = intdim__fail(INTDIM_EIO, "%s (through the link %s): %s", resolved, path,
-                                      strerror(errno));
-            free(resolved);
-            return status;
+    char *at = NULL; /* where the links led so far; NULL: path itself */
+    for (int hop = 0;; hop++) {
+        const char *p = at != NULL ? at : path;
+        struct stat st;
+        /* nothing there: the file is created here (a missing directory or any other reason
+         * it cannot be is what creating the temporary file reports) */
+        if (lstat(p, &st) != 0 || S_ISREG(st.st_mode)) {
+            *target_out = at;
+            return INTDIM_OK;
         }
+        int status = INTDIM_OK;
+        char text[4096];
+        ssize_t n = -1;
+        if (!S_ISLNK(st.st_mode))
+            status = intdim__fail(INTDIM_EIO, "%s%s%s is not a regular file (a directory, "
+                                              "device, FIFO or socket): not replaced", p,
+                                  at != NULL ? ", reached through the link " : "",
+                                  at != NULL ? path : "");
+        else if (hop == MAX_LINK_HOPS)
+            status = intdim__fail(INTDIM_EIO, "%s: more than %d symbolic links in a row: not "
+                                              "replaced", path, MAX_LINK_HOPS);
+        else if ((n = readlink(p, text, sizeof text)) < 0 || (size_t)n == sizeof text)
+            status = intdim__fail(INTDIM_EIO, "reading the symbolic link %s: %s", p,
+                                  n < 0 ? strerror(errno) : "target name too long");
+        char *next = NULL;
+        if (status == INTDIM_OK) {
+            text[n] = '\0';
+            next = link_destination(p, text);
+            if (next == NULL)
+                status = intdim__fail_nomem("the symbolic link's target name", strlen(p) + (size_t)n);
+        }
+        intdim__free(at);
+        if (status != INTDIM_OK)
+            return status;
+        at = next;
     }
-    if (!S_ISREG(st.st_mode)) {
-        int status = intdim__fail(INTDIM_EIO, "%s%s%s is not a regular file (a directory, "
-                                              "device, FIFO or socket): not replaced",
-                                  resolved != NULL ? resolved : path,
-                                  resolved != NULL ? ", the target of " : "",
-                                  resolved != NULL ? path : "");
-        free(resolved);
-        return status;
-    }
-    if (resolved == NULL)
-        return INTDIM_OK;
-    size_t len = strlen(resolved) + 1;
-    *target_out = intdim__alloc(len);
-    if (*target_out != NULL)
-        memcpy(*target_out, resolved, len);
-    free(resolved);
-    return *target_out != NULL ? INTDIM_OK : intdim__fail_nomem("the resolved file name", len);
 }
 
 int intdim__open_temp(const char *path, char **tmp_out, int *fd_out)

@@ -10,12 +10,12 @@
  * write made no progress). */
 int intdim__write_fully(int fd, const void *buf, size_t len);
 
-/* The file an atomic write to path must replace. A symbolic link is followed (the file it
- * points to is replaced and the link kept, as when appending through it); a link to nothing,
- * or an existing device, FIFO, socket or directory, is refused with INTDIM_EIO: renaming
- * over it would replace the node itself (a journal at /dev/null, run as root, would have
- * replaced /dev/null). *target_out: NULL to write path itself, or the resolved path (free
- * with intdim__free). */
+/* The file an atomic write to path must replace. Symbolic links are followed, as opening
+ * the path would: the file at the end of the chain is replaced (or created, for a link to
+ * nothing yet) and the links stay. An existing directory, device, FIFO or socket there is
+ * refused with INTDIM_EIO: renaming over it would replace the node itself (a journal at
+ * /dev/null, run as root, would have replaced /dev/null). *target_out: NULL to write path
+ * itself, or where the links lead (free with intdim__free). */
 int intdim__replace_target(const char *path, char **target_out);
 
 /* Create ".intdim.tmp.<pid>.<n>" in path's directory with O_EXCL (never a file another

@@ -842,16 +842,19 @@ START_TEST(io_errors_and_atomic_write)
 }
 END_TEST
 
-/* A save through a symbolic link replaces the file it points to and keeps the link; a
- * dangling link, a FIFO and a directory are refused (EIO) and left as they were: renaming
- * over them would replace the node itself. */
+/* A save through a symbolic link (or a chain of them) replaces the file at its end and keeps
+ * the links; a link to nothing yet creates the file it names; a FIFO and a directory are
+ * refused (EIO) and left as they were: renaming over them would replace the node itself. */
 START_TEST(links_are_followed_and_special_files_refused)
 {
     rig a;
     rig_open(&a, 5, 0.0f);
-    char target[160], link_path[160], fifo[160], dangling[160], missing[160], sub[160];
+    char target[160], link_path[160], chain[160], fifo[160], dangling[160], missing[160],
+        sub[160], loop[160];
     path_of(target, sizeof target, "target.ckpt");
     path_of(link_path, sizeof link_path, "link.ckpt");
+    path_of(chain, sizeof chain, "chain.ckpt");
+    path_of(loop, sizeof loop, "loop.ckpt");
     path_of(fifo, sizeof fifo, "fifo.ckpt");
     path_of(dangling, sizeof dangling, "dangling.ckpt");
     path_of(missing, sizeof missing, "missing.ckpt");
@@ -866,11 +869,27 @@ START_TEST(links_are_followed_and_special_files_refused)
     ck_assert_int_eq(intdim_trainer_run(a.t, 1, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
     ck_assert_int_eq(intdim_trainer_load(a.t, target), INTDIM_OK); /* the target got the save */
     ck_assert_uint_eq(intdim_trainer_steps_done(a.t), 2);
+    /* a chain: chain.ckpt -> <absolute>/link.ckpt -> target.ckpt */
+    ck_assert_int_eq(symlink(link_path, chain), 0);
+    ck_assert_int_eq(intdim_trainer_run(a.t, 1, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
+    ck_assert_msg(intdim_trainer_save(a.t, chain) == INTDIM_OK, "%s", intdim_last_error());
+    ck_assert_int_eq(lstat(chain, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    ck_assert_int_eq(lstat(link_path, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    ck_assert_int_eq(intdim_trainer_load(a.t, target), INTDIM_OK);
+    ck_assert_uint_eq(intdim_trainer_steps_done(a.t), 3);
+    /* a link to nothing yet: the file it names is created */
+    ck_assert_int_eq(symlink("missing.ckpt", dangling), 0);
+    ck_assert_msg(intdim_trainer_save(a.t, dangling) == INTDIM_OK, "%s", intdim_last_error());
+    ck_assert_int_eq(lstat(dangling, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    ck_assert_int_eq(intdim_trainer_load(a.t, missing), INTDIM_OK);
 
     ck_assert_int_eq(mkfifo(fifo, 0600), 0);
-    ck_assert_int_eq(symlink("missing.ckpt", dangling), 0);
     ck_assert_int_eq(mkdir(sub, 0700), 0);
-    const char *refused[] = {fifo, dangling, sub};
+    ck_assert_int_eq(symlink("loop.ckpt", loop), 0); /* a link to itself */
+    const char *refused[] = {fifo, sub, loop};
     for (size_t i = 0; i < 3; i++) {
         ck_assert_int_eq(intdim_trainer_save(a.t, refused[i]), INTDIM_EIO);
         ck_assert_msg(strstr(intdim_last_error(), "not replaced") != NULL, "%s",
@@ -878,9 +897,6 @@ START_TEST(links_are_followed_and_special_files_refused)
     }
     ck_assert_int_eq(lstat(fifo, &st), 0);
     ck_assert(S_ISFIFO(st.st_mode));
-    ck_assert_int_eq(lstat(dangling, &st), 0);
-    ck_assert(S_ISLNK(st.st_mode));
-    ck_assert_int_eq(access(missing, F_OK), -1);
     ck_assert_int_eq(lstat(sub, &st), 0);
     ck_assert(S_ISDIR(st.st_mode));
     DIR *dir = opendir(g_dir);
@@ -892,6 +908,9 @@ START_TEST(links_are_followed_and_special_files_refused)
     rmdir(sub);
     unlink(fifo);
     unlink(dangling);
+    unlink(loop);
+    unlink(missing);
+    unlink(chain);
     unlink(link_path);
     unlink(target);
     rig_close(&a);
