@@ -419,9 +419,9 @@ INTDIM_API const char *intdim_search_label(const intdim_search *s);
 /* Ask/tell. ask sets *what (INTDIM_ASK_*); for a trial it fills id, d, kind (an
  * intdim_proj_kind; IDENTITY with d = D for baseline trials), said (0/1), lr and seed.
  * tell records a finished trial; trial_status is INTDIM_OK or the trial's failure status
- * (a failed trial counts as metric -inf). Telling an unknown id (any id before the first
- * ask, which makes the plan) -> INTDIM_ENOTFOUND, an id of the plan told twice or never
- * asked -> INTDIM_ESTATE. */
+ * (a failed trial counts as metric -inf). Telling an unknown id (any id before the plan
+ * exists: the first ask or open_journal makes it) -> INTDIM_ENOTFOUND, an id of the plan
+ * told twice or never asked -> INTDIM_ESTATE. */
 INTDIM_API int intdim_search_ask(intdim_search *s, int *what, uint64_t *trial_id, size_t *d,
                                  int *kind, int *said, double *lr, uint64_t *seed);
 INTDIM_API int intdim_search_tell(intdim_search *s, uint64_t trial_id, double train_metric,

@@ -403,7 +403,7 @@ static int proj_param_ok(int param, double value)
 static int projection_is_possible(const ckpt_desc *c)
 {
     uint64_t d_lin = c->said ? c->d - c->n_groups : c->d; /* c->d > n_groups checked first */
-    if (c->said && c->d <= c->n_groups)
+    if (c->said && (c->n_groups == 0 || c->d <= c->n_groups)) /* SAID needs 1 <= m < d */
         return 0;
     if (!proj_param_ok(INTDIM_PROJ_MEMORY_BUDGET, c->memory_budget))
         return 0;
@@ -428,7 +428,7 @@ static int check_values(const ckpt_desc *c, optim_settings *settings, const char
     if (c->kind > INTDIM_PROJ_FASTFOOD || c->said > 1 || c->per_group > 1 ||
         c->log2_block > 32 ||
         (c->log2_block != 0 && (c->kind != INTDIM_PROJ_FASTFOOD || c->per_group)) || c->D == 0 ||
-        c->d == 0 || (c->d > c->D && c->d - c->D > c->n_groups) || c->updates > c->step ||
+        c->d == 0 || c->updates > c->step ||
         c->skipped > c->step || !projection_is_possible(c))
         return refuse_format(path, "inconsistent projection description or counters");
     uint64_t sum = 0;

@@ -61,10 +61,10 @@ int intdim__replace_target(const char *path, char **target_out)
         char text[4096];
         ssize_t n = -1;
         if (!S_ISLNK(st.st_mode))
-            status = intdim__fail(INTDIM_EIO, "%s%s%s is not a regular file (a directory, "
+            status = intdim__fail(INTDIM_EIO, "%s%s%s%s is not a regular file (a directory, "
                                               "device, FIFO or socket): not replaced", p,
-                                  at != NULL ? ", reached through the link " : "",
-                                  at != NULL ? path : "");
+                                  at != NULL ? " (reached through the link " : "",
+                                  at != NULL ? path : "", at != NULL ? ")" : "");
         else if (hop == MAX_LINK_HOPS)
             status = intdim__fail(INTDIM_EIO, "%s: more than %d symbolic links in a row: not "
                                               "replaced", path, MAX_LINK_HOPS);

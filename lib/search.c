@@ -907,8 +907,8 @@ INTDIM_API int intdim_search_tell(intdim_search *s, uint64_t id, double train_me
         return intdim__search_refuse_if_busy(s, "intdim_search_tell");
     if (!s->frozen)
         return intdim__fail(INTDIM_ENOTFOUND, "intdim_search_tell: unknown trial id %llu: no "
-                                              "trial was asked yet (the plan is made at the "
-                                              "first intdim_search_ask)",
+                                              "plan yet (it is made at the first "
+                                              "intdim_search_ask or intdim_search_open_journal)",
                             (unsigned long long)id);
     if (id >= s->n_trials)
         return intdim__fail(INTDIM_ENOTFOUND, "intdim_search_tell: unknown trial id %llu (the "

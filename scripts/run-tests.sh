@@ -5,7 +5,7 @@
 # Usage (fresh Debian 12, as root):  bash scripts/run-tests.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh clang libomp-dev
+bash scripts/install-deps.sh clang libomp-dev libclang-rt-14-dev # the sanitizer runtimes clang links
 
 setup() { # setup DIR [meson options...]: configure once, reconfigure on later runs
   local dir=$1; shift
@@ -49,8 +49,9 @@ meson test -C build-clang --print-errorlogs --num-processes 2 --no-suite slow
 echo "== ThreadSanitizer (clang; OpenMP's barriers made visible to it by LLVM's Archer tool)"
 # Check's forked test cases crash Archer (the children inherit its state), so they run
 # unforked here; each test binary is one process, and any race fails it at once.
-archer=$(find /usr/lib/llvm-*/lib -name libarcher.so 2>/dev/null | sort -V | tail -n1)
-[ -n "$archer" ] || { echo "libarcher.so not found (package libomp-14-dev)"; exit 1; }
+llvm=$(clang -dumpversion | cut -d. -f1) # Archer must match the libomp clang links
+archer=/usr/lib/llvm-$llvm/lib/libarcher.so
+[ -f "$archer" ] || { echo "$archer not found (package libomp-$llvm-dev)"; exit 1; }
 CC=clang setup build-tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false \
   -Dbuildtype=debugoptimized -Dbench=false
 ninja -C build-tsan

@@ -496,8 +496,6 @@ START_TEST(valid_crc_but_invalid_values_are_refused)
         {"D = 0", P_U64, OFF_D, 0, "inconsistent projection description or counters"},
         {"d = 5 > D + groups = 2 + 2", P_U64, OFF_D, 2,
          "inconsistent projection description or counters"},
-        {"SAID's d = 5 > D = 4 (d - groups = 3 would fit)", P_U64, OFF_D, 4,
-         "inconsistent projection description or counters"},
         {"per-group blocks on a dense projection", P_U32, OFF_PER_GROUP, 1,
          "inconsistent projection description or counters"},
         /* creation parameters intdim_proj_create_ex would refuse: a format error, not an
@@ -575,6 +573,19 @@ START_TEST(valid_crc_but_invalid_values_are_refused)
                           intdim_last_error());
         }
     }
+    /* SAID with d = 5 > D = 4 and groups {2, 2} that fit D (d - groups = 3 would fit too):
+     * what intdim_proj_create refuses, so a format error, not a mismatch with the trainer */
+    memcpy(buf, pristine, n);
+    patch_u64(buf, n, OFF_D, 4);
+    patch_u64(buf, n, OFF_GROUPS, 2);
+    patch_u64(buf, n, OFF_GROUPS + 8, 2);
+    write_all(bad, buf, n);
+    ck_assert_int_eq(intdim_trainer_load(b.t, bad), INTDIM_EFORMAT);
+    ck_assert_msg(strstr(intdim_last_error(), "inconsistent projection description") != NULL,
+                  "%s", intdim_last_error());
+    intdim_proj *q = (intdim_proj *)1;
+    ck_assert_int_eq(intdim_checkpoint_proj(&q, bad), INTDIM_EFORMAT);
+    ck_assert_ptr_null(q);
     /* the unpatched file is accepted by the same trainer: the refusals were the values' */
     ck_assert_int_eq(intdim_trainer_load(b.t, good), INTDIM_OK);
     ck_assert_uint_eq(intdim_trainer_steps_done(b.t), 4);

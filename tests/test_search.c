@@ -320,7 +320,7 @@ START_TEST(ask_tell_misuse_gives_status)
     size_t d;
     double lr;
     ck_assert_int_eq(intdim_search_tell(s, 0, 0, 1, 1, 0, 0), INTDIM_ENOTFOUND); /* no plan */
-    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "no trial was asked yet"));
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "no plan yet"));
     ck_assert_int_eq(intdim_search_ask(s, &what, &id, &d, &kind, &said, &lr, NULL),
                      INTDIM_EINVAL);
     ck_assert_int_eq(intdim_search_ask(s, &what, &id, &d, &kind, &said, &lr, &seed), INTDIM_OK);
