@@ -766,7 +766,8 @@ static int same_header(const char *path, const char *text, const line *lines, si
         if (n != ours_n || memcmp(ours, lines[i].start, n) != 0)
             return header_mismatch(path, i, lines[i].start, n, ours, ours_n, ours_name);
     }
-    return intdim__fail(INTDIM_EMISMATCH, "journal %s was written by another search", path);
+    return intdim__fail(INTDIM_EMISMATCH, "journal %s was written by another search than %s",
+                        path, ours_name);
 }
 
 /* Validate an existing journal against s's header and replay its rows. */

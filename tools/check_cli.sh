@@ -130,22 +130,34 @@ for opts in "--seeds  -1" "--toy-seed  -1" "--steps 0" "--steps 10x" "--d-list 5
   grep -q -- "$1" "$dir/opt.err" || fail "run-toy $opts: the message does not name the option: $(cat "$dir/opt.err")"
 done
 # values the library refuses are bad options too: exit 2, naming the option and the library's bound
+limit=""; command -v timeout > /dev/null && limit="timeout 60" # if --steps 2^53+1 were accepted, it would run for ever
 for opts in "--lrs 1e10" "--fraction 1.5" "--seeds 0" "--block 3" "--d-min 0" "--bootstrap 2000000" \
             "--d-list 0,5" "--base-seed 9007199254740993" "--steps 9007199254740993"; do
   set -- $opts
-  timeout 60 "$intdim" run-toy --quiet --n-d 2 "$@" > "$dir/opt.out" 2> "$dir/opt.err" # accepted, 2^53 steps would run for ever
+  $limit "$intdim" run-toy --quiet --n-d 2 "$@" > "$dir/opt.out" 2> "$dir/opt.err"
   rc=$?
   [ $rc -eq 2 ] || fail "run-toy $opts: exit $rc, not 2"
   grep -q -- "$1" "$dir/opt.err" || fail "run-toy $opts: the message does not name the option: $(cat "$dir/opt.err")"
   [ ! -s "$dir/opt.out" ] || fail "run-toy $opts: printed before refusing"
 done
-grep -q 'INTDIM_SEARCH_STEPS\|bad value' "$dir/opt.err" || fail "--steps 2^53+1: $(cat "$dir/opt.err")"
 "$intdim" run-toy --quiet --seeds 1 --n-d 2 --lrs 1e10 > /dev/null 2> "$dir/opt.err"
 grep -q 'INTDIM_TRAIN_LR' "$dir/opt.err" || fail "--lrs 1e10: $(cat "$dir/opt.err")"
+# options fine alone but not together: exit 2 with the library's reason, before anything runs
+for opts in "--d-min 5 --d-max 3" "--said --d-list 5,20"; do
+  "$intdim" run-toy --quiet $opts > "$dir/opt.out" 2> "$dir/opt.err"
+  rc=$?
+  [ $rc -eq 2 ] || fail "run-toy $opts: exit $rc, not 2"
+  grep -q 'these options do not make a search: .*\(empty\|SAID needs\)' "$dir/opt.err" || fail "run-toy $opts: $(cat "$dir/opt.err")"
+  [ ! -s "$dir/opt.out" ] || fail "run-toy $opts: printed before refusing"
+done
+# the toy problem's seed is the problem's, not the library's: any 64-bit value
+"$intdim" run-toy --quiet --seeds 1 --n-d 2 --steps 5 --toy-seed 18446744073709551615 > "$dir/opt.out" 2> "$dir/opt.err" \
+  || fail "--toy-seed 2^64-1 refused: $(cat "$dir/opt.err")"
 for v in "+5" " 5" "-1" "5x"; do
   "$intdim" report "$dir/full.journal" --bootstrap "$v" > "$dir/opt.out" 2> "$dir/opt.err"
   rc=$?
   [ $rc -eq 2 ] || fail "report --bootstrap '$v': exit $rc, not 2"
+  grep -q -- '--bootstrap needs a whole number' "$dir/opt.err" || fail "report --bootstrap '$v': $(cat "$dir/opt.err")"
   [ ! -s "$dir/opt.out" ] || fail "report --bootstrap '$v': printed before refusing"
 done
 # the toy problem's seed is journaled (as the search's label): another one does not resume

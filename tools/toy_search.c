@@ -33,16 +33,26 @@ void toy_options_usage(FILE *out)
 
 /* A whole number written with digits only: strtoull alone would take " -1" (leading
  * space, then a sign it wraps to 2^64 - 1) or "12x". */
-int toy_parse_count(const char *s, size_t *v)
+/* Digits only, at most max. */
+static int parse_digits(const char *s, unsigned long long max, unsigned long long *v)
 {
     if (s[0] < '0' || s[0] > '9')
         return -1;
     char *end;
     errno = 0;
     unsigned long long x = strtoull(s, &end, 10);
-    /* every count and seed reaches the library as a double, exact only up to 2^53: a larger
-     * one would be rounded silently */
-    if (errno != 0 || *end != '\0' || x > SIZE_MAX || x > (1ULL << 53))
+    if (errno != 0 || *end != '\0' || x > max)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+int toy_parse_count(const char *s, size_t *v)
+{
+    /* every count and seed of the search reaches the library as a double, exact only up to
+     * 2^53: a larger one would be rounded silently */
+    unsigned long long x;
+    if (parse_digits(s, SIZE_MAX < (1ULL << 53) ? SIZE_MAX : (1ULL << 53), &x) != 0)
         return -1;
     *v = (size_t)x;
     return 0;
@@ -169,10 +179,15 @@ static int parse_one(toy_options *o, const char *opt, const char *val)
         return parse_num(val, &o->fraction);
     } else if (strcmp(opt, "--baseline") == 0) {
         return parse_num(val, &o->baseline);
-    } else if (strcmp(opt, "--base-seed") == 0 || strcmp(opt, "--toy-seed") == 0) {
+    } else if (strcmp(opt, "--base-seed") == 0) {
         if (toy_parse_count(val, &n) != 0)
             return -1;
-        *(opt[2] == 'b' ? &o->base_seed : &o->toy_seed) = n;
+        o->base_seed = n;
+    } else if (strcmp(opt, "--toy-seed") == 0) { /* the problem's own: any 64-bit seed */
+        unsigned long long seed;
+        if (parse_digits(val, UINT64_MAX, &seed) != 0)
+            return -1;
+        o->toy_seed = seed;
     } else if (strcmp(opt, "--bootstrap") == 0) {
         return toy_parse_count(val, &o->bootstrap);
     } else if (strcmp(opt, "--journal") == 0) {
@@ -259,13 +274,23 @@ int toy_options_parse_to(toy_options *o, int argc, char **argv, int first, FILE 
     intdim_search *probe;
     const char *option = NULL;
     int rc = create_search(o, &probe, &option);
-    if (rc == INTDIM_OK) {
-        intdim_search_destroy(probe);
-    } else if (rc == INTDIM_EINVAL && option != NULL) {
+    if (rc == INTDIM_EINVAL && option != NULL) {
         report(err, "intdim: bad value for %s: %s\n", option, intdim_last_error());
         return -1;
     }
-    return 0;
+    if (rc != INTDIM_OK)
+        return 0; /* not the options' fault (memory): creating the search again will say */
+    /* values each fine alone but not together (an empty d grid, SAID's d not above the
+     * groups) are refused when the plan is made, at the first ask: make it here */
+    int what, kind, said;
+    uint64_t id, seed;
+    size_t d;
+    double lr;
+    rc = intdim_search_ask(probe, &what, &id, &d, &kind, &said, &lr, &seed);
+    if (rc == INTDIM_EINVAL)
+        report(err, "intdim: these options do not make a search: %s\n", intdim_last_error());
+    intdim_search_destroy(probe);
+    return rc == INTDIM_EINVAL ? -1 : 0;
 }
 
 int toy_options_parse(toy_options *o, int argc, char **argv, int first)
