@@ -76,7 +76,7 @@ int intdim__replace_target(const char *path, char **target_out)
             text[n] = '\0';
             next = link_destination(p, text);
             if (next == NULL)
-                status = intdim__fail_nomem("the symbolic link's target name", strlen(p) + (size_t)n);
+                status = intdim__fail_nomem("the symbolic link's target", strlen(p) + (size_t)n);
         }
         intdim__free(at);
         if (status != INTDIM_OK)

@@ -520,9 +520,9 @@ static const search_trial *seed_trial(const intdim_search *s, size_t point, size
 
 /* Mean and sample standard deviation of the finished seeds' finite metrics when the
  * plain sums overflow (metrics near DBL_MAX are finite and accepted): the mean, if it
- * overflowed, as a sum of x / n; the deviations halved and scaled by their largest. The sd is +inf only when
- * it really exceeds DBL_MAX. Only reached when the plain sums overflowed, so every
- * ordinary result keeps its bits. */
+ * overflowed, as a sum of x / n; the deviations halved and scaled by their largest. The
+ * sd is +inf only when it really exceeds DBL_MAX. Only reached when the plain sums
+ * overflowed, so every ordinary result keeps its bits. */
 static void stats_without_overflow(const intdim_search *s, size_t point, size_t lr_index,
                                    const size_t *resample, lr_stat *st)
 {

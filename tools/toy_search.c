@@ -201,8 +201,9 @@ static int parse_one(toy_options *o, const char *opt, const char *val)
         if (slash == NULL)
             return -1;
         *slash = '\0';
-        if (toy_parse_count(buf, &o->shard_index) != 0 || toy_parse_count(slash + 1, &o->shard_count) != 0 ||
-            o->shard_count == 0 || o->shard_index >= o->shard_count)
+        if (toy_parse_count(buf, &o->shard_index) != 0 ||
+            toy_parse_count(slash + 1, &o->shard_count) != 0 || o->shard_count == 0 ||
+            o->shard_index >= o->shard_count)
             return -1;
     } else {
         return -2;
