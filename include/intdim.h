@@ -189,11 +189,13 @@ INTDIM_API int intdim_proj_init_theta(const intdim_proj *p, float *theta_d);
 
 /* delta_D = P(theta_d). Thread-safe on a const handle; deterministic bit for bit from the
  * seed whatever the thread count or kernel (DENSE: for a given BLAS build and CPU, since
- * its sgemv kernel is chosen per CPU; docs/math.md). */
+ * its sgemv kernel is chosen per CPU; docs/math.md). delta_D must not overlap theta_d
+ * (INTDIM_EINVAL). */
 INTDIM_API int intdim_proj_apply(const intdim_proj *p, const float *theta_d, float *delta_D);
 
 /* g_d = (d delta / d theta_d)^T g_D: the exact adjoint P^T g_D for linear kinds (theta_d
- * is then ignored and may be NULL); for SAID also the scales' gradients. Thread-safe. */
+ * is then ignored and may be NULL); for SAID also the scales' gradients. Thread-safe. g_d
+ * must not overlap g_D, nor theta_d for SAID (INTDIM_EINVAL). */
 INTDIM_API int intdim_proj_vjp(const intdim_proj *p, const float *theta_d, const float *g_D,
                                float *g_d);
 

@@ -119,6 +119,14 @@ int intdim__thread_num(void);
     INTDIM_FOR_SCHEDULE(nt, cond, INTDIM_OMP_ROUND_ROBIN, i, n, __VA_ARGS__)
 
 /* ---- misc --------------------------------------------------------------------------- */
+/* Do the n_a floats at a and the n_b floats at b share any memory? (An output that
+ * overlaps an input is refused: the kernels read inputs after writing outputs.) */
+static inline int intdim__floats_overlap(const float *a, size_t n_a, const float *b, size_t n_b)
+{
+    uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return n_a > 0 && n_b > 0 && x < y + n_b * sizeof(float) && y < x + n_a * sizeof(float);
+}
+
 /* Smallest power of two >= n (n >= 1), computed with integers; 0 if it would overflow. */
 uint64_t intdim__next_pow2(uint64_t n);
 /* n is a power of two (1, 2, 4, ...). */

@@ -792,6 +792,8 @@ INTDIM_API int intdim_proj_apply(const intdim_proj *p, const float *theta_d, flo
 {
     if (p == NULL || theta_d == NULL || delta_D == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_proj_apply: NULL p, theta_d or delta_D");
+    if (intdim__floats_overlap(theta_d, p->d, delta_D, p->D))
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_apply: delta_D overlaps theta_d");
     return project(p, theta_d, NULL, delta_D, NULL);
 }
 
@@ -842,6 +844,10 @@ INTDIM_API int intdim_proj_vjp(const intdim_proj *p, const float *theta_d, const
     if (p->said && theta_d == NULL)
         return intdim__fail(INTDIM_EINVAL, "intdim_proj_vjp: theta_d is NULL but a SAID "
                                            "projection needs it for the scales' gradients");
+    if (intdim__floats_overlap(g_d, p->d, g_D, p->D) ||
+        (p->said && intdim__floats_overlap(g_d, p->d, theta_d, p->d)))
+        return intdim__fail(INTDIM_EINVAL, "intdim_proj_vjp: g_d overlaps %s",
+                            intdim__floats_overlap(g_d, p->d, g_D, p->D) ? "g_D" : "theta_d");
     return pull_back(p, theta_d, g_D, NULL, g_d);
 }
 

@@ -28,14 +28,19 @@ static int check_create_args(intdim_trainer **out, const intdim_proj *p, const f
                             p == NULL ? "the projection" : theta == NULL ? "theta" : "grad_fn");
     if (flags & ~INTDIM_TRAINER_BORROW_THETA0)
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: unknown flags 0x%x", flags);
-    if ((flags & INTDIM_TRAINER_BORROW_THETA0) && theta0 == theta)
-        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: cannot borrow theta0 when it "
-                                           "is the host buffer the trainer overwrites");
-    if (grad != NULL && (grad == theta || grad == theta0))
-        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: grad must not be the %s "
-                                           "buffer", grad == theta ? "theta" : "theta0");
-    if (intdim_proj_D(p) == 0 || intdim_proj_d(p) == 0)
+    size_t D = intdim_proj_D(p);
+    if (D == 0 || intdim_proj_d(p) == 0)
         return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: the projection is empty");
+    /* whole buffers compared, not their first addresses: a grad a few floats past theta in
+     * one allocation would be overwritten by each theta the trainer writes */
+    if ((flags & INTDIM_TRAINER_BORROW_THETA0) && intdim__floats_overlap(theta0, D, theta, D))
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: cannot borrow theta0 when it "
+                                           "overlaps the host buffer theta the trainer overwrites");
+    if (grad != NULL && (intdim__floats_overlap(grad, D, theta, D) ||
+                         (theta0 != NULL && intdim__floats_overlap(grad, D, theta0, D))))
+        return intdim__fail(INTDIM_EINVAL, "intdim_trainer_create: grad must not overlap the %s "
+                                           "buffer",
+                            intdim__floats_overlap(grad, D, theta, D) ? "theta" : "theta0");
     return INTDIM_OK;
 }
 

@@ -984,6 +984,17 @@ START_TEST(test_bad_call_arguments)
     ck_assert_int_eq(intdim_proj_vjp(p, theta, g, NULL), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_proj_vjp(p, NULL, g, gd), INTDIM_EINVAL); /* SAID needs theta */
     ck_assert_ptr_nonnull(strstr(intdim_last_error(), "theta_d is NULL"));
+    /* an output overlapping an input, even by one float (the kernels read inputs after
+     * writing outputs: sparse apply and vjp gave wrong numbers in place) */
+    ck_assert_int_eq(intdim_proj_apply(p, y + 90, y), INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "delta_D overlaps theta_d"));
+    ck_assert_int_eq(intdim_proj_apply(p, y + 99, y), INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_proj_vjp(p, theta, g, g + 95), INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "g_d overlaps g_D"));
+    ck_assert_int_eq(intdim_proj_vjp(p, theta, g, theta), INTDIM_EINVAL); /* SAID reads it */
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "g_d overlaps theta_d"));
+    ck_assert_int_eq(intdim_proj_apply(p, g, y), INTDIM_OK); /* adjacent is fine */
+    ck_assert_int_eq(intdim_proj_vjp(p, theta, y, gd), INTDIM_OK);
     ck_assert_int_eq(intdim_proj_init_theta(p, NULL), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_proj_init_theta(NULL, theta), INTDIM_EINVAL);
 

@@ -835,6 +835,26 @@ START_TEST(settings_and_arguments)
                                            &r.q), INTDIM_EINVAL);
     ck_assert_int_eq(intdim_trainer_create(&t, r.p, r.theta, r.theta0, r.theta0, 0, quad_grad,
                                            &r.q), INTDIM_EINVAL);
+    /* buffers that only partly overlap, in one allocation: refused as well */
+    size_t D = intdim_proj_D(r.p);
+    float *big = calloc(2 * D, sizeof(float));
+    ck_assert_int_eq(intdim_trainer_create(&t, r.p, big, r.theta0, big + D - 1, 0, quad_grad,
+                                           &r.q), INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "grad must not overlap the theta"));
+    ck_assert_int_eq(intdim_trainer_create(&t, r.p, big + 4, NULL, big, 0, quad_grad, &r.q),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_create(&t, r.p, big, big + 4, NULL,
+                                           INTDIM_TRAINER_BORROW_THETA0, quad_grad, &r.q),
+                     INTDIM_EINVAL);
+    ck_assert_int_eq(intdim_trainer_create(&t, r.p, r.theta, big + 1, big + D,
+                                           INTDIM_TRAINER_BORROW_THETA0, quad_grad, &r.q),
+                     INTDIM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(intdim_last_error(), "grad must not overlap the theta0"));
+    /* side by side is fine */
+    ck_assert_int_eq(intdim_trainer_create(&t, r.p, big, NULL, big + D, 0, quad_grad, &r.q),
+                     INTDIM_OK);
+    intdim_trainer_destroy(t);
+    free(big);
     rig_close(&r);
 }
 END_TEST

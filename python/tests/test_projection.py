@@ -69,6 +69,22 @@ def test_out_parameter_is_written_in_place():
         assert np.array_equal(g_out, p.vjp(out))
 
 
+@pytest.mark.parametrize("kind", ["identity", "dense", "sparse", "fastfood"])
+def test_out_overlapping_the_input_is_refused(kind):
+    # in place, dense and sparse gave wrong numbers and identity a memcpy over itself
+    D = d = 64
+    with intdim.Projection(kind, D, d, seed=3) as p:
+        buf = rand(D + 4, 5)
+        with pytest.raises(intdim.IntdimError, match="delta_D overlaps theta_d"):
+            p.apply(buf[:d], out=buf[:D])
+        with pytest.raises(intdim.IntdimError, match="delta_D overlaps theta_d"):
+            p.apply(buf[4:4 + d], out=buf[:D])
+        with pytest.raises(intdim.IntdimError, match="g_d overlaps g_D"):
+            p.vjp(buf[:D], out=buf[4:4 + d])
+        expect = p.apply(buf[:d].copy())
+        assert np.array_equal(p.apply(buf[:d], out=np.empty(D, np.float32)), expect)
+
+
 def test_description():
     with intdim.Projection("sparse", 1000, 50, seed=11) as p:
         assert (p.D, p.d, p.kind, p.seed, p.n_scales) == (1000, 50, "sparse", 11, 0)
