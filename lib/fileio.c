@@ -85,6 +85,19 @@ int intdim__replace_target(const char *path, char **target_out)
     }
 }
 
+/* The file that replaces an existing one keeps its permissions (a private 0600 checkpoint
+ * must not become world-readable) and, where the writer may set them (root, or a group it
+ * belongs to), its owner and group. Best effort: what cannot be kept is the writer's. */
+static void keep_mode_and_owner(int fd, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return;
+    (void)fchmod(fd, st.st_mode & 0777);
+    if (fchown(fd, st.st_uid, st.st_gid) != 0)
+        (void)fchown(fd, (uid_t)-1, st.st_gid);
+}
+
 int intdim__open_temp(const char *path, char **tmp_out, int *fd_out)
 {
     /* In the target's directory (rename must not cross file systems), under a short name of
@@ -100,12 +113,14 @@ int intdim__open_temp(const char *path, char **tmp_out, int *fd_out)
         snprintf(tmp, len, "%.*s.intdim.tmp.%ld.%u", dir_len, path, (long)getpid(), counter++);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd >= 0) {
+            keep_mode_and_owner(fd, path);
             *tmp_out = tmp;
             *fd_out = fd;
             return INTDIM_OK;
         }
         if (errno != EEXIST) {
-            int status = intdim__fail(INTDIM_EIO, "creating %s: %s", tmp, strerror(errno));
+            int status = intdim__fail(INTDIM_EIO, "writing %s: creating its temporary file %s: %s",
+                                      path, tmp, strerror(errno));
             intdim__free(tmp);
             return status;
         }
@@ -144,6 +159,10 @@ int intdim__sync_parent_dir(const char *path)
         dir = dir_buf;
     }
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* a directory we may write but not read (mode 0733) cannot be opened to be fsynced: the
+     * rename is done and the file complete, as when the file system cannot fsync directories */
+    if (fd < 0 && errno == EACCES)
+        return INTDIM_OK;
     if (fd < 0)
         return intdim__fail(INTDIM_EIO, "opening directory %s to fsync: %s", dir, strerror(errno));
     int rc = fsync(fd);

@@ -918,6 +918,19 @@ START_TEST(links_are_followed_and_special_files_refused)
     closedir(dir);
     rmdir(sub);
     unlink(fifo);
+    /* the file that replaces an existing one keeps its permissions and (run as root, who
+     * may set them) its owner and group */
+    ck_assert_int_eq(chmod(target, 0600), 0);
+    int as_root = geteuid() == 0;
+    if (as_root)
+        ck_assert_int_eq(chown(target, 65534, 65534), 0);
+    ck_assert_int_eq(intdim_trainer_save(a.t, link_path), INTDIM_OK);
+    ck_assert_int_eq(stat(target, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    if (as_root) {
+        ck_assert_uint_eq(st.st_uid, 65534);
+        ck_assert_uint_eq(st.st_gid, 65534);
+    }
     unlink(dangling);
     unlink(loop);
     unlink(missing);
