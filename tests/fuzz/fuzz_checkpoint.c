@@ -118,11 +118,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t Dp = intdim_proj_D(p), dp = intdim_proj_d(p);
     if (Dp <= 4096) { /* a described projection may be legitimately large: skip those */
         float *x = calloc(dp, sizeof(float)), *y = calloc(Dp, sizeof(float));
-        if (x != NULL && y != NULL && intdim_proj_init_theta(p, x) == INTDIM_OK &&
-            (intdim_proj_apply(p, x, y) != INTDIM_OK || intdim_proj_vjp(p, x, y, x) != INTDIM_OK))
+        float *g = calloc(dp, sizeof(float)); /* vjp's output must not overlap theta_d */
+        if (x != NULL && y != NULL && g != NULL && intdim_proj_init_theta(p, x) == INTDIM_OK &&
+            (intdim_proj_apply(p, x, y) != INTDIM_OK || intdim_proj_vjp(p, x, y, g) != INTDIM_OK))
             abort();
         free(x);
         free(y);
+        free(g);
     }
     intdim_proj_destroy(p);
     return 0;
