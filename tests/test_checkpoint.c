@@ -770,6 +770,17 @@ START_TEST(projection_from_tables_resumes)
 }
 END_TEST
 
+/* No ".intdim.tmp.*" file is left in the test directory. */
+static void assert_no_temporary_file(void)
+{
+    DIR *dir = opendir(g_dir);
+    ck_assert_ptr_nonnull(dir);
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL)
+        ck_assert_msg(strstr(e->d_name, ".tmp.") == NULL, "left over: %s", e->d_name);
+    closedir(dir);
+}
+
 START_TEST(io_errors_and_atomic_write)
 {
     rig a;
@@ -798,12 +809,7 @@ START_TEST(io_errors_and_atomic_write)
     ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_OK);
     ck_assert_int_eq(intdim_trainer_run(a.t, 2, NULL, NULL, NULL, NULL, NULL), INTDIM_OK);
     ck_assert_int_eq(intdim_trainer_save(a.t, path), INTDIM_OK);
-    DIR *dir = opendir(g_dir);
-    ck_assert_ptr_nonnull(dir);
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL)
-        ck_assert_msg(strstr(e->d_name, ".tmp.") == NULL, "left over: %s", e->d_name);
-    closedir(dir);
+    assert_no_temporary_file();
     ck_assert_int_eq(intdim_trainer_load(a.t, path), INTDIM_OK);
     ck_assert_uint_eq(intdim_trainer_steps_done(a.t), 2);
 
@@ -829,11 +835,7 @@ START_TEST(io_errors_and_atomic_write)
         unsigned char *after = read_all(path, &n_after);
         ck_assert_uint_eq(n_after, n_before);
         ck_assert(memcmp(before, after, n_before) == 0);
-        dir = opendir(g_dir);
-        ck_assert_ptr_nonnull(dir);
-        while ((e = readdir(dir)) != NULL)
-            ck_assert_msg(strstr(e->d_name, ".tmp.") == NULL, "left over: %s", e->d_name);
-        closedir(dir);
+        assert_no_temporary_file();
         free(after);
         free(before);
     }
@@ -910,12 +912,7 @@ START_TEST(links_are_followed_and_special_files_refused)
     ck_assert(S_ISFIFO(st.st_mode));
     ck_assert_int_eq(lstat(sub, &st), 0);
     ck_assert(S_ISDIR(st.st_mode));
-    DIR *dir = opendir(g_dir);
-    ck_assert_ptr_nonnull(dir);
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL)
-        ck_assert_msg(strstr(e->d_name, ".tmp.") == NULL, "left over: %s", e->d_name);
-    closedir(dir);
+    assert_no_temporary_file();
     rmdir(sub);
     unlink(fifo);
     /* the file that replaces an existing one keeps its permissions and (run as root, who
