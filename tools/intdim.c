@@ -289,13 +289,12 @@ static int cmd_report(int argc, char **argv)
             size_t n = 0;
             double lo, hi;
             intdim_search_param_bounds(INTDIM_SEARCH_BOOTSTRAP, &lo, &hi);
-            int bad = toy_parse_count(v, &n) != 0 || (double)n < lo || (double)n > hi;
-            bootstrap = bad ? 0 : (long)n;
-            if (bad) {
+            if (toy_parse_count(v, &n) != 0 || (double)n < lo || (double)n > hi) {
                 fprintf(stderr, "intdim: --bootstrap needs a whole number in [%.0f, %.0f], not "
                                 "'%s'\n", lo, hi, v);
                 return 2;
             }
+            bootstrap = (long)n;
         } else {
             fprintf(stderr, "intdim: unknown report option %s\n", argv[i]);
             return 2;
